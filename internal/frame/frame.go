@@ -1,0 +1,122 @@
+package frame
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Format is a raw video format name as GStreamer spells it.
+type Format string
+
+// Formats gstcapture can emit.
+const (
+	BGR   Format = "BGR"
+	RGB   Format = "RGB"
+	I420  Format = "I420"
+	NV12  Format = "NV12"
+	GRAY8 Format = "GRAY8"
+)
+
+// Formats lists every supported format, for validation messages.
+var Formats = []Format{BGR, RGB, I420, NV12, GRAY8}
+
+// ParseFormat returns the Format named s, or an error naming the valid ones.
+func ParseFormat(s string) (Format, error) {
+	for _, f := range Formats {
+		if string(f) == s {
+			return f, nil
+		}
+	}
+	return "", fmt.Errorf("unknown format %q (want one of BGR, RGB, I420, NV12, GRAY8)", s)
+}
+
+// CaptureSource says where a frame's capture time came from.
+type CaptureSource string
+
+const (
+	// SourceRTCP means the camera's RTCP sender reports (NTP) gave the time.
+	SourceRTCP CaptureSource = "rtcp"
+	// SourceArrival means the time the frame reached the appsink.
+	SourceArrival CaptureSource = "arrival"
+)
+
+// Frame is one decoded picture. Data is a view into GStreamer memory, valid
+// only until Release is called; whoever holds the frame last must call it.
+type Frame struct {
+	CameraID      string
+	Seq           uint64
+	CaptureTime   time.Time
+	CaptureSource CaptureSource
+	// SinkTime is when the frame left the appsink (monotonic clock reading),
+	// used for appsink → Redis latency.
+	SinkTime time.Time
+	PTS      time.Duration // -1 when the buffer had none
+	Width    int
+	Height   int
+	Stride   int // bytes per row of the first plane
+	Format   Format
+	Data     []byte
+	// Corrupt is set when the decoder flagged the buffer as corrupted.
+	Corrupt bool
+	// TraceParent and TraceState carry W3C trace context for the frame.
+	TraceParent string
+	TraceState  string
+
+	released atomic.Bool
+	release  func()
+}
+
+// SetRelease installs the function that gives the pixels back.
+func (f *Frame) SetRelease(fn func()) { f.release = fn }
+
+// Release gives the pixels back to GStreamer. It is safe to call more than
+// once and on a nil frame; only the first call has an effect.
+func (f *Frame) Release() {
+	if f == nil || !f.released.CompareAndSwap(false, true) {
+		return
+	}
+	f.Data = nil
+	if f.release != nil {
+		f.release()
+		f.release = nil
+	}
+}
+
+// Released reports whether Release has run.
+func (f *Frame) Released() bool { return f.released.Load() }
+
+// Reset clears a frame for reuse from a pool.
+func (f *Frame) Reset() {
+	*f = Frame{}
+}
+
+func roundUp4(n int) int { return (n + 3) &^ 3 }
+func roundUp2(n int) int { return (n + 1) &^ 1 }
+
+// Layout returns the stride of the first plane and the total size in bytes
+// of a frame with GStreamer's default (unpadded, 4-byte row aligned) layout,
+// which is what videoconvert produces in system memory.
+func Layout(f Format, width, height int) (stride, size int, err error) {
+	if width <= 0 || height <= 0 {
+		return 0, 0, fmt.Errorf("invalid size %dx%d", width, height)
+	}
+	switch f {
+	case BGR, RGB:
+		stride = roundUp4(width * 3)
+		return stride, stride * height, nil
+	case GRAY8:
+		stride = roundUp4(width)
+		return stride, stride * height, nil
+	case I420:
+		stride = roundUp4(width)
+		cstride := roundUp4(roundUp2(width) / 2)
+		ch := roundUp2(height) / 2
+		return stride, stride*height + 2*cstride*ch, nil
+	case NV12:
+		stride = roundUp4(width)
+		ch := roundUp2(height) / 2
+		return stride, stride*height + stride*ch, nil
+	}
+	return 0, 0, fmt.Errorf("unknown format %q", f)
+}

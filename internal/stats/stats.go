@@ -1,0 +1,265 @@
+package stats
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DropReason says why a captured frame was not published.
+type DropReason int
+
+// Drop reasons. Keep Reasons in the same order.
+const (
+	DropBlack        DropReason = iota // validation: black frame
+	DropUniform                        // validation: uniform (grey/green) frame
+	DropFrozen                         // validation: same picture for too long
+	DropSize                           // validation: buffer size does not match caps
+	DropCorrupt                        // decoder flagged the frame corrupted
+	DropRingOverflow                   // ring full, oldest frame discarded
+	DropRedisError                     // XADD failed
+	DropShutdown                       // still queued when the shutdown deadline passed
+	numReasons
+)
+
+var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown"}
+
+// String returns the metric label value of the reason.
+func (r DropReason) String() string {
+	if r < 0 || r >= numReasons {
+		return "unknown"
+	}
+	return reasonNames[r]
+}
+
+// Reasons lists every drop reason in label order.
+func Reasons() []DropReason {
+	out := make([]DropReason, numReasons)
+	for i := range out {
+		out[i] = DropReason(i)
+	}
+	return out
+}
+
+// State is a camera's connection state.
+type State string
+
+// Camera states. Streaming is the only state in which frames flow.
+const (
+	StateStarting     State = "starting"
+	StateConnecting   State = "connecting"
+	StateStreaming    State = "streaming"
+	StateStalled      State = "stalled"
+	StateBackoff      State = "backoff"
+	StateUnauthorized State = "unauthorized"
+	StateError        State = "error"
+	StateStopped      State = "stopped"
+)
+
+// States lists every state, for one metric series per state.
+var States = []State{StateStarting, StateConnecting, StateStreaming, StateStalled, StateBackoff, StateUnauthorized, StateError, StateStopped}
+
+// Camera is one camera's live counters. Hot-path fields are atomics so the
+// streaming thread never takes a lock.
+type Camera struct {
+	ID string
+
+	Captured  atomic.Uint64
+	Published atomic.Uint64
+	dropped   [numReasons]atomic.Uint64
+
+	LastFrameUnixNano atomic.Int64
+	Reconnects        atomic.Uint64
+	Frozen            atomic.Uint64 // pipelines abandoned because teardown missed its deadline
+
+	mu         sync.Mutex
+	state      State
+	since      time.Time
+	lastError  string
+	decoder    string
+	codec      string
+	latencySrc string
+	fps        fpsMeter
+}
+
+// NewCamera returns counters for camera id in the starting state.
+func NewCamera(id string) *Camera {
+	return &Camera{ID: id, state: StateStarting, since: time.Now()}
+}
+
+// Drop counts n frames dropped for reason r.
+func (c *Camera) Drop(r DropReason, n uint64) { c.dropped[r].Add(n) }
+
+// Dropped returns the number of frames dropped for reason r.
+func (c *Camera) Dropped(r DropReason) uint64 { return c.dropped[r].Load() }
+
+// DroppedTotal sums drops over every reason.
+func (c *Camera) DroppedTotal() uint64 {
+	var t uint64
+	for i := range c.dropped {
+		t += c.dropped[i].Load()
+	}
+	return t
+}
+
+// FrameCaptured records one frame out of the appsink at now.
+func (c *Camera) FrameCaptured(now time.Time) {
+	c.Captured.Add(1)
+	c.LastFrameUnixNano.Store(now.UnixNano())
+	c.mu.Lock()
+	c.fps.add(now)
+	c.mu.Unlock()
+}
+
+// SetState moves the camera to s with the error text (already redacted)
+// that caused it, and reports whether the state changed.
+func (c *Camera) SetState(s State, errText string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed := c.state != s
+	if changed {
+		c.state = s
+		c.since = time.Now()
+	}
+	if errText != "" || s == StateStreaming {
+		c.lastError = errText
+	}
+	return changed
+}
+
+// SetDecoder records which codec and decoder element the camera runs.
+func (c *Camera) SetDecoder(codec, decoder string) {
+	c.mu.Lock()
+	c.codec, c.decoder = codec, decoder
+	c.mu.Unlock()
+}
+
+// SetLatencySource records where capture timestamps come from.
+func (c *Camera) SetLatencySource(src string) {
+	c.mu.Lock()
+	c.latencySrc = src
+	c.mu.Unlock()
+}
+
+// Snapshot is a consistent copy of a camera's status for health and the API.
+type Snapshot struct {
+	ID                  string            `json:"id"`
+	State               State             `json:"state"`
+	StateSince          time.Time         `json:"state_since"`
+	FPS                 float64           `json:"fps"`
+	LastFrameAgeSeconds *float64          `json:"last_frame_age_seconds"`
+	Captured            uint64            `json:"frames_captured"`
+	Published           uint64            `json:"frames_published"`
+	Dropped             map[string]uint64 `json:"frames_dropped"`
+	Reconnects          uint64            `json:"reconnects"`
+	Frozen              uint64            `json:"frozen_pipelines"`
+	Codec               string            `json:"codec,omitempty"`
+	Decoder             string            `json:"decoder,omitempty"`
+	LastError           string            `json:"last_error,omitempty"`
+	LatencySource       string            `json:"latency_source,omitempty"`
+}
+
+// Snapshot copies the camera's status at now.
+func (c *Camera) Snapshot(now time.Time) Snapshot {
+	s := Snapshot{
+		ID:         c.ID,
+		Captured:   c.Captured.Load(),
+		Published:  c.Published.Load(),
+		Reconnects: c.Reconnects.Load(),
+		Frozen:     c.Frozen.Load(),
+		Dropped:    make(map[string]uint64, numReasons),
+	}
+	for i := range c.dropped {
+		if v := c.dropped[i].Load(); v > 0 {
+			s.Dropped[DropReason(i).String()] = v
+		}
+	}
+	if last := c.LastFrameUnixNano.Load(); last > 0 {
+		age := now.Sub(time.Unix(0, last)).Seconds()
+		s.LastFrameAgeSeconds = &age
+	}
+	c.mu.Lock()
+	s.State, s.StateSince = c.state, c.since
+	s.LastError, s.Codec, s.Decoder, s.LatencySource = c.lastError, c.codec, c.decoder, c.latencySrc
+	s.FPS = c.fps.rate(now)
+	c.mu.Unlock()
+	return s
+}
+
+// State returns the current state.
+func (c *Camera) State() State {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.state
+}
+
+// fpsMeter counts frames in one-second buckets over the last few seconds.
+type fpsMeter struct {
+	buckets [fpsWindow]uint32
+	secs    [fpsWindow]int64
+}
+
+const fpsWindow = 5
+
+func (m *fpsMeter) add(now time.Time) {
+	sec := now.Unix()
+	i := sec % fpsWindow
+	if m.secs[i] != sec {
+		m.secs[i], m.buckets[i] = sec, 0
+	}
+	m.buckets[i]++
+}
+
+// rate averages the complete seconds of the window before now.
+func (m *fpsMeter) rate(now time.Time) float64 {
+	sec := now.Unix()
+	var n uint32
+	for i := range m.secs {
+		if s := m.secs[i]; s < sec && s >= sec-(fpsWindow-1) {
+			n += m.buckets[i]
+		}
+	}
+	return float64(n) / float64(fpsWindow-1)
+}
+
+// Registry holds every camera's counters, keyed by id.
+type Registry struct {
+	mu   sync.RWMutex
+	cams map[string]*Camera
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry { return &Registry{cams: map[string]*Camera{}} }
+
+// Add registers (or returns the existing) counters for id.
+func (r *Registry) Add(id string) *Camera {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.cams[id]; ok {
+		return c
+	}
+	c := NewCamera(id)
+	r.cams[id] = c
+	return c
+}
+
+// Get returns the counters for id.
+func (r *Registry) Get(id string) (*Camera, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	c, ok := r.cams[id]
+	return c, ok
+}
+
+// All returns every camera sorted by id.
+func (r *Registry) All() []*Camera {
+	r.mu.RLock()
+	out := make([]*Camera, 0, len(r.cams))
+	for _, c := range r.cams {
+		out = append(out, c)
+	}
+	r.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
