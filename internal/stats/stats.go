@@ -51,14 +51,14 @@ const (
 	StateConnecting   State = "connecting"
 	StateStreaming    State = "streaming"
 	StateStalled      State = "stalled"
-	StateBackoff      State = "backoff"
+	StateDisconnected State = "disconnected"
 	StateUnauthorized State = "unauthorized"
 	StateError        State = "error"
 	StateStopped      State = "stopped"
 )
 
 // States lists every state, for one metric series per state.
-var States = []State{StateStarting, StateConnecting, StateStreaming, StateStalled, StateBackoff, StateUnauthorized, StateError, StateStopped}
+var States = []State{StateStarting, StateConnecting, StateStreaming, StateStalled, StateDisconnected, StateUnauthorized, StateError, StateStopped}
 
 // Camera is one camera's live counters. Hot-path fields are atomics so the
 // streaming thread never takes a lock.
@@ -70,17 +70,19 @@ type Camera struct {
 	dropped   [numReasons]atomic.Uint64
 
 	LastFrameUnixNano atomic.Int64
-	Reconnects        atomic.Uint64
+	Reconnects        atomic.Uint64 // sum over reasons
 	Frozen            atomic.Uint64 // pipelines abandoned because teardown missed its deadline
 
-	mu         sync.Mutex
-	state      State
-	since      time.Time
-	lastError  string
-	decoder    string
-	codec      string
-	latencySrc string
-	fps        fpsMeter
+	mu           sync.Mutex
+	state        State
+	since        time.Time
+	lastError    string
+	decoder      string
+	codec        string
+	latencySrc   string
+	fps          fpsMeter
+	reconnectsBy map[string]uint64
+	errorsBy     map[string]uint64
 }
 
 // NewCamera returns counters for camera id in the starting state.
@@ -261,5 +263,44 @@ func (r *Registry) All() []*Camera {
 	}
 	r.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// Reconnect counts one pipeline rebuild for reason (a bounded label:
+// error, eos, stall, timeout, unauthorized, no_frames).
+func (c *Camera) Reconnect(reason string) {
+	c.Reconnects.Add(1)
+	c.mu.Lock()
+	if c.reconnectsBy == nil {
+		c.reconnectsBy = map[string]uint64{}
+	}
+	c.reconnectsBy[reason]++
+	c.mu.Unlock()
+}
+
+// Error counts one error of a bounded type (resource, stream, core,
+// library, unauthorized, timeout, stall, build).
+func (c *Camera) Error(typ string) {
+	c.mu.Lock()
+	if c.errorsBy == nil {
+		c.errorsBy = map[string]uint64{}
+	}
+	c.errorsBy[typ]++
+	c.mu.Unlock()
+}
+
+// ReconnectsByReason copies the reconnect counters.
+func (c *Camera) ReconnectsByReason() map[string]uint64 { return c.copyMap(&c.reconnectsBy) }
+
+// ErrorsByType copies the error counters.
+func (c *Camera) ErrorsByType() map[string]uint64 { return c.copyMap(&c.errorsBy) }
+
+func (c *Camera) copyMap(m *map[string]uint64) map[string]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]uint64, len(*m))
+	for k, v := range *m {
+		out[k] = v
+	}
 	return out
 }

@@ -1,0 +1,87 @@
+package gsthost
+
+/*
+#cgo pkg-config: gstreamer-1.0
+#include <gst/gst.h>
+
+static gchar *gh_version(void) { return gst_version_string(); }
+
+static int gh_has_factory(const char *name)
+{
+	GstElementFactory *f = gst_element_factory_find(name);
+	if (f == NULL)
+		return 0;
+	gst_object_unref(f);
+	return 1;
+}
+
+// gh_parse_error extracts domain, code, message, debug text and source
+// name of an ERROR or WARNING message. Strings are newly allocated.
+static void gh_parse_error(GstMessage *m, gchar **domain, int *code, gchar **text, gchar **debug, gchar **src)
+{
+	GError *err = NULL;
+	*debug = NULL;
+	if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR)
+		gst_message_parse_error(m, &err, debug);
+	else
+		gst_message_parse_warning(m, &err, debug);
+	*domain = g_strdup(err ? g_quark_to_string(err->domain) : "");
+	*code = err ? err->code : 0;
+	*text = g_strdup(err ? err->message : "");
+	*src = g_strdup(GST_MESSAGE_SRC_NAME(m) ? GST_MESSAGE_SRC_NAME(m) : "");
+	if (err)
+		g_error_free(err);
+}
+
+static void gh_set_default_threshold(int level) { gst_debug_set_default_threshold((GstDebugLevel)level); }
+*/
+import "C"
+
+import (
+	"unsafe"
+
+	"github.com/go-gst/go-gst/gst"
+)
+
+// Version returns GStreamer's version string, e.g. "GStreamer 1.22.0".
+func Version() string {
+	p := C.gh_version()
+	defer C.g_free(C.gpointer(p))
+	return C.GoString(p)
+}
+
+// HasElement reports whether an element factory named name is registered.
+// The nvcodec plugin registers its decoders only when an NVIDIA driver is
+// usable, so this is also the GPU test.
+func HasElement(name string) bool {
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	return C.gh_has_factory(cs) != 0
+}
+
+// busError is an ERROR or WARNING message taken apart.
+type busError struct {
+	Domain string // "gst-resource-error-quark", ...
+	Code   int
+	Text   string
+	Debug  string
+	Source string // element name
+}
+
+func parseBusError(m *gst.Message) busError {
+	var dom, text, dbg, src *C.gchar
+	var code C.int
+	C.gh_parse_error((*C.GstMessage)(unsafe.Pointer(m.Instance())), &dom, &code, &text, &dbg, &src)
+	defer func() {
+		for _, p := range []*C.gchar{dom, text, dbg, src} {
+			C.g_free(C.gpointer(p))
+		}
+	}()
+	return busError{Domain: C.GoString(dom), Code: int(code), Text: C.GoString(text), Debug: C.GoString(dbg), Source: C.GoString(src)}
+}
+
+func (e busError) unauthorized() bool {
+	return e.Domain == "gst-resource-error-quark" && e.Code == int(C.GST_RESOURCE_ERROR_NOT_AUTHORIZED)
+}
+
+func setDefaultThreshold(l gst.DebugLevel) { C.gh_set_default_threshold(C.int(l)) }

@@ -1,0 +1,141 @@
+package ring
+
+import (
+	"fmt"
+	"sync"
+
+	"gstcapture/internal/frame"
+	"gstcapture/internal/stats"
+)
+
+// Ring is a bounded FIFO of frames for one camera. It is safe for any number
+// of producers and one consumer.
+type Ring struct {
+	cam   *stats.Camera
+	ready chan struct{}
+
+	mu     sync.Mutex
+	buf    []*frame.Frame
+	head   int // index of the oldest frame
+	n      int // frames queued
+	closed bool
+}
+
+// New returns an empty ring holding at most capacity frames whose drops are
+// counted on cam (which may be nil, e.g. in tests). It panics if capacity < 1,
+// which is a programming error: config validation bounds the value.
+func New(capacity int, cam *stats.Camera) *Ring {
+	if capacity < 1 {
+		panic(fmt.Sprintf("ring: capacity %d, want >= 1", capacity))
+	}
+	return &Ring{
+		cam:   cam,
+		ready: make(chan struct{}, 1),
+		buf:   make([]*frame.Frame, capacity),
+	}
+}
+
+// Push queues f and never blocks. When the ring is full the oldest frame is
+// evicted, released and counted as DropRingOverflow. After Close, f itself is
+// released and counted as DropShutdown. A nil f is ignored.
+func (r *Ring) Push(f *frame.Frame) {
+	if f == nil {
+		return
+	}
+	var evicted *frame.Frame
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		f.Release()
+		r.drop(stats.DropShutdown)
+		return
+	}
+	if r.n == len(r.buf) {
+		evicted = r.buf[r.head]
+		r.buf[r.head] = nil
+		r.head = r.wrap(r.head + 1)
+		r.n--
+	}
+	r.buf[r.wrap(r.head+r.n)] = f
+	r.n++
+	r.mu.Unlock()
+
+	// Release runs the GStreamer unmap/unref; keep it out of the lock.
+	if evicted != nil {
+		evicted.Release()
+		r.drop(stats.DropRingOverflow)
+	}
+	select {
+	case r.ready <- struct{}{}:
+	default:
+	}
+}
+
+// PopBatch appends up to cap(dst)-len(dst) of the oldest frames to dst in
+// FIFO order and returns it; it never blocks and never allocates. Ownership
+// of the returned frames passes to the caller.
+func (r *Ring) PopBatch(dst []*frame.Frame) []*frame.Frame {
+	room := cap(dst) - len(dst)
+	if room <= 0 {
+		return dst
+	}
+	r.mu.Lock()
+	k := min(room, r.n)
+	for range k {
+		dst = append(dst, r.buf[r.head])
+		r.buf[r.head] = nil // don't pin the frame after it left
+		r.head = r.wrap(r.head + 1)
+	}
+	r.n -= k
+	r.mu.Unlock()
+	return dst
+}
+
+// Ready is signalled after each Push (a buffered channel of one; signals
+// coalesce). A receive means "the ring may be non-empty", so the consumer
+// should drain with PopBatch until it returns nothing. Close does not close it.
+func (r *Ring) Ready() <-chan struct{} { return r.ready }
+
+// Len returns the number of frames queued.
+func (r *Ring) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+// Cap returns the ring's capacity.
+func (r *Ring) Cap() int { return len(r.buf) }
+
+// Close stops the ring: later Pushes release their frame and count
+// DropShutdown. It returns the frames still queued, oldest first, which the
+// caller now owns and must flush or release. Calling Close again returns nil.
+func (r *Ring) Close() []*frame.Frame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return nil
+	}
+	r.closed = true
+	out := make([]*frame.Frame, 0, r.n)
+	for range r.n {
+		out = append(out, r.buf[r.head])
+		r.buf[r.head] = nil
+		r.head = r.wrap(r.head + 1)
+	}
+	r.n = 0
+	return out
+}
+
+func (r *Ring) drop(reason stats.DropReason) {
+	if r.cam != nil {
+		r.cam.Drop(reason, 1)
+	}
+}
+
+// wrap maps i in [0, 2*cap) back into the buffer; cheaper than %.
+func (r *Ring) wrap(i int) int {
+	if i >= len(r.buf) {
+		i -= len(r.buf)
+	}
+	return i
+}

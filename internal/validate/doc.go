@@ -1,0 +1,10 @@
+// Package validate owns the per-camera pixel checks run in the appsink
+// callback before a frame enters the ring: decoder-corrupt, wrong size,
+// black, uniform (grey/green decoder garbage) and frozen pictures.
+//
+// The checks read a sparse grid of luma samples (about 14k per frame at
+// 720p and 1080p) so a Check costs microseconds and never allocates. Each
+// rule has an Action: Drop discards the frame, Pass only reports it.
+//
+// It may import only the standard library, internal/frame and internal/stats.
+package validate

@@ -1,0 +1,143 @@
+package validate
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Action says what happens to a frame that fails a rule.
+type Action int
+
+const (
+	// Pass reports the failure (Result.Failed) but keeps the frame.
+	Pass Action = iota
+	// Drop discards the frame.
+	Drop
+)
+
+// ParseAction parses "drop" or "pass" (case-insensitive).
+func ParseAction(s string) (Action, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "drop":
+		return Drop, nil
+	case "pass":
+		return Pass, nil
+	}
+	return 0, fmt.Errorf("unknown validation action %q (want drop or pass)", s)
+}
+
+// String returns "drop" or "pass".
+func (a Action) String() string {
+	switch a {
+	case Pass:
+		return "pass"
+	case Drop:
+		return "drop"
+	}
+	return fmt.Sprintf("Action(%d)", int(a))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (a Action) MarshalText() ([]byte, error) {
+	if a != Pass && a != Drop {
+		return nil, fmt.Errorf("invalid validation action %d", int(a))
+	}
+	return []byte(a.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler, so config decoders
+// can fill an Action straight from "drop"/"pass".
+func (a *Action) UnmarshalText(b []byte) error {
+	v, err := ParseAction(string(b))
+	if err != nil {
+		return err
+	}
+	*a = v
+	return nil
+}
+
+// BlackRule fails frames whose mean luma is at most MaxLuma and whose luma
+// spread is at most BlackMaxStddev.
+type BlackRule struct {
+	Action  Action
+	MaxLuma int // 0..255
+}
+
+// UniformRule fails frames whose luma standard deviation is at most
+// MaxStddev: flat grey or green pictures that decoders emit on corruption.
+type UniformRule struct {
+	Action    Action
+	MaxStddev float64
+}
+
+// FrozenRule fails frames whose sampled content has not changed for After.
+// After == 0 disables the rule.
+type FrozenRule struct {
+	Action Action
+	After  time.Duration
+}
+
+// SizeRule fails frames whose buffer is smaller than their caps imply or
+// whose width, height or format are invalid.
+type SizeRule struct {
+	Action Action
+}
+
+// CorruptRule fails frames the decoder flagged as corrupted.
+type CorruptRule struct {
+	Action Action
+}
+
+// Rules configures a Validator.
+type Rules struct {
+	Black   BlackRule
+	Uniform UniformRule
+	Frozen  FrozenRule
+	Size    SizeRule
+	Corrupt CorruptRule
+}
+
+// BlackMaxStddev is the largest luma standard deviation a black frame may
+// have. A covered lens or a dead sensor still shows sensor noise and
+// compression artefacts of a few levels; a dark scene with anything in it
+// (a lamp, a lit window, an edge, texture) goes well past this, so it is not
+// dropped as black however low its mean.
+const BlackMaxStddev = 6.0
+
+// DefaultRules returns the rules used when the config says nothing.
+func DefaultRules() Rules {
+	return Rules{
+		Black:   BlackRule{Action: Drop, MaxLuma: 16},
+		Uniform: UniformRule{Action: Drop, MaxStddev: 2.0},
+		Frozen:  FrozenRule{Action: Drop, After: 10 * time.Second},
+		Size:    SizeRule{Action: Drop},
+		Corrupt: CorruptRule{Action: Drop},
+	}
+}
+
+// Validate reports every out-of-range field, naming it as the config does.
+func (r Rules) Validate() error {
+	var errs []error
+	check := func(name string, a Action) {
+		if a != Pass && a != Drop {
+			errs = append(errs, fmt.Errorf("%s.action: invalid value %d (want drop or pass)", name, int(a)))
+		}
+	}
+	check("black", r.Black.Action)
+	check("uniform", r.Uniform.Action)
+	check("frozen", r.Frozen.Action)
+	check("size", r.Size.Action)
+	check("corrupt", r.Corrupt.Action)
+	if r.Black.MaxLuma < 0 || r.Black.MaxLuma > 255 {
+		errs = append(errs, fmt.Errorf("black.max_luma: %d out of range 0..255", r.Black.MaxLuma))
+	}
+	if !(r.Uniform.MaxStddev >= 0 && r.Uniform.MaxStddev <= 128) { // also rejects NaN
+		errs = append(errs, fmt.Errorf("uniform.max_stddev: %g out of range 0..128", r.Uniform.MaxStddev))
+	}
+	if r.Frozen.After < 0 {
+		errs = append(errs, fmt.Errorf("frozen.after: %s is negative (0 disables the rule)", r.Frozen.After))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,253 @@
+package validate
+
+import (
+	"math"
+	"math/bits"
+	"time"
+
+	"gstcapture/internal/frame"
+	"gstcapture/internal/stats"
+)
+
+// Result is the outcome of one Check.
+type Result struct {
+	// Failed says a rule triggered; Reason names it and is meaningful only
+	// when Failed is set.
+	Failed bool
+	Reason stats.DropReason
+	// Drop says the triggered rule's action is Drop.
+	Drop bool
+	// Mean and Stddev are the luma statistics of the sample grid, for log
+	// lines; zero when the pixels were not read (corrupt or size failure).
+	Mean, Stddev float64
+}
+
+// Validator checks one camera's frames. It keeps the frozen-picture state,
+// so use one per camera; it is not safe for concurrent use (one streaming
+// thread calls it).
+type Validator struct {
+	rules Rules
+
+	seen  bool
+	hash  uint64    // hash of the last sampled picture
+	since time.Time // when that picture first appeared
+}
+
+// New returns a Validator applying r. Check the rules with Rules.Validate
+// first; New does not.
+func New(r Rules) *Validator { return &Validator{rules: r} }
+
+// Check applies the rules in order corrupt, size, black, uniform, frozen and
+// reports the first that triggers. now is the frame's arrival time; the
+// frozen rule measures how long the picture has been unchanged against it.
+// Check never allocates.
+func (v *Validator) Check(f *frame.Frame, now time.Time) Result {
+	if f.Corrupt {
+		return failed(Result{}, stats.DropCorrupt, v.rules.Corrupt.Action)
+	}
+	g, ok := newGrid(f)
+	if !ok {
+		return failed(Result{}, stats.DropSize, v.rules.Size.Action)
+	}
+	s := g.sample(f.Data)
+	res := Result{Mean: s.mean, Stddev: s.stddev}
+
+	// Track every readable picture, even one that fails below, so content
+	// that returns after a black spell is not mistaken for frozen.
+	unchanged := v.unchangedFor(s.hash, now)
+
+	switch {
+	case s.mean <= float64(v.rules.Black.MaxLuma) && s.stddev <= BlackMaxStddev:
+		return failed(res, stats.DropBlack, v.rules.Black.Action)
+	case s.stddev <= v.rules.Uniform.MaxStddev:
+		return failed(res, stats.DropUniform, v.rules.Uniform.Action)
+	case v.rules.Frozen.After > 0 && unchanged >= v.rules.Frozen.After:
+		return failed(res, stats.DropFrozen, v.rules.Frozen.Action)
+	}
+	return res
+}
+
+func failed(res Result, reason stats.DropReason, a Action) Result {
+	res.Failed, res.Reason, res.Drop = true, reason, a == Drop
+	return res
+}
+
+// unchangedFor records picture hash h seen at now and returns how long the
+// picture has been the same.
+func (v *Validator) unchangedFor(h uint64, now time.Time) time.Duration {
+	if !v.seen || h != v.hash {
+		v.seen, v.hash, v.since = true, h, now
+		return 0
+	}
+	return now.Sub(v.since)
+}
+
+const (
+	// targetSamples sets the grid pitch: about 14k samples at 720p and at
+	// 1080p (pitch 8 and 12), enough for stable statistics and a hash that
+	// sees any real change, at a fixed cost whatever the resolution.
+	targetSamples = 16384
+	// maxDim bounds width, height and stride so size arithmetic cannot
+	// overflow and hide a short buffer.
+	maxDim = 1 << 16
+)
+
+// grid says where the luma samples of a frame lie.
+type grid struct {
+	packed       bool // BGR/RGB: 3 bytes a pixel; else the 8-bit Y plane
+	c0, c2       uint32
+	stride       int
+	x0, y0, step int
+	nx, ny       int
+}
+
+// newGrid checks the frame's geometry against its buffer and lays out the
+// sample grid; ok is false when the size rule fails.
+func newGrid(f *frame.Frame) (g grid, ok bool) {
+	if f.Width <= 0 || f.Height <= 0 || f.Width > maxDim || f.Height > maxDim || f.Stride > 4*maxDim {
+		return g, false
+	}
+	stride, size, err := frame.Layout(f.Format, f.Width, f.Height)
+	if err != nil {
+		return g, false
+	}
+	if f.Stride > stride {
+		// Only the first plane's stride is known. NV12's interleaved chroma
+		// plane shares it; I420's chroma planes are assumed unpadded.
+		rows := f.Height
+		if f.Format == frame.NV12 {
+			rows += (f.Height + 1) / 2
+		}
+		size += (f.Stride - stride) * rows
+		stride = f.Stride
+	}
+	if len(f.Data) < size {
+		return g, false
+	}
+
+	g.stride = stride
+	switch f.Format {
+	case frame.BGR:
+		g.packed, g.c0, g.c2 = true, lumaB, lumaR
+	case frame.RGB:
+		g.packed, g.c0, g.c2 = true, lumaR, lumaB
+	}
+	g.step = max(1, int(math.Ceil(math.Sqrt(float64(f.Width)*float64(f.Height)/targetSamples))))
+	g.nx, g.x0 = span(f.Width, g.step)
+	g.ny, g.y0 = span(f.Height, g.step)
+	return g, true
+}
+
+// span returns how many samples of pitch step fit in n and the offset that
+// centres them.
+func span(n, step int) (count, offset int) {
+	count = (n-1)/step + 1
+	return count, (n - 1 - (count-1)*step) / 2
+}
+
+// BT.601 luma weights in 1/256: Y = (77 R + 150 G + 29 B) / 256.
+const (
+	lumaR = 77
+	lumaG = 150
+	lumaB = 29
+)
+
+type sampleStats struct {
+	mean, stddev float64
+	hash         uint64
+}
+
+// sample reads the grid's luma values and returns their mean, standard
+// deviation and a 64-bit hash of them.
+func (g *grid) sample(data []byte) sampleStats {
+	var (
+		acc  rowAcc
+		last = (g.nx - 1) * g.step // offset of the last sample in a row, in pixels
+	)
+	acc.h = prime5
+	for j := range g.ny {
+		off := (g.y0 + j*g.step) * g.stride
+		// Reslicing each row lets the compiler bounds-check the row, not
+		// every sample; a row at a time keeps the loop's state in registers.
+		if g.packed {
+			off += 3 * g.x0
+			acc.packedRow(data[off:off+3*last+3], 3*g.step, g.c0, g.c2)
+		} else {
+			off += g.x0
+			acc.planeRow(data[off:off+last+1], g.step)
+		}
+	}
+	n := uint64(g.nx * g.ny)
+	h := avalanche(acc.h ^ n)
+	mean := float64(acc.sum) / float64(n)
+	variance := float64(acc.sumSq)/float64(n) - mean*mean
+	return sampleStats{mean: mean, stddev: math.Sqrt(max(variance, 0)), hash: h}
+}
+
+// rowAcc accumulates luma statistics and the hash over rows. Each row's
+// samples are packed eight to a word and mixed xxhash-style: one multiply
+// chain per eight samples keeps the hash off the critical path.
+type rowAcc struct {
+	sum, sumSq, h uint64
+}
+
+func (a *rowAcc) planeRow(row []byte, step int) {
+	sum, sumSq, h := a.sum, a.sumSq, a.h
+	var word uint64
+	k := 0
+	for i := 0; i < len(row); i += step {
+		y := uint64(row[i])
+		sum += y
+		sumSq += y * y
+		word = word<<8 | y
+		if k++; k == 8 {
+			h, word, k = round(h, word), 0, 0
+		}
+	}
+	if k > 0 {
+		h = round(h, word)
+	}
+	a.sum, a.sumSq, a.h = sum, sumSq, h
+}
+
+func (a *rowAcc) packedRow(row []byte, step int, c0, c2 uint32) {
+	sum, sumSq, h := a.sum, a.sumSq, a.h
+	var word uint64
+	k := 0
+	for i := 0; i+2 < len(row); i += step {
+		y := uint64((c0*uint32(row[i]) + lumaG*uint32(row[i+1]) + c2*uint32(row[i+2]) + 128) >> 8)
+		sum += y
+		sumSq += y * y
+		word = word<<8 | y
+		if k++; k == 8 {
+			h, word, k = round(h, word), 0, 0
+		}
+	}
+	if k > 0 {
+		h = round(h, word)
+	}
+	a.sum, a.sumSq, a.h = sum, sumSq, h
+}
+
+// xxhash64 primes and mixing steps.
+const (
+	prime1 = 0x9E3779B185EBCA87
+	prime2 = 0xC2B2AE3D27D4EB4F
+	prime3 = 0x165667B19E3779F9
+	prime5 = 0x27D4EB2F165667C5
+)
+
+func round(acc, in uint64) uint64 {
+	acc += in * prime2
+	acc = bits.RotateLeft64(acc, 31)
+	return acc * prime1
+}
+
+func avalanche(h uint64) uint64 {
+	h ^= h >> 33
+	h *= prime2
+	h ^= h >> 29
+	h *= prime3
+	h ^= h >> 32
+	return h
+}

@@ -1,0 +1,27 @@
+package validate
+
+import (
+	"testing"
+	"time"
+
+	"gstcapture/internal/frame"
+)
+
+// benchCheck measures Check on a noise frame: no rule triggers, so every
+// sample is read, hashed and summed — the common, full-cost path.
+func benchCheck(b *testing.B, fm frame.Format, w, h int) {
+	f := build(b, fm, w, h, 0, noisy(0, 255, 42))
+	v := New(DefaultRules())
+	now := time.Now()
+	b.SetBytes(int64(len(f.Data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if res := v.Check(f, now); res.Failed {
+			b.Fatalf("noise frame failed: %+v", res)
+		}
+	}
+}
+
+func BenchmarkCheck720pBGR(b *testing.B)   { benchCheck(b, frame.BGR, 1280, 720) }
+func BenchmarkCheck1080pBGR(b *testing.B)  { benchCheck(b, frame.BGR, 1920, 1080) }
+func BenchmarkCheck1080pI420(b *testing.B) { benchCheck(b, frame.I420, 1920, 1080) }
