@@ -1,0 +1,13 @@
+// Package publish drains each camera's ring into Redis Streams: one
+// pipelined XADD round trip per batch, schema v1 entries (docs/redis-schema.md),
+// frames released only after go-redis has written their bytes, and every
+// frame accounted for in internal/stats (published, redis_error, shutdown).
+//
+// It owns the Redis write path and the "is Redis up" state used for
+// readiness. It never blocks the capture side: the ring drops oldest frames
+// by itself while Redis is slow or down.
+//
+// It may import the standard library, go-redis, internal/frame and
+// internal/stats. The ring is consumed through the small Source interface
+// declared here, so only its tests import internal/ring.
+package publish

@@ -1,0 +1,357 @@
+package publish
+
+import (
+	"context"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gstcapture/internal/frame"
+	"gstcapture/internal/stats"
+)
+
+// Defaults applied by New to zero Options fields.
+const (
+	DefaultBatch   = 16
+	DefaultTimeout = 2 * time.Second
+)
+
+// Retry delays while Redis is down, and the safety-net poll of an idle ring.
+const (
+	minBackoff = 100 * time.Millisecond
+	maxBackoff = 2 * time.Second
+	pollEvery  = 50 * time.Millisecond
+)
+
+// Options configures a Publisher.
+type Options struct {
+	Stream   string        // key template, "frames:{camera_id}"
+	MaxLen   int64         // XADD MAXLEN ~ N (approximate trimming); 0 = no trimming
+	Batch    int           // max frames per pipelined round trip (default 16)
+	Timeout  time.Duration // per round trip (default 2s); needs ContextTimeoutEnabled on the client
+	Instance string        // this process run, part of frame_id (default NewInstanceID())
+}
+
+// Source is the per-camera ring the publisher drains; internal/ring.Ring
+// satisfies it.
+type Source interface {
+	// PopBatch appends up to cap(dst)-len(dst) of the oldest frames to dst
+	// without blocking.
+	PopBatch(dst []*frame.Frame) []*frame.Frame
+	// Ready is signalled after each push.
+	Ready() <-chan struct{}
+	// Len is the number of frames waiting.
+	Len() int
+}
+
+// Recorder receives publish measurements (metrics implement it). Calls come
+// from the camera loops, concurrently across cameras, and must not block.
+type Recorder interface {
+	// PublishDuration observes one successful pipelined round trip that
+	// stored n frames.
+	PublishDuration(cameraID string, d time.Duration, n int)
+	// Published observes one frame right after Redis acknowledged it and
+	// before it is released: now - f.SinkTime is appsink → Redis latency,
+	// now - f.CaptureTime capture → published. f must not be retained, and
+	// f.Data must not be read.
+	Published(cameraID string, f *frame.Frame, now time.Time)
+}
+
+// Publisher writes frames of any number of cameras to Redis. Run and Flush
+// may be called concurrently for different cameras; each call keeps its own
+// buffers.
+type Publisher struct {
+	client redis.UniversalClient
+	opts   Options
+	log    *slog.Logger
+	rec    Recorder
+
+	// down is shared by every camera: the first failure logs "redis down",
+	// the first success after it logs "redis back".
+	stateMu   sync.Mutex
+	down      atomic.Bool
+	downSince time.Time
+}
+
+// New returns a Publisher. log and rec may be nil.
+//
+// The client should be built with ContextTimeoutEnabled (otherwise go-redis
+// ignores context deadlines, so Options.Timeout and Flush's deadline are
+// bounded only by its Read/WriteTimeout), MaxRetries -1 (a retried pipeline
+// can store a batch twice) and DialerRetries 1 (go-redis otherwise redials
+// 5 times, 100 ms apart, inside every round trip while Redis is down): the
+// publisher's own backoff is the retry policy.
+func New(client redis.UniversalClient, opts Options, log *slog.Logger, rec Recorder) *Publisher {
+	if opts.Stream == "" {
+		opts.Stream = DefaultStream
+	}
+	if opts.Batch <= 0 {
+		opts.Batch = DefaultBatch
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Instance == "" {
+		opts.Instance = NewInstanceID()
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("component", "publish")
+	if enabled, known := contextTimeoutEnabled(client); known && !enabled {
+		log.Warn("redis client has ContextTimeoutEnabled=false: publish timeout and shutdown deadline " +
+			"are bounded by the client's read/write timeouts instead; set it in the redis client options")
+	}
+	return &Publisher{client: client, opts: opts, log: log, rec: rec}
+}
+
+func contextTimeoutEnabled(c redis.UniversalClient) (enabled, known bool) {
+	switch c := c.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled, true
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled, true
+	case *redis.Ring:
+		return c.Options().ContextTimeoutEnabled, true
+	}
+	return false, false
+}
+
+// Options returns the options after defaults were applied.
+func (p *Publisher) Options() Options { return p.opts }
+
+// Healthy reports false while Redis is considered down: from a failed round
+// trip or Ping until the next successful one.
+func (p *Publisher) Healthy() bool { return !p.down.Load() }
+
+// Ping checks that Redis answers, for readiness, and updates Healthy.
+func (p *Publisher) Ping(ctx context.Context) error {
+	err := p.client.Ping(ctx).Err()
+	if err != nil {
+		p.markDown("", err)
+		return err
+	}
+	p.markUp("")
+	return nil
+}
+
+func (p *Publisher) markDown(cameraID string, err error) {
+	if p.down.Load() {
+		return
+	}
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if p.down.Load() {
+		return
+	}
+	p.downSince = time.Now()
+	p.down.Store(true)
+	p.log.Warn("redis down: frames are dropped (redis_error) until it answers again",
+		"camera_id", cameraID, "err", err)
+}
+
+func (p *Publisher) markUp(cameraID string) {
+	if !p.down.Load() {
+		return
+	}
+	p.stateMu.Lock()
+	defer p.stateMu.Unlock()
+	if !p.down.Load() {
+		return
+	}
+	p.down.Store(false)
+	p.log.Info("redis back: publishing resumed",
+		"camera_id", cameraID, "down_for", time.Since(p.downSince).Round(time.Millisecond))
+}
+
+// Run publishes the camera's frames until ctx is done. A round trip already
+// started when ctx is cancelled is allowed to finish (bounded by
+// Options.Timeout); frames still in src are left for Flush.
+func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
+	w := p.newWorker(cam)
+	poll := time.NewTicker(pollEvery)
+	defer poll.Stop()
+	// Detached so that shutdown does not abort a half-written batch.
+	rtParent := context.WithoutCancel(ctx)
+	bo := backoff{}
+	for ctx.Err() == nil {
+		batch := src.PopBatch(w.frames[:0])
+		if len(batch) == 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-src.Ready():
+			case <-poll.C:
+			}
+			continue
+		}
+		if _, err := w.send(rtParent, batch); err != nil {
+			if !sleep(ctx, bo.next()) {
+				return
+			}
+			continue
+		}
+		bo.reset()
+	}
+}
+
+// Flush publishes what is left in src after capture stopped, until src is
+// empty or ctx is done. Frames it could not publish in time are released
+// and counted as DropShutdown. It returns the number of frames published.
+func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) int {
+	w := p.newWorker(cam)
+	published := 0
+	shutdownBefore := cam.Dropped(stats.DropShutdown)
+	bo := backoff{}
+	for ctx.Err() == nil && src.Len() > 0 {
+		batch := src.PopBatch(w.frames[:0])
+		if len(batch) == 0 {
+			break
+		}
+		n, err := w.send(ctx, batch)
+		published += n
+		if err != nil {
+			if !sleep(ctx, bo.next()) {
+				break
+			}
+			continue
+		}
+		bo.reset()
+	}
+	for {
+		batch := src.PopBatch(w.frames[:0])
+		if len(batch) == 0 {
+			break
+		}
+		for i, f := range batch {
+			f.Release()
+			batch[i] = nil
+		}
+		cam.Drop(stats.DropShutdown, uint64(len(batch)))
+	}
+	// Counted this way because a round trip cut by the deadline also adds to it.
+	if dropped := cam.Dropped(stats.DropShutdown) - shutdownBefore; dropped > 0 {
+		p.log.Warn("shutdown deadline passed before every frame was published",
+			"camera_id", cam.ID, "published", published, "dropped", dropped, "err", ctx.Err())
+	}
+	return published
+}
+
+// worker holds one camera loop's reusable buffers.
+type worker struct {
+	p      *Publisher
+	cam    *stats.Camera
+	enc    *Encoder
+	pipe   redis.Pipeliner
+	frames []*frame.Frame
+	args   []any
+	cmds   []*redis.Cmd
+}
+
+func (p *Publisher) newWorker(cam *stats.Camera) *worker {
+	return &worker{
+		p:      p,
+		cam:    cam,
+		enc:    NewEncoder(StreamKey(p.opts.Stream, cam.ID), cam.ID, p.opts.Instance, p.opts.MaxLen),
+		pipe:   p.client.Pipeline(),
+		frames: make([]*frame.Frame, 0, p.opts.Batch),
+		args:   make([]any, 0, p.opts.Batch*ArgsPerEntry),
+		cmds:   make([]*redis.Cmd, 0, p.opts.Batch),
+	}
+}
+
+// send writes batch in one pipelined round trip, counts and releases every
+// frame, and returns how many were stored. The round trip gets
+// Options.Timeout under parent; a failure caused by parent ending is counted
+// as DropShutdown and does not mark Redis down.
+func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error) {
+	ctx, cancel := context.WithTimeout(parent, w.p.opts.Timeout)
+	defer cancel()
+
+	args, cmds := w.args[:0], w.cmds[:0]
+	for _, f := range batch {
+		start := len(args)
+		args = w.enc.Append(args, f)
+		// Full slice expression: each command owns exactly its arguments.
+		cmds = append(cmds, w.pipe.Do(ctx, args[start:len(args):len(args)]...))
+	}
+	start := time.Now()
+	_, err := w.pipe.Exec(ctx)
+	now := time.Now()
+
+	// go-redis has written (or given up on) every byte: the frames can go.
+	ok := 0
+	for i, f := range batch {
+		if cmds[i].Err() == nil {
+			ok++
+			if w.p.rec != nil {
+				w.p.rec.Published(w.cam.ID, f, now)
+			}
+		}
+		f.Release()
+		batch[i] = nil
+	}
+	clear(args)
+	clear(cmds)
+	w.enc.Reset()
+
+	failed := len(batch) - ok
+	w.cam.Published.Add(uint64(ok))
+	if ok > 0 && w.p.rec != nil {
+		w.p.rec.PublishDuration(w.cam.ID, now.Sub(start), ok)
+	}
+	if err == nil {
+		w.p.markUp(w.cam.ID)
+		return ok, nil
+	}
+	if ended(parent) {
+		// The caller's deadline, not Redis, ended this round trip. The socket
+		// deadline can fire a hair before ctx's own timer, hence the clock.
+		w.cam.Drop(stats.DropShutdown, uint64(failed))
+		return ok, err
+	}
+	w.cam.Drop(stats.DropRedisError, uint64(failed))
+	w.p.markDown(w.cam.ID, err)
+	return ok, err
+}
+
+// ended reports whether ctx is done or its deadline has passed.
+func ended(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
+}
+
+// backoff doubles from minBackoff to maxBackoff, with ±20% jitter so many
+// cameras do not retry a recovering Redis in lockstep.
+type backoff struct{ d time.Duration }
+
+func (b *backoff) next() time.Duration {
+	switch {
+	case b.d == 0:
+		b.d = minBackoff
+	case b.d < maxBackoff:
+		b.d = min(2*b.d, maxBackoff)
+	}
+	return b.d - b.d/5 + rand.N(2*b.d/5+1)
+}
+
+func (b *backoff) reset() { b.d = 0 }
+
+// sleep waits d or until ctx is done; it reports whether the full d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

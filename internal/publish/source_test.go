@@ -1,0 +1,147 @@
+package publish
+
+import (
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+
+	"gstcapture/internal/frame"
+	"gstcapture/internal/stats"
+)
+
+// fakeRing stands in for internal/ring: bounded, drops (and releases) the
+// oldest frame when full, signals Ready after each push.
+type fakeRing struct {
+	mu    sync.Mutex
+	q     []*frame.Frame
+	size  int
+	ready chan struct{}
+	cam   *stats.Camera
+}
+
+func newFakeRing(size int, cam *stats.Camera) *fakeRing {
+	return &fakeRing{size: size, ready: make(chan struct{}, 1), cam: cam}
+}
+
+func (r *fakeRing) Push(f *frame.Frame) {
+	r.cam.Captured.Add(1)
+	r.mu.Lock()
+	if len(r.q) == r.size {
+		old := r.q[0]
+		r.q = r.q[1:]
+		old.Release()
+		r.cam.Drop(stats.DropRingOverflow, 1)
+	}
+	r.q = append(r.q, f)
+	r.mu.Unlock()
+	select {
+	case r.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (r *fakeRing) PopBatch(dst []*frame.Frame) []*frame.Frame {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := min(cap(dst)-len(dst), len(r.q))
+	dst = append(dst, r.q[:n]...)
+	r.q = r.q[n:]
+	return dst
+}
+
+func (r *fakeRing) Ready() <-chan struct{} { return r.ready }
+
+func (r *fakeRing) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.q)
+}
+
+// frames makes test frames and checks that each is released exactly once
+// and only after its bytes were written: release scribbles over the pixels,
+// as GStreamer reusing the buffer would, so an early release shows up as
+// corrupt data in Redis.
+type frames struct {
+	t        testing.TB
+	mu       sync.Mutex
+	all      []*trackedFrame
+	seq      uint64
+	released atomic.Int64
+}
+
+type trackedFrame struct {
+	*frame.Frame
+	want     []byte // pristine copy of the pixels
+	releases atomic.Int32
+}
+
+func newFrames(t testing.TB) *frames { return &frames{t: t} }
+
+func (fs *frames) New(cameraID string, w, h int, format frame.Format) *frame.Frame {
+	stride, size, err := frame.Layout(format, w, h)
+	if err != nil {
+		fs.t.Fatal(err)
+	}
+	fs.mu.Lock()
+	fs.seq++
+	seq := fs.seq
+	fs.mu.Unlock()
+	pix := make([]byte, size)
+	for i := range pix {
+		pix[i] = byte(uint64(i)*31 + seq)
+	}
+	now := time.Now()
+	f := &frame.Frame{
+		CameraID:      cameraID,
+		Seq:           seq,
+		CaptureTime:   now.Add(-5 * time.Millisecond),
+		CaptureSource: frame.SourceRTCP,
+		SinkTime:      now,
+		PTS:           time.Duration(seq) * 40 * time.Millisecond,
+		Width:         w,
+		Height:        h,
+		Stride:        stride,
+		Format:        format,
+		Data:          pix,
+	}
+	tf := &trackedFrame{Frame: f, want: append([]byte(nil), pix...)}
+	f.SetRelease(func() {
+		tf.releases.Add(1)
+		fs.released.Add(1)
+		for i := range pix {
+			pix[i] = 0xEE
+		}
+	})
+	fs.mu.Lock()
+	fs.all = append(fs.all, tf)
+	fs.mu.Unlock()
+	return f
+}
+
+// assertReleasedOnce checks every frame made so far, except the ones still
+// waiting in the ring, was released exactly once.
+func (fs *frames) assertReleasedOnce(left int) {
+	fs.t.Helper()
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	notReleased := 0
+	for _, tf := range fs.all {
+		switch n := tf.releases.Load(); n {
+		case 0:
+			notReleased++
+		case 1:
+		default:
+			fs.t.Errorf("frame seq %d released %d times", tf.Seq, n)
+		}
+	}
+	assert.Equal(fs.t, left, notReleased, "frames not released (should be exactly those left in the ring)")
+}
+
+func (fs *frames) bySeq(seq uint64) *trackedFrame {
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.all[seq-1]
+}
