@@ -15,9 +15,11 @@ var initOnce sync.Once
 type Redactor func(string) string
 
 // Init initialises GStreamer once per process and routes its log into log.
-// Without GST_DEBUG only GStreamer's errors are forwarded; with GST_DEBUG set
-// its thresholds apply as usual and every message reaches log (at least at
-// info level, so a user who asked for GST_DEBUG sees it).
+// Without GST_DEBUG only GStreamer's errors are forwarded, at debug level:
+// the supervisor already reports each bus error once per state change, and
+// rtspsrc logs an ERROR line on every failed connect. With GST_DEBUG set its
+// thresholds apply as usual and every message reaches log (at least at info
+// level, so a user who asked for GST_DEBUG sees it).
 func Init(log *slog.Logger, redact Redactor) {
 	initOnce.Do(func() {
 		gst.Init(nil)
@@ -45,6 +47,8 @@ func Init(log *slog.Logger, redact Redactor) {
 
 func slogLevel(l gst.DebugLevel, userAsked bool) slog.Level {
 	switch {
+	case !userAsked:
+		return slog.LevelDebug
 	case l == gst.LevelError:
 		return slog.LevelError
 	case l == gst.LevelWarning || l == gst.LevelFixMe:

@@ -245,8 +245,8 @@ func (s *Supervisor) drainBus(pl *pipeline) (outcome, bool) {
 
 func (s *Supervisor) classify(e busError) outcome {
 	text := e.Text
-	if e.Debug != "" {
-		text += ": " + firstLine(e.Debug)
+	if d := lastLine(e.Debug); d != "" {
+		text += ": " + d
 	}
 	text = s.redact(fmt.Sprintf("%s (element %s)", text, e.Source))
 	if e.unauthorized() {
@@ -261,9 +261,12 @@ func (s *Supervisor) classify(e busError) outcome {
 	return outcome{reason: "error", state: stats.StateError, errType: typ, text: text}
 }
 
-func firstLine(s string) string {
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		return s[:i]
+// lastLine returns the human part of a GStreamer debug string, whose
+// first line is only "file.c(line): function (): /pipeline/element:".
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return strings.TrimSpace(s[i+1:])
 	}
 	return s
 }

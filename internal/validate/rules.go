@@ -15,17 +15,21 @@ const (
 	Pass Action = iota
 	// Drop discards the frame.
 	Drop
+	// Off does not run the rule at all.
+	Off
 )
 
-// ParseAction parses "drop" or "pass" (case-insensitive).
+// ParseAction parses "drop", "pass" or "off" (case-insensitive).
 func ParseAction(s string) (Action, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
 	case "drop":
 		return Drop, nil
 	case "pass":
 		return Pass, nil
+	case "off":
+		return Off, nil
 	}
-	return 0, fmt.Errorf("unknown validation action %q (want drop or pass)", s)
+	return 0, fmt.Errorf("unknown validation action %q (want drop, pass or off)", s)
 }
 
 // String returns "drop" or "pass".
@@ -35,6 +39,8 @@ func (a Action) String() string {
 		return "pass"
 	case Drop:
 		return "drop"
+	case Off:
+		return "off"
 	}
 	return fmt.Sprintf("Action(%d)", int(a))
 }

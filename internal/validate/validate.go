@@ -42,11 +42,14 @@ func New(r Rules) *Validator { return &Validator{rules: r} }
 // frozen rule measures how long the picture has been unchanged against it.
 // Check never allocates.
 func (v *Validator) Check(f *frame.Frame, now time.Time) Result {
-	if f.Corrupt {
+	if f.Corrupt && v.rules.Corrupt.Action != Off {
 		return failed(Result{}, stats.DropCorrupt, v.rules.Corrupt.Action)
 	}
 	g, ok := newGrid(f)
 	if !ok {
+		if v.rules.Size.Action == Off {
+			return Result{} // the pixels cannot be sampled safely; nothing else to check
+		}
 		return failed(Result{}, stats.DropSize, v.rules.Size.Action)
 	}
 	s := g.sample(f.Data)
@@ -57,11 +60,11 @@ func (v *Validator) Check(f *frame.Frame, now time.Time) Result {
 	unchanged := v.unchangedFor(s.hash, now)
 
 	switch {
-	case s.mean <= float64(v.rules.Black.MaxLuma) && s.stddev <= BlackMaxStddev:
+	case v.rules.Black.Action != Off && s.mean <= float64(v.rules.Black.MaxLuma) && s.stddev <= BlackMaxStddev:
 		return failed(res, stats.DropBlack, v.rules.Black.Action)
-	case s.stddev <= v.rules.Uniform.MaxStddev:
+	case v.rules.Uniform.Action != Off && s.stddev <= v.rules.Uniform.MaxStddev:
 		return failed(res, stats.DropUniform, v.rules.Uniform.Action)
-	case v.rules.Frozen.After > 0 && unchanged >= v.rules.Frozen.After:
+	case v.rules.Frozen.Action != Off && v.rules.Frozen.After > 0 && unchanged >= v.rules.Frozen.After:
 		return failed(res, stats.DropFrozen, v.rules.Frozen.Action)
 	}
 	return res

@@ -436,3 +436,20 @@ func TestCheckZeroAllocs(t *testing.T) {
 		assert.Zero(t, allocs, fm)
 	}
 }
+
+func TestActionOffSkipsRule(t *testing.T) {
+	r := DefaultRules()
+	r.Black.Action = Off
+	r.Uniform.Action = Off
+	r.Corrupt.Action = Off
+	v := New(r)
+	f := &frame.Frame{Format: frame.GRAY8, Width: 64, Height: 64, Stride: 64, Data: make([]byte, 64*64)}
+	res := v.Check(f, time.Unix(0, 0))
+	assert.False(t, res.Failed, "black and uniform are off")
+	f.Corrupt = true
+	assert.False(t, v.Check(f, time.Unix(0, 0)).Failed, "corrupt is off")
+	a, err := ParseAction("off")
+	require.NoError(t, err)
+	assert.Equal(t, Off, a)
+	assert.Equal(t, "off", a.String())
+}

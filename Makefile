@@ -1,0 +1,34 @@
+# gstcapture. Set-up on a fresh Debian 12 machine: `make demo` or `make test`.
+GO      ?= go
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+
+# Packages with only Go code run under the race detector; the cgo ones too
+# (it works with cgo), the end-to-end suite runs the built binaries.
+UNIT_PKGS := ./internal/... ./pipelines/... ./cmd/...
+
+.PHONY: all deps build test unit e2e demo bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gstcapture ./cmd/gstcapture
+	$(GO) build -o bin/camsim ./cmd/camsim
+
+unit: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 $(UNIT_PKGS)
+
+e2e: build
+	$(GO) test -count=1 -timeout 30m ./e2e/
+
+test: build unit e2e
+
+demo: build
+	@scripts/demo.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,280 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gstcapture/internal/capture"
+	"gstcapture/internal/config"
+	"gstcapture/internal/gsthost"
+	"gstcapture/internal/health"
+	"gstcapture/pipelines"
+)
+
+// loadConfig loads and validates FILE, printing every problem on failure.
+func loadConfig(path string) (*config.Config, int) {
+	if path == "" {
+		fmt.Fprintln(os.Stderr, "gstcapture: --config FILE is required")
+		return nil, 2
+	}
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		var probs config.Problems
+		if errors.As(err, &probs) {
+			fmt.Fprintf(os.Stderr, "%s: %d problem(s):\n", path, len(probs))
+			for _, p := range probs {
+				fmt.Fprintf(os.Stderr, "  %s\n", p.String())
+			}
+		} else {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", path, err)
+		}
+		return nil, 2
+	}
+	return cfg, 0
+}
+
+func cmdValidate(args []string) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	path := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, code := loadConfig(*path)
+	if code != 0 {
+		return code
+	}
+	fmt.Printf("%s: ok (%d cameras)\n", *path, len(cfg.Cameras))
+	return 0
+}
+
+func newLogger(level, format string, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		lvl = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+func cmdRender(args []string) int {
+	fs := flag.NewFlagSet("render", flag.ContinueOnError)
+	path := fs.String("config", "", "configuration file")
+	camID := fs.String("camera", "", "only this camera; prints the bare launch string")
+	sink := fs.String("sink", "appsink", "appsink, or fakesink for a baseline without gstcapture")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, code := loadConfig(*path)
+	if code != 0 {
+		return code
+	}
+	gsthost.Init(newLogger("error", "text", os.Stderr), nil)
+	found := false
+	for _, cam := range cfg.Cameras {
+		if *camID != "" && cam.ID != *camID {
+			continue
+		}
+		found = true
+		dec, err := pipelines.ChooseDecoder(cam.Codec, cam.Settings.Decoder, cam.Settings.DecoderThreads, gsthost.HasElement)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
+			return 1
+		}
+		p := pipelines.ForCamera(cam, dec)
+		p.Sink = *sink
+		launch, err := pipelines.Render(p)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
+			return 1
+		}
+		if *camID != "" {
+			fmt.Println(launch)
+			continue
+		}
+		fmt.Printf("# camera %s: codec %s, decoder %s (credentials are set as user-id/user-pw at run time, never printed)\n%s\n\n", cam.ID, cam.Codec, dec.Element, launch)
+	}
+	if !found {
+		fmt.Fprintf(os.Stderr, "%s: no camera with id %q\n", *path, *camID)
+		return 2
+	}
+	return 0
+}
+
+// probeReport is what `gstcapture probe` prints.
+type probeReport struct {
+	GStreamer string            `json:"gstreamer"`
+	Decoders  map[string]bool   `json:"decoders"`
+	Choice    map[string]string `json:"choice"`
+	GPU       bool              `json:"gpu"`
+}
+
+func probe() probeReport {
+	r := probeReport{GStreamer: gsthost.Version(), Decoders: map[string]bool{}, Choice: map[string]string{}}
+	for _, codec := range []string{"h264", "h265"} {
+		gpu, cpu := pipelines.Candidates(codec)
+		for _, name := range append(append([]string{}, gpu...), cpu...) {
+			r.Decoders[name] = gsthost.HasElement(name)
+		}
+		dec, err := pipelines.ChooseDecoder(codec, "auto", 1, gsthost.HasElement)
+		if err != nil {
+			r.Choice[codec] = "none: " + err.Error()
+			continue
+		}
+		r.Choice[codec] = dec.Element
+		r.GPU = r.GPU || dec.GPU
+	}
+	return r
+}
+
+func cmdProbe(args []string) int {
+	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	gsthost.Init(newLogger("error", "text", os.Stderr), nil)
+	r := probe()
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+	} else {
+		fmt.Println(r.GStreamer)
+		for _, codec := range []string{"h264", "h265"} {
+			gpu, cpu := pipelines.Candidates(codec)
+			var have []string
+			for _, name := range append(append([]string{}, gpu...), cpu...) {
+				mark := "missing"
+				if r.Decoders[name] {
+					mark = "present"
+				}
+				have = append(have, name+" "+mark)
+			}
+			fmt.Printf("%s: %s -> using %s\n", codec, strings.Join(have, ", "), r.Choice[codec])
+		}
+	}
+	for _, c := range r.Choice {
+		if strings.HasPrefix(c, "none") {
+			return 1
+		}
+	}
+	return 0
+}
+
+func cmdHealthcheck(args []string) int {
+	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	def := "http://127.0.0.1:8000/healthz"
+	if l := os.Getenv("GSTCAPTURE_HTTP__LISTEN"); l != "" {
+		def = "http://" + loopback(l) + "/healthz"
+	}
+	url := fs.String("url", def, "liveness URL")
+	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	client := &http.Client{Timeout: *timeout}
+	resp, err := client.Get(*url)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "healthcheck: %v\n", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		fmt.Fprintf(os.Stderr, "healthcheck: %s: %s\n", resp.Status, strings.TrimSpace(string(body)))
+		return 1
+	}
+	return 0
+}
+
+// loopback turns a listen address like ":8000" into one a client can dial.
+func loopback(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func cmdRun(args []string) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	path := fs.String("config", "", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, code := loadConfig(*path)
+	if code != 0 {
+		return code
+	}
+	log := newLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
+	secrets := cfg.Secrets()
+	gsthost.Init(log, func(s string) string { return config.Redact(s, secrets...) })
+	// go-redis prints a line on every failed dial while Redis is down; the
+	// publisher already logs each up/down change once, so keep these at debug.
+	redis.SetLogger(redisLogger{log})
+
+	svc, err := capture.New(cfg, log, capture.Options{})
+	if err != nil {
+		log.Error("cannot start", "error", config.Redact(err.Error(), secrets...))
+		return 1
+	}
+	for _, p := range svc.Plans() {
+		log.Info("camera configured", "camera_id", p.Camera.ID, "url", p.Camera.Location, "codec", p.Camera.Codec, "decoder", p.Decoder.Element)
+	}
+
+	mux := http.NewServeMux()
+	health.NewChecker(svc, health.Options{MinReady: cfg.Health.MinReady, MaxFrozen: cfg.Health.MaxFrozen}).Register(mux)
+	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
+	if err != nil {
+		log.Error("http.listen: cannot listen", "addr", cfg.HTTP.Listen, "error", err)
+		return 1
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	log.Info("gstcapture started", "version", version, "http", ln.Addr().String(), "cameras", len(cfg.Cameras), "gstreamer", gsthost.Version())
+
+	ctx, stop := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		log.Info("signal received, stopping (a second signal exits at once)", "signal", s.String())
+		stop()
+		s = <-sigs
+		log.Warn("second signal, exiting immediately", "signal", s.String())
+		os.Exit(1)
+	}()
+
+	svc.Run(ctx)
+	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(shutCtx)
+	log.Info("gstcapture stopped")
+	return 0
+}
+
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}

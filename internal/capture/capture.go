@@ -1,0 +1,235 @@
+package capture
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"gstcapture/internal/config"
+	"gstcapture/internal/frame"
+	"gstcapture/internal/gsthost"
+	"gstcapture/internal/publish"
+	"gstcapture/internal/ring"
+	"gstcapture/internal/stats"
+	"gstcapture/internal/validate"
+	"gstcapture/pipelines"
+)
+
+// Plan is what a camera will run: its decoder and launch string.
+type Plan struct {
+	Camera  config.Camera
+	Decoder pipelines.Decoder
+	Launch  string
+}
+
+// PlanCamera chooses the decoder for cam (using have to test which element
+// factories exist) and renders its launch string.
+func PlanCamera(cam config.Camera, have func(string) bool) (Plan, error) {
+	s := cam.Settings
+	dec, err := pipelines.ChooseDecoder(cam.Codec, s.Decoder, s.DecoderThreads, have)
+	if err != nil {
+		return Plan{}, fmt.Errorf("camera %s: %w", cam.ID, err)
+	}
+	launch, err := pipelines.Render(pipelines.ForCamera(cam, dec))
+	if err != nil {
+		return Plan{}, fmt.Errorf("camera %s: render pipeline: %w", cam.ID, err)
+	}
+	return Plan{Camera: cam, Decoder: dec, Launch: launch}, nil
+}
+
+// Options tune a Service beyond the configuration file.
+type Options struct {
+	Hooks           gsthost.Hooks
+	TeardownTimeout time.Duration
+	Recorder        publish.Recorder
+}
+
+// Service runs every configured camera.
+type Service struct {
+	cfg    *config.Config
+	log    *slog.Logger
+	reg    *stats.Registry
+	pub    *publish.Publisher
+	redis  *redis.Client
+	cams   []*camera
+	frozen atomic.Int64
+	opts   Options
+}
+
+type camera struct {
+	plan      Plan
+	stats     *stats.Camera
+	validator *validate.Validator
+	ring      *ring.Ring
+	sup       *gsthost.Supervisor
+	seq       atomic.Uint64
+	latSrc    atomic.Value // frame.CaptureSource last recorded
+}
+
+// New prepares a service: it renders every camera's pipeline and connects
+// the Redis client (lazily: Redis may come up later).
+func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
+	ropts, err := redis.ParseURL(cfg.Redis.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis.url: %w", err)
+	}
+	ropts.ReadTimeout = cfg.Redis.Timeout
+	ropts.WriteTimeout = cfg.Redis.Timeout
+	ropts.DialTimeout = cfg.Redis.Timeout
+	// Deadlines come from the publisher's contexts; a retried pipeline could
+	// store a batch twice; and redialling 5 times inside every round trip
+	// while Redis is down would eat the shutdown flush deadline.
+	ropts.ContextTimeoutEnabled = true
+	ropts.MaxRetries = -1
+	ropts.DialerRetries = 1
+	rc := redis.NewClient(ropts)
+
+	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts}
+	s.pub = publish.New(rc, publish.Options{
+		Stream:   cfg.Redis.Stream,
+		MaxLen:   cfg.Redis.MaxLen,
+		Batch:    cfg.Redis.Batch,
+		Timeout:  cfg.Redis.Timeout,
+		Instance: publish.NewInstanceID(),
+	}, log, opts.Recorder)
+
+	secrets := cfg.Secrets()
+	redact := func(text string) string { return config.Redact(text, secrets...) }
+	for _, cc := range cfg.Cameras {
+		plan, err := PlanCamera(cc, gsthost.HasElement)
+		if err != nil {
+			return nil, err
+		}
+		rules, err := Rules(cc.Settings.Validation)
+		if err != nil {
+			return nil, fmt.Errorf("camera %s: %w", cc.ID, err)
+		}
+		st := s.reg.Add(cc.ID)
+		st.SetDecoder(cc.Codec, plan.Decoder.Element)
+		c := &camera{plan: plan, stats: st, validator: validate.New(rules)}
+		c.ring = ring.New(cc.Settings.RingSize, st)
+		spec := gsthost.Spec{
+			CameraID:         cc.ID,
+			Launch:           plan.Launch,
+			User:             cc.User,
+			Password:         cc.Password,
+			StallTimeout:     cc.Settings.StallTimeout,
+			ReconnectInitial: cc.Settings.Reconnect.Initial,
+			ReconnectMax:     cc.Settings.Reconnect.Max,
+			TeardownTimeout:  opts.TeardownTimeout,
+		}
+		c.sup = gsthost.NewSupervisor(spec, st, c.onFrame, log, redact, &s.frozen, opts.Hooks)
+		s.cams = append(s.cams, c)
+	}
+	return s, nil
+}
+
+// Rules converts a camera's validation settings.
+func Rules(v config.Validation) (validate.Rules, error) {
+	r := validate.DefaultRules()
+	var err error
+	parse := func(path, s string) validate.Action {
+		a, e := validate.ParseAction(s)
+		if e != nil && err == nil {
+			err = fmt.Errorf("validation.%s.action: %w", path, e)
+		}
+		return a
+	}
+	r.Black.Action, r.Black.MaxLuma = parse("black", v.Black.Action), v.Black.MaxLuma
+	r.Uniform.Action, r.Uniform.MaxStddev = parse("uniform", v.Uniform.Action), v.Uniform.MaxStddev
+	r.Frozen.Action, r.Frozen.After = parse("frozen", v.Frozen.Action), v.Frozen.After
+	r.Size.Action = parse("size", v.Size.Action)
+	r.Corrupt.Action = parse("corrupt", v.Corrupt.Action)
+	return r, err
+}
+
+// onFrame runs on the GStreamer streaming thread: count, validate, enqueue,
+// return. It never blocks (the ring drops the oldest frame when full).
+func (c *camera) onFrame(f *frame.Frame) {
+	c.stats.FrameCaptured(f.SinkTime)
+	f.CameraID = c.plan.Camera.ID
+	f.Seq = c.seq.Add(1)
+	if prev, _ := c.latSrc.Load().(frame.CaptureSource); prev != f.CaptureSource {
+		c.latSrc.Store(f.CaptureSource)
+		c.stats.SetLatencySource(string(f.CaptureSource))
+	}
+	if res := c.validator.Check(f, f.SinkTime); res.Drop {
+		c.stats.Drop(res.Reason, 1)
+		f.Release()
+		return
+	}
+	c.ring.Push(f)
+}
+
+// Registry exposes the per-camera counters.
+func (s *Service) Registry() *stats.Registry { return s.reg }
+
+// Publisher exposes the Redis publisher (for readiness).
+func (s *Service) Publisher() *publish.Publisher { return s.pub }
+
+// Frozen returns how many pipelines were abandoned since start.
+func (s *Service) Frozen() int64 { return s.frozen.Load() }
+
+// Plans returns each camera's plan in configuration order.
+func (s *Service) Plans() []Plan {
+	out := make([]Plan, len(s.cams))
+	for i, c := range s.cams {
+		out[i] = c.plan
+	}
+	return out
+}
+
+// Run captures until ctx is cancelled, then stops capture and flushes the
+// rings to Redis within cfg.Shutdown.Timeout.
+func (s *Service) Run(ctx context.Context) {
+	pubCtx, stopPub := context.WithCancel(context.Background())
+	var sups, pubs sync.WaitGroup
+	for _, c := range s.cams {
+		sups.Add(1)
+		go func() { defer sups.Done(); c.sup.Run(ctx) }()
+		pubs.Add(1)
+		go func() { defer pubs.Done(); s.pub.Run(pubCtx, c.stats, c.ring) }()
+	}
+	<-ctx.Done()
+	s.log.Info("stopping capture")
+	sups.Wait()
+	stopPub()
+	pubs.Wait()
+
+	flushCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Shutdown.Timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var flushed atomic.Int64
+	for _, c := range s.cams {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			flushed.Add(int64(s.pub.Flush(flushCtx, c.stats, c.ring)))
+			for _, f := range c.ring.Close() {
+				c.stats.Drop(stats.DropShutdown, 1)
+				f.Release()
+			}
+		}()
+	}
+	wg.Wait()
+	s.log.Info("capture stopped", "flushed_frames", flushed.Load())
+	_ = s.redis.Close()
+}
+
+// Snapshots returns every camera's status (health.Source).
+func (s *Service) Snapshots(now time.Time) []stats.Snapshot {
+	all := s.reg.All()
+	out := make([]stats.Snapshot, len(all))
+	for i, c := range all {
+		out[i] = c.Snapshot(now)
+	}
+	return out
+}
+
+// RedisHealthy reports whether the publisher considers Redis up (health.Source).
+func (s *Service) RedisHealthy() bool { return s.pub.Healthy() }

@@ -1,0 +1,372 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+
+	"gstcapture/internal/frame"
+)
+
+// Config is the validated configuration. Only Load builds one.
+type Config struct {
+	HTTP     HTTP
+	Redis    Redis
+	Health   Health
+	Shutdown Shutdown
+	Log      Log
+	Defaults Settings
+	Cameras  []Camera
+}
+
+// HTTP is the health/metrics/API listener.
+type HTTP struct{ Listen string }
+
+// Redis is where frames are published.
+type Redis struct {
+	URL     string        // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
+	Stream  string        // key template, "{camera_id}" is replaced, see Camera.StreamKey
+	MaxLen  int64         // XADD MAXLEN ~ (approximate trimming)
+	Batch   int           // entries per pipelined round trip
+	Timeout time.Duration // per round trip
+}
+
+// Health sets the readiness and liveness rules.
+type Health struct {
+	MinReady  int // cameras streaming before /readyz is OK
+	MaxFrozen int // abandoned pipelines before /livez fails
+}
+
+// Shutdown bounds the flush on SIGTERM.
+type Shutdown struct{ Timeout time.Duration }
+
+// Log configures the structured logger.
+type Log struct{ Level, Format string }
+
+// Settings are the per-camera capture settings. Config.Defaults holds the
+// file's defaults section; Camera.Settings is the effective result after
+// that camera's overrides.
+type Settings struct {
+	FPS            int
+	Format         frame.Format
+	Width, Height  int // 0, 0 = the camera's own size
+	Transport      string
+	Latency        time.Duration
+	Reconnect      Reconnect
+	StallTimeout   time.Duration
+	Decoder        string
+	RingSize       int
+	ConvertThreads int
+	DecoderThreads int
+	Validation     Validation
+}
+
+// Reconnect is the backoff between pipeline rebuilds.
+type Reconnect struct{ Initial, Max time.Duration }
+
+// Validation holds one rule per frame check.
+type Validation struct {
+	Black   BlackCheck
+	Uniform UniformCheck
+	Frozen  FrozenCheck
+	Size    Check
+	Corrupt Check
+}
+
+// Check is a rule with only an action.
+type Check struct{ Action string }
+
+// BlackCheck flags frames whose mean luma is at most MaxLuma (0-255).
+type BlackCheck struct {
+	Action  string
+	MaxLuma int
+}
+
+// UniformCheck flags frames whose luma standard deviation is at most MaxStddev.
+type UniformCheck struct {
+	Action    string
+	MaxStddev float64
+}
+
+// FrozenCheck flags frames once the picture has not changed for After.
+type FrozenCheck struct {
+	Action string
+	After  time.Duration
+}
+
+// Validation actions.
+const (
+	ActionDrop = "drop" // count and do not publish
+	ActionPass = "pass" // publish anyway; the failure is still counted in logs/metrics
+	ActionOff  = "off"  // do not run the check
+)
+
+// Enumerations accepted by the schema, in the order messages list them.
+var (
+	Transports = []string{"tcp", "udp", "auto"}
+	Decoders   = []string{"auto", "gpu", "cpu"}
+	Codecs     = []string{"h264", "h265"}
+	Actions    = []string{ActionDrop, ActionPass, ActionOff}
+	LogLevels  = []string{"debug", "info", "warn", "error"}
+	LogFormats = []string{"json", "text"}
+)
+
+// Camera is one configured camera with its effective settings.
+type Camera struct {
+	ID       string
+	Codec    string
+	Settings Settings // defaults merged with this camera's overrides
+	Location string   // URL without user-info: safe to log
+	// User and Password come from the URL user-info, password_env or
+	// password_file. Never log them; pass Password to Redact.
+	User, Password string
+}
+
+// StreamKey expands a stream template such as "frames:{camera_id}".
+func (c Camera) StreamKey(template string) string {
+	return strings.ReplaceAll(template, "{camera_id}", c.ID)
+}
+
+// Secrets returns every secret the configuration holds (camera passwords,
+// the Redis password), for Redact.
+func (c *Config) Secrets() []string {
+	var out []string
+	for _, cam := range c.Cameras {
+		if cam.Password != "" {
+			out = append(out, cam.Password)
+		}
+	}
+	if pw := redisPassword(c.Redis.URL); pw != "" {
+		out = append(out, pw)
+	}
+	return out
+}
+
+// EnvPrefix starts every environment override; "__" separates levels:
+// GSTCAPTURE_DEFAULTS__STALL_TIMEOUT=3s sets defaults.stall_timeout.
+const EnvPrefix = "GSTCAPTURE_"
+
+// envIgnored are GSTCAPTURE_ variables that are not settings.
+var envIgnored = map[string]bool{
+	"GSTCAPTURE_CONFIG": true, // path of the file, read by the command
+}
+
+// defaultMap is the built-in layer, in the file's own shape so that it goes
+// through the same decoding and checks as the file.
+func defaultMap() map[string]any {
+	return map[string]any{
+		"http": map[string]any{"listen": ":8000"},
+		"redis": map[string]any{
+			"url":     "redis://127.0.0.1:6379/0",
+			"stream":  "frames:{camera_id}",
+			"maxlen":  1000,
+			"batch":   16,
+			"timeout": "2s",
+		},
+		"health":   map[string]any{"min_ready": 1, "max_frozen": 3},
+		"shutdown": map[string]any{"timeout": "5s"},
+		"log":      map[string]any{"level": "info", "format": "json"},
+		"defaults": map[string]any{
+			"fps":             10,
+			"format":          "BGR",
+			"width":           0,
+			"height":          0,
+			"transport":       "tcp",
+			"latency":         "200ms",
+			"reconnect":       map[string]any{"initial": "1s", "max": "30s"},
+			"stall_timeout":   "5s",
+			"decoder":         "auto",
+			"ring_size":       32,
+			"convert_threads": 1,
+			"decoder_threads": 1,
+			"validation": map[string]any{
+				"black":   map[string]any{"action": ActionDrop, "max_luma": 16},
+				"uniform": map[string]any{"action": ActionDrop, "max_stddev": 2.0},
+				"frozen":  map[string]any{"action": ActionDrop, "after": "10s"},
+				"size":    map[string]any{"action": ActionDrop},
+				"corrupt": map[string]any{"action": ActionDrop},
+			},
+		},
+	}
+}
+
+// Load reads the configuration: built-in defaults, then the YAML file at
+// path (skipped when path is ""), then GSTCAPTURE_* overrides from environ
+// (os.Environ() form; later entries win). environ is also where ${VAR},
+// password_env and relative password_file paths are resolved
+// (password_file relative to the file's directory).
+//
+// A missing file or a YAML syntax error is a plain error naming the file
+// (and line). Anything else wrong is returned together as *Problems.
+func Load(path string, environ []string) (*Config, error) {
+	env := parseEnviron(environ)
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(defaultMap(), ""), nil); err != nil {
+		return nil, fmt.Errorf("config defaults: %w", err)
+	}
+	baseDir := "."
+	if path != "" {
+		if err := k.Load(file.Provider(path), yamlParser{}); err != nil {
+			return nil, fmt.Errorf("config %s: %w", path, err)
+		}
+		baseDir = filepath.Dir(path)
+	}
+
+	r := &reader{fromEnv: map[string]string{}}
+	overrides := r.envOverrides(env)
+	if err := k.Load(confmap.Provider(overrides, "."), nil); err != nil {
+		return nil, fmt.Errorf("config environment: %w", err)
+	}
+
+	cfg := r.config(k.Raw(), func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}, baseDir)
+	if len(r.probs) > 0 {
+		probs := r.probs
+		return nil, &probs
+	}
+	return cfg, nil
+}
+
+// parseEnviron turns KEY=VALUE entries into a map; later entries win, as
+// with os/exec.
+func parseEnviron(environ []string) map[string]string {
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if ok && k != "" {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// envOverrides selects the GSTCAPTURE_ variables, checks each names a known
+// setting, and returns them as a flat "section.key" map for koanf.
+// An empty value counts as unset, so compose files can pass ${X:-} through.
+func (r *reader) envOverrides(env map[string]string) map[string]any {
+	known := map[string]bool{}
+	flatten("", defaultMap(), known)
+
+	names := make([]string, 0)
+	for name := range env {
+		if strings.HasPrefix(name, EnvPrefix) && !envIgnored[name] {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+
+	out := map[string]any{}
+	for _, name := range names {
+		val := env[name]
+		if val == "" {
+			continue
+		}
+		key := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(name, EnvPrefix), "__", "."))
+		switch {
+		case key == "cameras" || strings.HasPrefix(key, "cameras."):
+			r.probs = append(r.probs, Problem{name, "cameras can only be set in the file; per-camera overrides go there too"})
+		case !known[key]:
+			msg := fmt.Sprintf("unknown setting %q", key)
+			if s := suggest(key, keysOf(known)); s != "" {
+				msg += " (did you mean " + EnvName(s) + "?)"
+			}
+			r.probs = append(r.probs, Problem{name, msg})
+		default:
+			out[key] = val
+			r.fromEnv[key] = name
+		}
+	}
+	return out
+}
+
+// EnvName returns the environment variable that overrides a config path,
+// e.g. "defaults.stall_timeout" -> "GSTCAPTURE_DEFAULTS__STALL_TIMEOUT".
+func EnvName(path string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(path, ".", "__"))
+}
+
+// Keys returns every settable config path with a default (sorted), the set
+// the environment may override. Camera-only keys are not in it.
+func Keys() []string {
+	known := map[string]bool{}
+	flatten("", defaultMap(), known)
+	return keysOf(known)
+}
+
+// CameraKeys are the keys only a camera entry has; any Settings key
+// (defaults.*) may also appear there as an override.
+var CameraKeys = []string{"id", "url", "codec", "password_env", "password_file"}
+
+func flatten(prefix string, m map[string]any, out map[string]bool) {
+	for k, v := range m {
+		p := join(prefix, k)
+		if sub, ok := v.(map[string]any); ok {
+			flatten(p, sub, out)
+			continue
+		}
+		out[p] = true
+	}
+}
+
+func keysOf(set map[string]bool) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// yamlParser is koanf's YAML parser with null values removed, so that an
+// empty section ("http:") keeps the defaults instead of erasing them.
+type yamlParser struct{}
+
+func (yamlParser) Unmarshal(b []byte) (map[string]any, error) {
+	m, err := yaml.Parser().Unmarshal(b)
+	if err != nil {
+		return nil, err
+	}
+	dropNulls(m)
+	return m, nil
+}
+
+func (yamlParser) Marshal(m map[string]any) ([]byte, error) { return yaml.Parser().Marshal(m) }
+
+func dropNulls(m map[string]any) {
+	for k, v := range m {
+		switch t := v.(type) {
+		case nil:
+			delete(m, k)
+		case map[string]any:
+			dropNulls(t)
+		case []any:
+			for _, item := range t {
+				if sub, ok := item.(map[string]any); ok {
+					dropNulls(sub)
+				}
+			}
+		}
+	}
+}
+
+// readPasswordFile reads a secret file, dropping trailing newlines.
+func readPasswordFile(baseDir, name string) (string, error) {
+	if !filepath.IsAbs(name) {
+		name = filepath.Join(baseDir, name)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}

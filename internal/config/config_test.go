@@ -1,0 +1,589 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gstcapture/internal/frame"
+)
+
+const oneCamera = `
+cameras:
+  - id: cam1
+    url: rtsp://192.168.1.10:554/Streaming/Channels/101
+    codec: h264
+`
+
+func writeFile(t *testing.T, dir, name, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	require.NoError(t, os.WriteFile(p, []byte(body), 0o600))
+	return p
+}
+
+func load(t *testing.T, yml string, env ...string) (*Config, error) {
+	t.Helper()
+	return Load(writeFile(t, t.TempDir(), "gstcapture.yaml", yml), env)
+}
+
+func mustLoad(t *testing.T, yml string, env ...string) *Config {
+	t.Helper()
+	cfg, err := load(t, yml, env...)
+	require.NoError(t, err)
+	return cfg
+}
+
+// problems loads yml expecting validation problems and returns them.
+func problems(t *testing.T, yml string, env ...string) Problems {
+	t.Helper()
+	_, err := load(t, yml, env...)
+	require.Error(t, err)
+	var ps *Problems
+	require.True(t, errors.As(err, &ps), "want *Problems, got %T: %v", err, err)
+	return *ps
+}
+
+func TestDefaults(t *testing.T) {
+	cfg := mustLoad(t, oneCamera)
+	assert.Equal(t, HTTP{Listen: ":8000"}, cfg.HTTP)
+	assert.Equal(t, Redis{URL: "redis://127.0.0.1:6379/0", Stream: "frames:{camera_id}", MaxLen: 1000, Batch: 16, Timeout: 2 * time.Second}, cfg.Redis)
+	assert.Equal(t, Health{MinReady: 1, MaxFrozen: 3}, cfg.Health)
+	assert.Equal(t, Shutdown{Timeout: 5 * time.Second}, cfg.Shutdown)
+	assert.Equal(t, Log{Level: "info", Format: "json"}, cfg.Log)
+	want := Settings{
+		FPS: 10, Format: frame.BGR, Transport: "tcp", Latency: 200 * time.Millisecond,
+		Reconnect: Reconnect{Initial: time.Second, Max: 30 * time.Second}, StallTimeout: 5 * time.Second,
+		Decoder: "auto", RingSize: 32, ConvertThreads: 1, DecoderThreads: 1,
+		Validation: Validation{
+			Black:   BlackCheck{Action: "drop", MaxLuma: 16},
+			Uniform: UniformCheck{Action: "drop", MaxStddev: 2.0},
+			Frozen:  FrozenCheck{Action: "drop", After: 10 * time.Second},
+			Size:    Check{Action: "drop"},
+			Corrupt: Check{Action: "drop"},
+		},
+	}
+	assert.Equal(t, want, cfg.Defaults)
+	require.Len(t, cfg.Cameras, 1)
+	cam := cfg.Cameras[0]
+	assert.Equal(t, "cam1", cam.ID)
+	assert.Equal(t, "h264", cam.Codec)
+	assert.Equal(t, want, cam.Settings)
+	assert.Equal(t, "rtsp://192.168.1.10:554/Streaming/Channels/101", cam.Location)
+	assert.Empty(t, cam.User)
+	assert.Empty(t, cam.Password)
+}
+
+func TestFileOverrides(t *testing.T) {
+	cfg := mustLoad(t, `
+http: {listen: "127.0.0.1:9000"}
+redis: {url: "rediss://cache:6380/2", stream: "cam:{camera_id}:frames", maxlen: 50, batch: 4, timeout: 500ms}
+health: {min_ready: 0, max_frozen: 1}
+shutdown: {timeout: 2s}
+log: {level: debug, format: text}
+defaults:
+  fps: 25
+  format: GRAY8
+  width: 640
+  height: 360
+  transport: auto
+  latency: 0s
+  reconnect: {initial: 500ms, max: 1m}
+  stall_timeout: 2s
+  decoder: cpu
+  ring_size: 4
+  convert_threads: 0
+  decoder_threads: 2
+  validation:
+    black: {action: pass, max_luma: 20}
+    uniform: {action: off, max_stddev: 4.5}
+    frozen: {after: 1m}
+    size: {action: pass}
+    corrupt: {action: off}
+`+oneCamera)
+	assert.Equal(t, HTTP{Listen: "127.0.0.1:9000"}, cfg.HTTP)
+	assert.Equal(t, Redis{URL: "rediss://cache:6380/2", Stream: "cam:{camera_id}:frames", MaxLen: 50, Batch: 4, Timeout: 500 * time.Millisecond}, cfg.Redis)
+	assert.Equal(t, Health{MinReady: 0, MaxFrozen: 1}, cfg.Health)
+	assert.Equal(t, Shutdown{Timeout: 2 * time.Second}, cfg.Shutdown)
+	assert.Equal(t, Log{Level: "debug", Format: "text"}, cfg.Log)
+	d := cfg.Defaults
+	assert.Equal(t, 25, d.FPS)
+	assert.Equal(t, frame.GRAY8, d.Format)
+	assert.Equal(t, [2]int{640, 360}, [2]int{d.Width, d.Height})
+	assert.Equal(t, "auto", d.Transport)
+	assert.Equal(t, time.Duration(0), d.Latency)
+	assert.Equal(t, Reconnect{Initial: 500 * time.Millisecond, Max: time.Minute}, d.Reconnect)
+	assert.Equal(t, 2*time.Second, d.StallTimeout)
+	assert.Equal(t, "cpu", d.Decoder)
+	assert.Equal(t, [3]int{4, 0, 2}, [3]int{d.RingSize, d.ConvertThreads, d.DecoderThreads})
+	assert.Equal(t, BlackCheck{Action: "pass", MaxLuma: 20}, d.Validation.Black)
+	assert.Equal(t, UniformCheck{Action: "off", MaxStddev: 4.5}, d.Validation.Uniform)
+	// Only "after" was given: the action keeps its default.
+	assert.Equal(t, FrozenCheck{Action: "drop", After: time.Minute}, d.Validation.Frozen)
+	assert.Equal(t, "pass", d.Validation.Size.Action)
+	assert.Equal(t, "off", d.Validation.Corrupt.Action)
+	assert.Equal(t, d, cfg.Cameras[0].Settings)
+}
+
+func TestEmptySectionKeepsDefaults(t *testing.T) {
+	cfg := mustLoad(t, "http:\nredis:\ndefaults:\n  validation:\n"+oneCamera)
+	assert.Equal(t, ":8000", cfg.HTTP.Listen)
+	assert.Equal(t, "redis://127.0.0.1:6379/0", cfg.Redis.URL)
+	assert.Equal(t, "drop", cfg.Defaults.Validation.Black.Action)
+}
+
+func TestCameraOverridesMerged(t *testing.T) {
+	cfg := mustLoad(t, `
+defaults:
+  fps: 10
+  reconnect: {initial: 2s, max: 20s}
+  validation:
+    black: {action: drop, max_luma: 20}
+cameras:
+  - id: a
+    url: rtsp://10.0.0.1/a
+    codec: h264
+  - id: b
+    url: rtsp://10.0.0.2/b
+    codec: h265
+    fps: 5
+    format: NV12
+    width: 320
+    height: 240
+    transport: udp
+    decoder: gpu
+    reconnect: {max: 5s}
+    validation:
+      black: {action: pass}
+      frozen: {after: 3s}
+`)
+	require.Len(t, cfg.Cameras, 2)
+	a, b := cfg.Cameras[0].Settings, cfg.Cameras[1].Settings
+	assert.Equal(t, cfg.Defaults, a)
+	assert.Equal(t, 10, a.FPS)
+
+	assert.Equal(t, "h265", cfg.Cameras[1].Codec)
+	assert.Equal(t, 5, b.FPS)
+	assert.Equal(t, frame.NV12, b.Format)
+	assert.Equal(t, [2]int{320, 240}, [2]int{b.Width, b.Height})
+	assert.Equal(t, "udp", b.Transport)
+	assert.Equal(t, "gpu", b.Decoder)
+	// Nested overrides merge key by key with the defaults.
+	assert.Equal(t, Reconnect{Initial: 2 * time.Second, Max: 5 * time.Second}, b.Reconnect)
+	assert.Equal(t, BlackCheck{Action: "pass", MaxLuma: 20}, b.Validation.Black)
+	assert.Equal(t, FrozenCheck{Action: "drop", After: 3 * time.Second}, b.Validation.Frozen)
+	assert.Equal(t, a.Validation.Uniform, b.Validation.Uniform)
+	assert.Equal(t, a.StallTimeout, b.StallTimeout)
+	// The defaults themselves are untouched by a camera's overrides.
+	assert.Equal(t, 10, cfg.Defaults.FPS)
+	assert.Equal(t, "drop", cfg.Defaults.Validation.Black.Action)
+}
+
+func TestEnvOverrideBeatsFile(t *testing.T) {
+	cfg := mustLoad(t, `
+redis: {url: "redis://file:6379/0"}
+http: {listen: ":7000"}
+defaults: {stall_timeout: 9s, fps: 7}
+cameras:
+  - id: a
+    url: rtsp://10.0.0.1/a
+    codec: h264
+  - id: b
+    url: rtsp://10.0.0.2/b
+    codec: h264
+    stall_timeout: 4s
+`,
+		"GSTCAPTURE_REDIS__URL=redis://env:6379/1",
+		"GSTCAPTURE_HTTP__LISTEN=:9100",
+		"GSTCAPTURE_DEFAULTS__STALL_TIMEOUT=3s",
+		"GSTCAPTURE_DEFAULTS__VALIDATION__BLACK__MAX_LUMA=30",
+		"GSTCAPTURE_REDIS__MAXLEN=77",
+		"GSTCAPTURE_DEFAULTS__VALIDATION__UNIFORM__MAX_STDDEV=1.5",
+		"GSTCAPTURE_LOG__LEVEL=", // empty counts as unset
+		"GSTCAPTURE_CONFIG=/etc/gstcapture.yaml",
+		"UNRELATED=1",
+	)
+	assert.Equal(t, "redis://env:6379/1", cfg.Redis.URL)
+	assert.Equal(t, ":9100", cfg.HTTP.Listen)
+	assert.Equal(t, int64(77), cfg.Redis.MaxLen)
+	assert.Equal(t, "info", cfg.Log.Level)
+	assert.Equal(t, 3*time.Second, cfg.Defaults.StallTimeout)
+	assert.Equal(t, 7, cfg.Defaults.FPS, "keys the environment does not set keep the file's value")
+	assert.Equal(t, 30, cfg.Defaults.Validation.Black.MaxLuma)
+	assert.Equal(t, 1.5, cfg.Defaults.Validation.Uniform.MaxStddev)
+	assert.Equal(t, 3*time.Second, cfg.Cameras[0].Settings.StallTimeout)
+	assert.Equal(t, 4*time.Second, cfg.Cameras[1].Settings.StallTimeout, "a camera's own override still wins over defaults")
+}
+
+func TestEnvLastEntryWins(t *testing.T) {
+	cfg := mustLoad(t, oneCamera, "GSTCAPTURE_DEFAULTS__FPS=3", "GSTCAPTURE_DEFAULTS__FPS=4")
+	assert.Equal(t, 4, cfg.Defaults.FPS)
+}
+
+func TestLoadWithoutFile(t *testing.T) {
+	_, err := Load("", nil)
+	var ps *Problems
+	require.ErrorAs(t, err, &ps)
+	assert.Equal(t, Problems{{"cameras", "no cameras configured; add at least one"}}, *ps)
+}
+
+func TestVarExpansion(t *testing.T) {
+	cfg := mustLoad(t, `
+cameras:
+  - id: cam1
+    url: rtsp://admin:${CAM1_PASSWORD}@192.168.1.10:554/Streaming/Channels/101?transportmode=unicast
+    codec: h264
+  - id: cam2
+    url: rtsp://${CAM2_USER}:pre%40${CAM2_PASSWORD}@${CAMSIM_ADDR}/cam2
+    codec: h264
+`,
+		"CAM1_PASSWORD=p@ss:w/rd#1?%20",
+		"CAM2_USER=viewer",
+		"CAM2_PASSWORD=x",
+		"CAMSIM_ADDR=127.0.0.1:8554",
+	)
+	c1, c2 := cfg.Cameras[0], cfg.Cameras[1]
+	assert.Equal(t, "admin", c1.User)
+	assert.Equal(t, "p@ss:w/rd#1?%20", c1.Password, "values from the environment are used verbatim")
+	assert.Equal(t, "rtsp://192.168.1.10:554/Streaming/Channels/101?transportmode=unicast", c1.Location)
+	assert.Equal(t, "viewer", c2.User)
+	assert.Equal(t, "pre@x", c2.Password, "literal user-info text is percent-decoded")
+	assert.Equal(t, "rtsp://127.0.0.1:8554/cam2", c2.Location)
+}
+
+func TestURLUserInfo(t *testing.T) {
+	cfg := mustLoad(t, `
+cameras:
+  - id: a
+    url: rtsp://admin:p%2Fw@10.0.0.1/a
+    codec: h264
+  - id: b
+    url: rtsps://op:un@esc@aped@cam.example:322/live
+    codec: h264
+`)
+	assert.Equal(t, [2]string{"admin", "p/w"}, [2]string{cfg.Cameras[0].User, cfg.Cameras[0].Password})
+	assert.Equal(t, "rtsp://10.0.0.1/a", cfg.Cameras[0].Location)
+	assert.Equal(t, [2]string{"op", "un@esc@aped"}, [2]string{cfg.Cameras[1].User, cfg.Cameras[1].Password})
+	assert.Equal(t, "rtsps://cam.example:322/live", cfg.Cameras[1].Location)
+}
+
+func TestPasswordEnv(t *testing.T) {
+	cfg := mustLoad(t, `
+cameras:
+  - id: a
+    url: rtsp://admin@10.0.0.1/a
+    codec: h264
+    password_env: CAM_A_PW
+`, "CAM_A_PW=s3cret")
+	assert.Equal(t, "admin", cfg.Cameras[0].User)
+	assert.Equal(t, "s3cret", cfg.Cameras[0].Password)
+	assert.Equal(t, "rtsp://10.0.0.1/a", cfg.Cameras[0].Location)
+}
+
+func TestPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "cam-a.pw", "fr0m-file\n")
+	abs := writeFile(t, dir, "cam-b.pw", "other\r\n")
+	cfgPath := writeFile(t, dir, "gstcapture.yaml", `
+cameras:
+  - id: a
+    url: rtsp://admin@10.0.0.1/a
+    codec: h264
+    password_file: cam-a.pw
+  - id: b
+    url: rtsp://admin@10.0.0.2/b
+    codec: h264
+    password_file: `+abs+`
+`)
+	cfg, err := Load(cfgPath, nil)
+	require.NoError(t, err)
+	assert.Equal(t, "fr0m-file", cfg.Cameras[0].Password, "relative to the config file; trailing newline dropped")
+	assert.Equal(t, "other", cfg.Cameras[1].Password)
+	assert.ElementsMatch(t, []string{"fr0m-file", "other"}, cfg.Secrets())
+}
+
+func TestSecretsIncludeRedisPassword(t *testing.T) {
+	cfg := mustLoad(t, `redis: {url: "redis://:rpw@127.0.0.1:6379/0"}`+oneCamera)
+	assert.Equal(t, []string{"rpw"}, cfg.Secrets())
+}
+
+func TestStreamKey(t *testing.T) {
+	c := Camera{ID: "cam1"}
+	assert.Equal(t, "frames:cam1", c.StreamKey("frames:{camera_id}"))
+	assert.Equal(t, "x:cam1:cam1", c.StreamKey("x:{camera_id}:{camera_id}"))
+	assert.Equal(t, "shared", c.StreamKey("shared"))
+}
+
+// userCam is cam with a user name in the URL.
+func userCam(extra string) string {
+	return "cameras:\n  - id: cam1\n    url: rtsp://admin@10.0.0.1/a\n    codec: h264\n" + extra
+}
+
+// cam wraps one camera entry's extra lines into a full file.
+func cam(extra string) string {
+	return "cameras:\n  - id: cam1\n    url: rtsp://10.0.0.1/a\n    codec: h264\n" + extra
+}
+
+func TestValidationProblems(t *testing.T) {
+	cases := []struct {
+		name string
+		yml  string
+		env  []string
+		want []string // "path: message fragment"
+	}{
+		{"unknown top-level key", "cameraz: []\n" + oneCamera, nil,
+			[]string{"cameraz: unknown key (did you mean cameras?)"}},
+		{"unknown defaults key", "defaults: {stall_timout: 3s}\n" + oneCamera, nil,
+			[]string{"defaults.stall_timout: unknown key (did you mean stall_timeout?)"}},
+		{"unknown nested key", "defaults: {validation: {black: {max_lumaa: 3}}}\n" + oneCamera, nil,
+			[]string{"defaults.validation.black.max_lumaa: unknown key (did you mean max_luma?)"}},
+		{"unknown camera key", cam("    pasword_env: X\n"), nil,
+			[]string{"cameras[0].pasword_env: unknown key (did you mean password_env?)"}},
+		{"unknown key without suggestion", "redis: {zzzzzz: 1}\n" + oneCamera, nil,
+			[]string{"redis.zzzzzz: unknown key"}},
+		{"bad duration", "defaults: {latency: 2 seconds}\n" + oneCamera, nil,
+			[]string{`defaults.latency: invalid duration "2 seconds"`}},
+		{"duration without unit", "redis: {timeout: 2}\n" + oneCamera, nil,
+			[]string{"redis.timeout: invalid duration 2"}},
+		{"bad enum transport", "defaults: {transport: tpc}\n" + oneCamera, nil,
+			[]string{`defaults.transport: must be one of tcp, udp, auto, got "tpc"`}},
+		{"bad enum decoder", cam("    decoder: nvidia\n"), nil,
+			[]string{`cameras[0].decoder: must be one of auto, gpu, cpu, got "nvidia"`}},
+		{"bad action", "defaults: {validation: {frozen: {action: skip}}}\n" + oneCamera, nil,
+			[]string{`defaults.validation.frozen.action: must be one of drop, pass, off, got "skip"`}},
+		{"bad log level and format", "log: {level: verbose, format: xml}\n" + oneCamera, nil,
+			[]string{"log.level: must be one of debug, info, warn, error", "log.format: must be one of json, text"}},
+		{"bad format", "defaults: {format: YUY2}\n" + oneCamera, nil,
+			[]string{`defaults.format: unknown format "YUY2"`}},
+		{"bad codec", "cameras:\n  - {id: a, url: rtsp://h/a, codec: vp8}\n", nil,
+			[]string{`cameras[0].codec: must be one of h264, h265, got "vp8"`}},
+		{"missing codec", "cameras:\n  - {id: a, url: rtsp://h/a}\n", nil,
+			[]string{"cameras[0].codec: required"}},
+		{"fps zero", "defaults: {fps: 0}\n" + oneCamera, nil,
+			[]string{"defaults.fps: must be between 1 and 120, got 0"}},
+		{"fps too high per camera", cam("    fps: 121\n"), nil,
+			[]string{"cameras[0].fps: must be between 1 and 120, got 121"}},
+		{"fps not a number", cam("    fps: fast\n"), nil,
+			[]string{`cameras[0].fps: must be an integer, got "fast"`}},
+		{"width without height", "defaults: {width: 640}\n" + oneCamera, nil,
+			[]string{"defaults.width: width 640 and height 0: set both or neither"}},
+		{"camera height without width", cam("    height: 480\n"), nil,
+			[]string{"cameras[0].width: width 0 and height 480: set both or neither"}},
+		{"negative width", cam("    width: -1\n    height: 10\n"), nil,
+			[]string{"cameras[0].width: must be between 0 and 8192, got -1"}},
+		{"reconnect initial zero", "defaults: {reconnect: {initial: 0s}}\n" + oneCamera, nil,
+			[]string{"defaults.reconnect.initial: must be > 0s and <= 5s, got 0s"}},
+		{"reconnect initial too long", "defaults: {reconnect: {initial: 6s}}\n" + oneCamera, nil,
+			[]string{"defaults.reconnect.initial: must be > 0s and <= 5s, got 6s"}},
+		{"reconnect max below initial", cam("    reconnect: {initial: 4s, max: 2s}\n"), nil,
+			[]string{"cameras[0].reconnect.max: must be >= reconnect.initial (4s), got 2s"}},
+		{"stall timeout too short", "defaults: {stall_timeout: 500ms}\n" + oneCamera, nil,
+			[]string{"defaults.stall_timeout: must be between 1s and 10m0s, got 500ms"}},
+		{"ring size zero", "defaults: {ring_size: 0}\n" + oneCamera, nil,
+			[]string{"defaults.ring_size: must be between 1 and 100000, got 0"}},
+		{"negative threads", "defaults: {convert_threads: -1, decoder_threads: -2}\n" + oneCamera, nil,
+			[]string{"defaults.convert_threads: must be between 0 and 256, got -1", "defaults.decoder_threads: must be between 0 and 256, got -2"}},
+		{"max luma out of range", "defaults: {validation: {black: {max_luma: 300}}}\n" + oneCamera, nil,
+			[]string{"defaults.validation.black.max_luma: must be between 0 and 255, got 300"}},
+		{"negative stddev", "defaults: {validation: {uniform: {max_stddev: -1}}}\n" + oneCamera, nil,
+			[]string{"defaults.validation.uniform.max_stddev: must be between 0 and 128, got -1"}},
+		{"section not a mapping", "redis: localhost\n" + oneCamera, nil,
+			[]string{`redis: must be a mapping, got "localhost"`}},
+		{"duplicate ids", `
+cameras:
+  - {id: cam1, url: rtsp://h/1, codec: h264}
+  - {id: cam2, url: rtsp://h/2, codec: h264}
+  - {id: cam3, url: rtsp://h/3, codec: h264}
+  - {id: cam1, url: rtsp://h/4, codec: h264}
+`, nil, []string{`cameras[3].id: duplicate id "cam1" (also cameras[0])`}},
+		{"missing id and url", "cameras:\n  - {codec: h264}\n", nil,
+			[]string{"cameras[0].id: required", "cameras[0].url: required"}},
+		{"bad id", "cameras:\n  - {id: 'cam 1', url: rtsp://h/1, codec: h264}\n", nil,
+			[]string{`cameras[0].id: "cam 1" must be 1-64 characters`}},
+		{"id too long", "cameras:\n  - {id: " + strings.Repeat("a", 65) + ", url: rtsp://h/1, codec: h264}\n", nil,
+			[]string{"cameras[0].id: "}},
+		{"url scheme", "cameras:\n  - {id: a, url: http://h/1, codec: h264}\n", nil,
+			[]string{"cameras[0].url: scheme must be rtsp or rtsps"}},
+		{"url without scheme", "cameras:\n  - {id: a, url: 192.168.1.10/x, codec: h264}\n", nil,
+			[]string{"cameras[0].url: must be an absolute URL"}},
+		{"url without host", "cameras:\n  - {id: a, url: 'rtsp:///stream', codec: h264}\n", nil,
+			[]string{"cameras[0].url: has no host"}},
+		{"url bad port", "cameras:\n  - {id: a, url: 'rtsp://h:port/x', codec: h264}\n", nil,
+			[]string{`cameras[0].url: cannot parse: invalid port ":port" after host`}},
+		{"url port out of range", "cameras:\n  - {id: a, url: 'rtsp://h:70000/x', codec: h264}\n", nil,
+			[]string{"cameras[0].url: port must be 1-65535"}},
+		{"unset var", "cameras:\n  - {id: a, url: 'rtsp://admin:${CAM1_PASSWORD}@h/x', codec: h264}\n", nil,
+			[]string{"cameras[0].url: environment variable CAM1_PASSWORD is not set"}},
+		{"two unset vars", "cameras:\n  - {id: a, url: 'rtsp://${U}:${P}@${HOST}/x', codec: h264}\n", []string{"U=x"},
+			[]string{"cameras[0].url: environment variable P is not set", "cameras[0].url: environment variable HOST is not set"}},
+		{"malformed var", "cameras:\n  - {id: a, url: 'rtsp://h/${BAD-NAME}', codec: h264}\n", nil,
+			[]string{"cameras[0].url: malformed ${...}"}},
+		{"unterminated var", "cameras:\n  - {id: a, url: 'rtsp://h/${X', codec: h264}\n", nil,
+			[]string{"cameras[0].url: malformed ${...}"}},
+		{"password_env unset", userCam("    password_env: NOPE\n"), nil,
+			[]string{"cameras[0].password_env: environment variable NOPE is not set"}},
+		{"password_env bad name", userCam("    password_env: 'a b'\n"), nil,
+			[]string{`cameras[0].password_env: "a b" is not an environment variable name`}},
+		{"password_file unreadable", userCam("    password_file: /nonexistent/cam.pw\n"), nil,
+			[]string{"cameras[0].password_file: cannot read: open /nonexistent/cam.pw: no such file or directory"}},
+		{"password_env and password_file", userCam("    password_env: A\n    password_file: b\n"), []string{"A=x"},
+			[]string{"cameras[0].password_env: set password_env or password_file, not both"}},
+		{"password_env without user", cam("    password_env: A\n"), []string{"A=x"},
+			[]string{"cameras[0].url: needs a user name"}},
+		{"password_env unset and no user", cam("    password_env: A\n"), nil,
+			[]string{"cameras[0].password_env: environment variable A is not set", "cameras[0].url: needs a user name"}},
+		{"password in url and password_file", "cameras:\n  - {id: a, url: 'rtsp://u:p@h/x', codec: h264, password_file: /nonexistent}\n", nil,
+			[]string{"cameras[0].password_file: cannot read", "cameras[0].url: has a password and password_env/password_file is also set"}},
+		{"empty file", "", nil,
+			[]string{"cameras: no cameras configured"}},
+		{"no cameras", "cameras: []\n", nil,
+			[]string{"cameras: no cameras configured"}},
+		{"cameras not a list", "cameras: {id: a}\n", nil,
+			[]string{"cameras: must be a list of cameras, got a mapping"}},
+		{"camera not a mapping", "cameras:\n  - rtsp://h/x\n", nil,
+			[]string{`cameras[0]: must be a mapping with id, url and codec, got "rtsp://h/x"`}},
+		{"redis url scheme", "redis: {url: 'http://h:6379'}\n" + oneCamera, nil,
+			[]string{"redis.url: scheme must be redis, rediss or unix"}},
+		{"redis url no host", "redis: {url: 'redis://'}\n" + oneCamera, nil,
+			[]string{"redis.url: has no host"}},
+		{"redis url unparsable", "redis: {url: 'redis://h:xx'}\n" + oneCamera, nil,
+			[]string{"redis.url: cannot parse as a URL"}},
+		{"redis unix without path", "redis: {url: 'unix://'}\n" + oneCamera, nil,
+			[]string{"redis.url: has no socket path"}},
+		{"stream template empty", "redis: {stream: ''}\n" + oneCamera, nil,
+			[]string{"redis.stream: must not be empty"}},
+		{"redis numbers", "redis: {maxlen: 0, batch: 0, timeout: 0s}\n" + oneCamera, nil,
+			[]string{"redis.maxlen: must be >= 1, got 0", "redis.batch: must be between 1 and 1000, got 0", "redis.timeout: must be between 1ms and 1m0s, got 0s"}},
+		{"http listen", "http: {listen: '8000'}\n" + oneCamera, nil,
+			[]string{"http.listen: must be host:port"}},
+		{"min_ready above cameras", "health: {min_ready: 2}\n" + oneCamera, nil,
+			[]string{"health.min_ready: is 2 but only 1 cameras are configured"}},
+		{"max_frozen zero", "health: {max_frozen: 0}\n" + oneCamera, nil,
+			[]string{"health.max_frozen: must be >= 1, got 0"}},
+		{"env unknown key", oneCamera, []string{"GSTCAPTURE_REDIS__URLL=redis://h"},
+			[]string{`GSTCAPTURE_REDIS__URLL: unknown setting "redis.urll" (did you mean GSTCAPTURE_REDIS__URL?)`}},
+		{"env single underscore between levels", oneCamera, []string{"GSTCAPTURE_REDIS_URL=redis://h"},
+			[]string{`GSTCAPTURE_REDIS_URL: unknown setting "redis_url"`}},
+		{"env cameras", oneCamera, []string{"GSTCAPTURE_CAMERAS__0__FPS=3"},
+			[]string{"GSTCAPTURE_CAMERAS__0__FPS: cameras can only be set in the file"}},
+		{"env bad value names its variable", oneCamera, []string{"GSTCAPTURE_DEFAULTS__STALL_TIMEOUT=3 s"},
+			[]string{`defaults.stall_timeout: invalid duration "3 s" (use a unit: 200ms, 5s, 1m) (set by GSTCAPTURE_DEFAULTS__STALL_TIMEOUT)`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := problems(t, tc.yml, tc.env...)
+			text := ps.Error()
+			for _, w := range tc.want {
+				assert.Contains(t, text, w)
+			}
+			assert.Len(t, ps, len(tc.want), "exactly the expected problems:\n%s", text)
+		})
+	}
+}
+
+func TestEveryProblemAtOnce(t *testing.T) {
+	ps := problems(t, `
+http: {listen: nope}
+redis: {url: "ftp://x", stream: ""}
+log: {level: loud}
+defaults:
+  fps: 0
+  latency: soon
+  stall_timout: 3s
+cameras:
+  - {id: cam1, url: "http://h/x", codec: h264}
+  - {id: cam1, url: "rtsp://h/${MISSING}", codec: h266, width: 10}
+`)
+	paths := map[string]bool{}
+	for _, p := range ps {
+		paths[p.Path] = true
+	}
+	for _, want := range []string{"http.listen", "redis.url", "redis.stream", "log.level", "defaults.fps", "defaults.latency", "defaults.stall_timout", "cameras[0].url", "cameras[1].id", "cameras[1].url", "cameras[1].codec"} {
+		assert.True(t, paths[want], "missing a problem at %s in:\n%s", want, ps.Error())
+	}
+	assert.Len(t, strings.Split(ps.Error(), "\n"), len(ps), "one line per problem")
+}
+
+func TestYAMLSyntaxErrorNamesFileAndLine(t *testing.T) {
+	dir := t.TempDir()
+	p := writeFile(t, dir, "broken.yaml", "http:\n  listen: \":8000\"\n\tcameras: []\n")
+	_, err := Load(p, nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), p)
+	assert.Contains(t, err.Error(), "line 3")
+	var ps *Problems
+	assert.False(t, errors.As(err, &ps))
+
+	_, err = Load(filepath.Join(dir, "missing.yaml"), nil)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "missing.yaml")
+}
+
+func TestPasswordNeverInProblems(t *testing.T) {
+	const pw = "Sup3r-Secr3t"
+	cases := []struct {
+		name string
+		yml  string
+		env  []string
+	}{
+		{"bad scheme", "cameras:\n  - {id: a, url: 'http://admin:" + pw + "@h/x', codec: h264}\n", nil},
+		{"bad port", "cameras:\n  - {id: a, url: 'rtsp://admin:" + pw + "@h:99999999999/x', codec: h264}\n", nil},
+		{"bad port word", "cameras:\n  - {id: a, url: 'rtsp://admin:" + pw + "@h:abc/x', codec: h264}\n", nil},
+		{"slash in password", "cameras:\n  - {id: a, url: 'rtsp://admin:" + pw + "/x@h/x', codec: h264}\n", nil},
+		{"hash in password", "cameras:\n  - {id: a, url: 'rtsp://admin:" + pw + "#x@h/x', codec: h264}\n", nil},
+		{"slash in password, numeric", "cameras:\n  - {id: a, url: 'rtsp://admin:12/" + pw + "@h/x', codec: h264}\n", nil},
+		{"bad percent-encoding", "cameras:\n  - {id: a, url: 'rtsp://admin:" + pw + "%zz@h/x', codec: h264}\n", nil},
+		{"password and password_env", "cameras:\n  - {id: a, url: 'rtsp://admin:" + pw + "@h/x', codec: h264, password_env: P}\n", []string{"P=" + pw}},
+		{"expanded password, bad host", "cameras:\n  - {id: a, url: 'rtsp://admin:${P}@h:xx/x', codec: h264}\n", []string{"P=" + pw}},
+		{"expanded password, other problems", "cameras:\n  - {id: a, url: 'rtsp://admin:${P}@h/x', codec: h265, fps: 0, format: bgr}\n", []string{"P=" + pw}},
+		{"env password, unknown key", "cameras:\n  - {id: a, url: 'rtsp://admin@h/x', codec: h264, password_env: P, fsp: 3}\n", []string{"P=" + pw}},
+		{"redis password", "redis: {url: 'ftp://u:" + pw + "@h'}\n" + oneCamera, nil},
+		{"camera written as a bare URL", "cameras:\n  - rtsp://admin:" + pw + "@h/x\n", nil},
+		{"URL in an enum", "cameras:\n  - {id: a, url: 'rtsp://h/x', codec: 'rtsp://admin:" + pw + "@h/x'}\n", nil},
+		{"redis password bad port", "redis: {url: 'redis://u:" + pw + "@h:port'}\n" + oneCamera, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := problems(t, tc.yml, tc.env...)
+			assert.NotContains(t, ps.Error(), pw)
+			assert.NotContains(t, ps.Error(), "Secr3t")
+			for _, p := range ps {
+				assert.NotContains(t, p.Path+p.Msg, pw)
+			}
+		})
+	}
+}
+
+func TestRedact(t *testing.T) {
+	cases := []struct {
+		in      string
+		secrets []string
+		want    string
+	}{
+		{"nothing here", nil, "nothing here"},
+		{"rtsp://admin:pw@10.0.0.1:554/x failed", nil, "rtsp://10.0.0.1:554/x failed"},
+		{`location="rtsps://u:p@ss@h/x" other@mail`, nil, `location="rtsps://h/x" other@mail`},
+		{"redis://:pw@127.0.0.1:6379/0 down", nil, "redis://127.0.0.1:6379/0 down"},
+		{"rtsp://h/path@x keeps path", nil, "rtsp://h/path@x keeps path"},
+		{"two rtsp://a:b@h1/x and rtsp://c:d@h2/y", nil, "two rtsp://h1/x and rtsp://h2/y"},
+		{"auth failed for s3cret", []string{"s3cret"}, "auth failed for ***"},
+		{"escaped p%40ss and p@ss", []string{"p@ss"}, "escaped *** and ***"},
+		{"empty secret ignored", []string{""}, "empty secret ignored"},
+		{"longer first: abcdef abc", []string{"abc", "abcdef"}, "longer first: *** ***"},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, Redact(tc.in, tc.secrets...), tc.in)
+	}
+}
+
+func TestEnvName(t *testing.T) {
+	assert.Equal(t, "GSTCAPTURE_DEFAULTS__STALL_TIMEOUT", EnvName("defaults.stall_timeout"))
+	assert.Equal(t, "GSTCAPTURE_REDIS__URL", EnvName("redis.url"))
+	assert.Contains(t, Keys(), "defaults.validation.frozen.after")
+}

@@ -1,0 +1,46 @@
+package gsthost
+
+import (
+	"testing"
+	"time"
+
+	"github.com/go-gst/go-gst/gst"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gstcapture/pipelines"
+)
+
+// Rendered launch strings parse with GStreamer's own parser, and a URL full
+// of launch-syntax characters arrives in rtspsrc's location unchanged
+// instead of breaking or extending the graph.
+func TestRenderedLaunchRoundTrip(t *testing.T) {
+	urls := []string{
+		"rtsp://10.0.0.1:554/Streaming/Channels/101",
+		`rtsp://cam.local/live ! fakesink name=injected`,
+		`rtsp://cam.local/a path/with spaces?x="quoted"&y='single'`,
+		`rtsp://cam.local/back\slash\path`,
+		"rtsp://cam.local/ünïcode/ストリーム",
+	}
+	for _, codec := range []string{"h264", "h265"} {
+		_, cpu := pipelines.Candidates(codec)
+		dec, err := pipelines.ChooseDecoder(codec, "cpu", 1, HasElement)
+		require.NoError(t, err, "cpu decoders %v", cpu)
+		for _, u := range urls {
+			launch, err := pipelines.Render(pipelines.Params{Codec: codec, Location: u, Protocols: "tcp", LatencyMS: 200, TCPTimeout: 5 * time.Second, UDPTimeout: 2 * time.Second,
+				Decoder: dec, FPS: 10, Format: "BGR", ConvertThreads: 1})
+			require.NoError(t, err)
+			p, err := gst.NewPipelineFromString(launch)
+			require.NoError(t, err, "launch: %s", launch)
+			src, err := p.GetElementByName("src")
+			require.NoError(t, err)
+			loc, err := src.GetProperty("location")
+			require.NoError(t, err)
+			assert.Equal(t, u, loc, "%s location round trip", codec)
+			_, err = p.GetElementByName("injected")
+			assert.Error(t, err, "no element may be injected through the URL")
+			_, err = p.GetElementByName("sink")
+			assert.NoError(t, err)
+		}
+	}
+}
