@@ -16,8 +16,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 
+	"gstcapture/docs"
 	"gstcapture/internal/capture"
 	"gstcapture/internal/config"
 	"gstcapture/internal/gsthost"
@@ -233,7 +235,7 @@ func cmdRun(args []string) int {
 	// publisher already logs each up/down change once, so keep these at debug.
 	redis.SetLogger(redisLogger{log})
 
-	svc, err := capture.New(cfg, log, capture.Options{})
+	svc, err := capture.New(cfg, log, capture.Options{Version: version})
 	if err != nil {
 		log.Error("cannot start", "error", config.Redact(err.Error(), secrets...))
 		return 1
@@ -242,16 +244,20 @@ func cmdRun(args []string) int {
 		log.Info("camera configured", "camera_id", p.Camera.ID, "url", p.Camera.Location, "codec", p.Camera.Codec, "decoder", p.Decoder.Element)
 	}
 
-	mux := http.NewServeMux()
-	health.NewChecker(svc, health.Options{MinReady: cfg.Health.MinReady, MaxFrozen: cfg.Health.MaxFrozen}).Register(mux)
+	checker := health.NewChecker(svc, health.Options{MinReady: cfg.Health.MinReady, MaxFrozen: cfg.Health.MaxFrozen})
+	handler := health.NewServer(svc, checker, health.ServerOptions{
+		Metrics: promhttp.HandlerFor(svc.Metrics().Registry(), promhttp.HandlerOpts{}),
+		OpenAPI: docs.OpenAPI,
+	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		log.Error("http.listen: cannot listen", "addr", cfg.HTTP.Listen, "error", err)
 		return 1
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
-	log.Info("gstcapture started", "version", version, "http", ln.Addr().String(), "cameras", len(cfg.Cameras), "gstreamer", gsthost.Version())
+	log.Info("gstcapture started", "version", version, "http", ln.Addr().String(), "cameras", len(cfg.Cameras),
+		"gstreamer", gsthost.Version(), "trace_export", svc.Tracer().Exporting())
 
 	ctx, stop := context.WithCancel(context.Background())
 	sigs := make(chan os.Signal, 2)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"gstcapture/internal/config"
 	"gstcapture/internal/frame"
@@ -16,6 +17,7 @@ import (
 	"gstcapture/internal/publish"
 	"gstcapture/internal/ring"
 	"gstcapture/internal/stats"
+	"gstcapture/internal/telemetry"
 	"gstcapture/internal/validate"
 	"gstcapture/pipelines"
 )
@@ -46,7 +48,9 @@ func PlanCamera(cam config.Camera, have func(string) bool) (Plan, error) {
 type Options struct {
 	Hooks           gsthost.Hooks
 	TeardownTimeout time.Duration
-	Recorder        publish.Recorder
+	Version         string
+	// SpanExporter replaces the OTLP exporter chosen from the environment.
+	SpanExporter sdktrace.SpanExporter
 }
 
 // Service runs every configured camera.
@@ -57,8 +61,12 @@ type Service struct {
 	pub    *publish.Publisher
 	redis  *redis.Client
 	cams   []*camera
+	byID   map[string]*camera
 	frozen atomic.Int64
 	opts   Options
+
+	metrics *telemetry.Metrics
+	tracer  *telemetry.Tracer
 }
 
 type camera struct {
@@ -69,6 +77,9 @@ type camera struct {
 	sup       *gsthost.Supervisor
 	seq       atomic.Uint64
 	latSrc    atomic.Value // frame.CaptureSource last recorded
+	obs       *telemetry.CameraObservers
+	tracer    *telemetry.Tracer
+	snap      snapshotter
 }
 
 // New prepares a service: it renders every camera's pipeline and connects
@@ -89,14 +100,27 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 	ropts.DialerRetries = 1
 	rc := redis.NewClient(ropts)
 
-	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts}
+	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts, byID: map[string]*camera{}}
+	ids := make([]string, len(cfg.Cameras))
+	for i, c := range cfg.Cameras {
+		ids[i] = c.ID
+	}
+	s.metrics = telemetry.NewMetrics(s, ids, telemetry.BuildInfo{Version: opts.Version, GStreamer: gsthost.Version()})
+	s.tracer, err = telemetry.NewTracer(context.Background(), s.metrics, telemetry.TracingOptions{
+		SampleRatio: cfg.Tracing.SampleRatio,
+		QueueSize:   cfg.Tracing.QueueSize,
+		Exporter:    opts.SpanExporter,
+	}, log)
+	if err != nil {
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
 	s.pub = publish.New(rc, publish.Options{
 		Stream:   cfg.Redis.Stream,
 		MaxLen:   cfg.Redis.MaxLen,
 		Batch:    cfg.Redis.Batch,
 		Timeout:  cfg.Redis.Timeout,
 		Instance: publish.NewInstanceID(),
-	}, log, opts.Recorder)
+	}, log, recorder{s.metrics, s.tracer})
 
 	secrets := cfg.Secrets()
 	redact := func(text string) string { return config.Redact(text, secrets...) }
@@ -111,7 +135,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		}
 		st := s.reg.Add(cc.ID)
 		st.SetDecoder(cc.Codec, plan.Decoder.Element)
-		c := &camera{plan: plan, stats: st, validator: validate.New(rules)}
+		c := &camera{plan: plan, stats: st, validator: validate.New(rules), obs: s.metrics.Camera(cc.ID), tracer: s.tracer}
 		c.ring = ring.New(cc.Settings.RingSize, st)
 		spec := gsthost.Spec{
 			CameraID:         cc.ID,
@@ -125,6 +149,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		}
 		c.sup = gsthost.NewSupervisor(spec, st, c.onFrame, log, redact, &s.frozen, opts.Hooks)
 		s.cams = append(s.cams, c)
+		s.byID[cc.ID] = c
 	}
 	return s, nil
 }
@@ -158,12 +183,51 @@ func (c *camera) onFrame(f *frame.Frame) {
 		c.latSrc.Store(f.CaptureSource)
 		c.stats.SetLatencySource(string(f.CaptureSource))
 	}
-	if res := c.validator.Check(f, f.SinkTime); res.Drop {
+	span := c.tracer.StartCapture(f)
+	t0 := time.Now()
+	res := c.validator.Check(f, f.SinkTime)
+	t1 := time.Now()
+	c.obs.Validate.Observe(t1.Sub(t0).Seconds())
+	span.Child(c.tracer, telemetry.SpanValidate, t0, t1, f)
+	if res.Drop {
 		c.stats.Drop(res.Reason, 1)
+		span.End(res.Reason.String())
 		f.Release()
 		return
 	}
+	c.snap.offer(f)
 	c.ring.Push(f)
+	t2 := time.Now()
+	c.obs.Enqueue.Observe(t2.Sub(t1).Seconds())
+	span.Child(c.tracer, telemetry.SpanEnqueue, t1, t2, f)
+	span.End("")
+}
+
+// recorder feeds publish results to metrics and traces.
+type recorder struct {
+	m *telemetry.Metrics
+	t *telemetry.Tracer
+}
+
+func (r recorder) PublishDuration(id string, d time.Duration, n int) { r.m.PublishDuration(id, d, n) }
+
+func (r recorder) Published(id string, f *frame.Frame, start, now time.Time) {
+	r.m.Published(id, f, start, now)
+	r.t.Published(f, start, now)
+}
+
+// Metrics returns the Prometheus metrics.
+func (s *Service) Metrics() *telemetry.Metrics { return s.metrics }
+
+// Tracer returns the frame tracer.
+func (s *Service) Tracer() *telemetry.Tracer { return s.tracer }
+
+// RingLen returns how many frames wait in camera id's ring (telemetry.Source).
+func (s *Service) RingLen(id string) int {
+	if c, ok := s.byID[id]; ok {
+		return c.ring.Len()
+	}
+	return 0
 }
 
 // Registry exposes the per-camera counters.
@@ -219,6 +283,9 @@ func (s *Service) Run(ctx context.Context) {
 	wg.Wait()
 	s.log.Info("capture stopped", "flushed_frames", flushed.Load())
 	_ = s.redis.Close()
+	tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer tcancel()
+	_ = s.tracer.Shutdown(tctx)
 }
 
 // Snapshots returns every camera's status (health.Source).

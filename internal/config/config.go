@@ -22,6 +22,7 @@ type Config struct {
 	Redis    Redis
 	Health   Health
 	Shutdown Shutdown
+	Tracing  Tracing
 	Log      Log
 	Defaults Settings
 	Cameras  []Camera
@@ -43,6 +44,13 @@ type Redis struct {
 type Health struct {
 	MinReady  int // cameras streaming before /readyz is OK
 	MaxFrozen int // abandoned pipelines before /livez fails
+}
+
+// Tracing configures per-frame traces. Where they are exported is set by the
+// standard OTEL_EXPORTER_OTLP_* / OTEL_SERVICE_NAME environment variables.
+type Tracing struct {
+	SampleRatio float64
+	QueueSize   int
 }
 
 // Shutdown bounds the flush on SIGTERM.
@@ -173,6 +181,7 @@ func defaultMap() map[string]any {
 		},
 		"health":   map[string]any{"min_ready": 1, "max_frozen": 3},
 		"shutdown": map[string]any{"timeout": "5s"},
+		"tracing":  map[string]any{"sample_ratio": 1.0, "queue_size": 2048},
 		"log":      map[string]any{"level": "info", "format": "json"},
 		"defaults": map[string]any{
 			"fps":             10,

@@ -38,7 +38,7 @@ func join(base, key string) string {
 }
 
 var (
-	topKeys        = []string{"http", "redis", "health", "shutdown", "log", "defaults", "cameras"}
+	topKeys        = []string{"http", "redis", "health", "shutdown", "tracing", "log", "defaults", "cameras"}
 	settingsKeys   = []string{"fps", "format", "width", "height", "transport", "latency", "reconnect", "stall_timeout", "decoder", "ring_size", "convert_threads", "decoder_threads", "validation"}
 	validationKeys = []string{"black", "uniform", "frozen", "size", "corrupt"}
 	cameraIDRe     = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
@@ -89,6 +89,12 @@ func (r *reader) config(m map[string]any, lookup func(string) (string, bool), ba
 	if sec, ok := r.section(m, "", "shutdown"); ok {
 		r.keys("shutdown", sec, "timeout")
 		r.durField(sec, "shutdown", "timeout", &cfg.Shutdown.Timeout, durBetween(time.Millisecond, 10*time.Minute))
+	}
+
+	if sec, ok := r.section(m, "", "tracing"); ok {
+		r.keys("tracing", sec, "sample_ratio", "queue_size")
+		r.floatField(sec, "tracing", "sample_ratio", &cfg.Tracing.SampleRatio, 0, 1)
+		r.intField(sec, "tracing", "queue_size", &cfg.Tracing.QueueSize, between(1, 1<<20))
 	}
 
 	if sec, ok := r.section(m, "", "log"); ok {

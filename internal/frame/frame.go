@@ -59,12 +59,25 @@ type Frame struct {
 	Data     []byte
 	// Corrupt is set when the decoder flagged the buffer as corrupted.
 	Corrupt bool
-	// TraceParent and TraceState carry W3C trace context for the frame.
+	// TraceParent and TraceState carry W3C trace context for the frame,
+	// written into its Redis entry.
 	TraceParent string
 	TraceState  string
+	// Span identifies the frame's capture span so later stages (publish) can
+	// attach child spans without parsing TraceParent.
+	Span SpanRef
 
 	released atomic.Bool
 	release  func()
+}
+
+// SpanRef is a trace span identity in plain types (this package imports
+// only the standard library).
+type SpanRef struct {
+	TraceID [16]byte
+	SpanID  [8]byte
+	Flags   byte
+	Valid   bool
 }
 
 // SetRelease installs the function that gives the pixels back.
@@ -119,4 +132,17 @@ func Layout(f Format, width, height int) (stride, size int, err error) {
 		return stride, stride*height + stride*ch, nil
 	}
 	return 0, 0, fmt.Errorf("unknown format %q", f)
+}
+
+// Picture is an owned copy of one frame's pixels (for snapshots), safe to
+// keep after the frame is released.
+type Picture struct {
+	CameraID string
+	Seq      uint64
+	At       time.Time
+	Width    int
+	Height   int
+	Stride   int
+	Format   Format
+	Data     []byte
 }

@@ -110,17 +110,17 @@ func (c *Checker) Report() Report {
 	return r
 }
 
-// Register adds the probe routes to mux.
-func (c *Checker) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+// Register adds the probe routes through handle (e.g. ServeMux.HandleFunc).
+func (c *Checker) Register(handle func(pattern string, h func(http.ResponseWriter, *http.Request))) {
+	handle("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		ok, why := c.Live()
 		writeProbe(w, ok, why)
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+	handle("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		ok, why := c.Ready()
 		writeProbe(w, ok, why)
 	})
-	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+	handle("GET /health", func(w http.ResponseWriter, _ *http.Request) {
 		r := c.Report()
 		code := http.StatusOK
 		if r.Status == Unhealthy {

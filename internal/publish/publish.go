@@ -55,10 +55,10 @@ type Recorder interface {
 	// stored n frames.
 	PublishDuration(cameraID string, d time.Duration, n int)
 	// Published observes one frame right after Redis acknowledged it and
-	// before it is released: now - f.SinkTime is appsink → Redis latency,
-	// now - f.CaptureTime capture → published. f must not be retained, and
-	// f.Data must not be read.
-	Published(cameraID string, f *frame.Frame, now time.Time)
+	// before it is released: start is when its round trip began, now -
+	// f.SinkTime is appsink → Redis latency, now - f.CaptureTime capture →
+	// published. f must not be retained, and f.Data must not be read.
+	Published(cameraID string, f *frame.Frame, start, now time.Time)
 }
 
 // Publisher writes frames of any number of cameras to Redis. Run and Flush
@@ -289,7 +289,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 		if cmds[i].Err() == nil {
 			ok++
 			if w.p.rec != nil {
-				w.p.rec.Published(w.cam.ID, f, now)
+				w.p.rec.Published(w.cam.ID, f, start, now)
 			}
 		}
 		f.Release()

@@ -67,7 +67,7 @@ func (r *fakeRecorder) PublishDuration(cameraID string, d time.Duration, n int) 
 	r.frames += n
 }
 
-func (r *fakeRecorder) Published(cameraID string, f *frame.Frame, now time.Time) {
+func (r *fakeRecorder) Published(cameraID string, f *frame.Frame, _, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.published = append(r.published, recorded{cameraID, f.Seq, now.Sub(f.SinkTime), now.Sub(f.CaptureTime)})

@@ -1,0 +1,201 @@
+package telemetry
+
+import (
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"gstcapture/internal/frame"
+	"gstcapture/internal/stats"
+)
+
+// Bounded label values emitted as zero-valued series from the start, so
+// dashboards and alerts see a series before the first event.
+var (
+	ReconnectReasons = []string{"error", "eos", "stall", "timeout", "unauthorized", "no_frames"}
+	ErrorTypes       = []string{"core", "library", "resource", "stream", "other", "unauthorized", "timeout", "stall", "build", "frozen"}
+)
+
+// Source is what the metrics read from the running service at scrape time.
+type Source interface {
+	Registry() *stats.Registry
+	RingLen(cameraID string) int
+}
+
+// Metrics is the service's Prometheus registry and hot-path observers.
+type Metrics struct {
+	reg        *prometheus.Registry
+	cams       map[string]*CameraObservers
+	publish    prometheus.Observer
+	processing *prometheus.HistogramVec
+	latency    *prometheus.HistogramVec
+	sinkLat    *prometheus.HistogramVec
+	spans      *spanCounters
+}
+
+// CameraObservers are one camera's histogram observers, resolved once.
+type CameraObservers struct {
+	Validate, Enqueue, Publish prometheus.Observer
+	Latency, SinkLatency       prometheus.Observer
+}
+
+// BuildInfo labels gstcapture_build_info.
+type BuildInfo struct{ Version, GStreamer string }
+
+// NewMetrics registers every collector for the cameras in cameraIDs.
+func NewMetrics(src Source, cameraIDs []string, info BuildInfo) *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry(), cams: map[string]*CameraObservers{}, spans: &spanCounters{}}
+	m.processing = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "rtsp_frame_processing_duration_seconds",
+		Help:    "Time a frame spends in each stage of gstcapture (validate, enqueue, publish).",
+		Buckets: prometheus.ExponentialBuckets(5e-6, 3, 12), // 5 µs .. ~0.9 s
+	}, []string{"camera_id", "stage"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "rtsp_frame_latency_seconds",
+		Help:    "Capture (camera RTCP/NTP time when present, else appsink arrival) to published in Redis.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 2, 14), // 1 ms .. ~8 s
+	}, []string{"camera_id"})
+	m.sinkLat = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "rtsp_frame_publish_latency_seconds",
+		Help:    "Appsink to acknowledged by Redis: the part of the latency gstcapture adds.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16), // 0.1 ms .. ~3 s
+	}, []string{"camera_id"})
+	pub := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "rtsp_redis_publish_duration_seconds",
+		Help:    "Duration of one pipelined XADD round trip to Redis.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+	m.publish = pub
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gstcapture_build_info",
+		Help: "Build information; value 1.",
+	}, []string{"version", "goversion", "gstreamer"})
+	build.WithLabelValues(info.Version, runtime.Version(), info.GStreamer).Set(1)
+
+	m.reg.MustRegister(m.processing, m.latency, m.sinkLat, pub, build,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		&statsCollector{src: src},
+		m.spans)
+	for _, id := range cameraIDs {
+		m.cams[id] = &CameraObservers{
+			Validate:    m.processing.WithLabelValues(id, "validate"),
+			Enqueue:     m.processing.WithLabelValues(id, "enqueue"),
+			Publish:     m.processing.WithLabelValues(id, "publish"),
+			Latency:     m.latency.WithLabelValues(id),
+			SinkLatency: m.sinkLat.WithLabelValues(id),
+		}
+	}
+	return m
+}
+
+// Registry is what /metrics serves.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Camera returns the observers of camera id (nil when unknown).
+func (m *Metrics) Camera(id string) *CameraObservers {
+	if m == nil {
+		return nil
+	}
+	return m.cams[id]
+}
+
+// PublishDuration implements publish.Recorder.
+func (m *Metrics) PublishDuration(_ string, d time.Duration, _ int) {
+	m.publish.Observe(d.Seconds())
+}
+
+// Published implements publish.Recorder.
+func (m *Metrics) Published(cameraID string, f *frame.Frame, start, now time.Time) {
+	o := m.cams[cameraID]
+	if o == nil {
+		return
+	}
+	o.Publish.Observe(now.Sub(start).Seconds())
+	o.Latency.Observe(now.Sub(f.CaptureTime).Seconds())
+	o.SinkLatency.Observe(now.Sub(f.SinkTime).Seconds())
+}
+
+// statsCollector turns internal/stats counters into metrics at scrape time.
+type statsCollector struct{ src Source }
+
+var (
+	descCaptured   = prometheus.NewDesc("rtsp_frames_captured_total", "Frames out of the appsink.", []string{"camera_id"}, nil)
+	descPublished  = prometheus.NewDesc("rtsp_frames_published_total", "Frames acknowledged by Redis.", []string{"camera_id"}, nil)
+	descDropped    = prometheus.NewDesc("rtsp_frames_dropped_total", "Captured frames not published, by reason.", []string{"camera_id", "reason"}, nil)
+	descConnected  = prometheus.NewDesc("rtsp_connection_status", "1 while the camera is streaming, else 0.", []string{"camera_id"}, nil)
+	descState      = prometheus.NewDesc("rtsp_camera_state", "1 for the camera's current state, 0 for the others.", []string{"camera_id", "state"}, nil)
+	descReconnects = prometheus.NewDesc("rtsp_reconnects_total", "Pipeline rebuilds, by reason.", []string{"camera_id", "reason"}, nil)
+	descErrors     = prometheus.NewDesc("rtsp_errors_total", "Pipeline errors, by type.", []string{"camera_id", "type"}, nil)
+	descRing       = prometheus.NewDesc("rtsp_ring_occupancy", "Frames waiting in the camera's ring for Redis.", []string{"camera_id"}, nil)
+	descDecoder    = prometheus.NewDesc("rtsp_decoder_info", "The camera's codec and decoder element; value 1.", []string{"camera_id", "codec", "decoder"}, nil)
+	descLastFrame  = prometheus.NewDesc("rtsp_last_frame_timestamp_seconds", "Unix time of the camera's newest frame (0 before the first).", []string{"camera_id"}, nil)
+	descFrozen     = prometheus.NewDesc("rtsp_frozen_pipelines_total", "Pipelines abandoned because teardown missed its deadline.", []string{"camera_id"}, nil)
+)
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCaptured, descPublished, descDropped, descConnected, descState, descReconnects, descErrors, descRing, descDecoder, descLastFrame, descFrozen} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	now := time.Now()
+	for _, cam := range c.src.Registry().All() {
+		s := cam.Snapshot(now)
+		id := s.ID
+		ch <- prometheus.MustNewConstMetric(descCaptured, prometheus.CounterValue, float64(s.Captured), id)
+		ch <- prometheus.MustNewConstMetric(descPublished, prometheus.CounterValue, float64(s.Published), id)
+		for _, r := range stats.Reasons() {
+			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(cam.Dropped(r)), id, r.String())
+		}
+		up := 0.0
+		if s.State == stats.StateStreaming {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, up, id)
+		for _, st := range stats.States {
+			v := 0.0
+			if st == s.State {
+				v = 1
+			}
+			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, id, string(st))
+		}
+		emitLabelled(ch, descReconnects, id, ReconnectReasons, cam.ReconnectsByReason())
+		emitLabelled(ch, descErrors, id, ErrorTypes, cam.ErrorsByType())
+		ch <- prometheus.MustNewConstMetric(descRing, prometheus.GaugeValue, float64(c.src.RingLen(id)), id)
+		if s.Decoder != "" {
+			ch <- prometheus.MustNewConstMetric(descDecoder, prometheus.GaugeValue, 1, id, s.Codec, s.Decoder)
+		}
+		last := 0.0
+		if ns := cam.LastFrameUnixNano.Load(); ns > 0 {
+			last = float64(ns) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(descLastFrame, prometheus.GaugeValue, last, id)
+		ch <- prometheus.MustNewConstMetric(descFrozen, prometheus.CounterValue, float64(s.Frozen), id)
+	}
+}
+
+// emitLabelled writes one counter per known label value (zero when unseen)
+// plus any value seen that is not in known.
+func emitLabelled(ch chan<- prometheus.Metric, d *prometheus.Desc, id string, known []string, seen map[string]uint64) {
+	for _, k := range known {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(seen[k]), id, k)
+	}
+	for k, v := range seen {
+		if !contains(known, k) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), id, k)
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,342 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+
+	"gstcapture/internal/frame"
+)
+
+// DefaultServiceName is used when OTEL_SERVICE_NAME is unset.
+const DefaultServiceName = "rtsp-capture"
+
+// Span names: bounded, never containing frame ids.
+const (
+	SpanCapture  = "frame.capture"
+	SpanValidate = "frame.validate"
+	SpanEnqueue  = "frame.enqueue"
+	SpanPublish  = "frame.publish"
+)
+
+// TracingOptions configure the tracer.
+type TracingOptions struct {
+	SampleRatio float64 // parent-based trace-id ratio, 0..1
+	QueueSize   int     // spans buffered for export; more are dropped and counted
+	BatchSize   int
+	// Exporter overrides the OTLP exporter chosen from the environment (tests).
+	Exporter sdktrace.SpanExporter
+}
+
+// Tracer makes one trace per frame. It always produces valid trace context
+// (so every Redis entry carries a traceparent a consumer can continue), and
+// exports only when an OTLP endpoint is configured.
+type Tracer struct {
+	tp        *sdktrace.TracerProvider
+	tr        trace.Tracer
+	proc      *boundedProcessor
+	exporting bool
+}
+
+// OTLPConfigured reports whether the standard OTLP environment variables
+// name an endpoint.
+func OTLPConfigured() bool {
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") != ""
+}
+
+// NewTracer builds the tracer. With no exporter (none given and no
+// OTEL_EXPORTER_OTLP_* endpoint) spans are created for their context only.
+// The OTLP exporter speaks HTTP/protobuf (OTEL_EXPORTER_OTLP_PROTOCOL=grpc is
+// not supported and is reported).
+func NewTracer(ctx context.Context, m *Metrics, opts TracingOptions, log *slog.Logger) (*Tracer, error) {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = 2048
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 256
+	}
+	name := os.Getenv("OTEL_SERVICE_NAME")
+	if name == "" {
+		name = DefaultServiceName
+	}
+	res := resource.NewSchemaless(attribute.String("service.name", name))
+	tpOpts := []sdktrace.TracerProviderOption{
+		sdktrace.WithResource(res),
+		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(opts.SampleRatio))),
+	}
+	exp := opts.Exporter
+	if exp == nil && OTLPConfigured() {
+		if p := os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
+			log.Warn("OTEL_EXPORTER_OTLP_PROTOCOL not supported, using http/protobuf", "protocol", p)
+		}
+		var err error
+		exp, err = otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+	}
+	t := &Tracer{}
+	if exp != nil {
+		counters := &spanCounters{}
+		if m != nil {
+			counters = m.spans
+		}
+		t.proc = newBoundedProcessor(exp, opts.QueueSize, opts.BatchSize, counters, log)
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(t.proc))
+		t.exporting = true
+	}
+	t.tp = sdktrace.NewTracerProvider(tpOpts...)
+	t.tr = t.tp.Tracer("gstcapture")
+	return t, nil
+}
+
+// Exporting reports whether spans leave the process.
+func (t *Tracer) Exporting() bool { return t != nil && t.exporting }
+
+// Shutdown flushes queued spans within ctx.
+func (t *Tracer) Shutdown(ctx context.Context) error {
+	if t == nil {
+		return nil
+	}
+	return t.tp.Shutdown(ctx)
+}
+
+// FrameSpan is the capture span of one frame while the streaming thread
+// handles it.
+type FrameSpan struct {
+	ctx  context.Context
+	span trace.Span
+}
+
+// StartCapture opens the frame's root span at its appsink time and stores
+// its identity and W3C traceparent in f.
+func (t *Tracer) StartCapture(f *frame.Frame) FrameSpan {
+	if t == nil {
+		return FrameSpan{}
+	}
+	ctx, span := t.tr.Start(context.Background(), SpanCapture,
+		trace.WithTimestamp(f.SinkTime),
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("camera_id", f.CameraID),
+			attribute.Int64("seq", int64(f.Seq)),
+			attribute.Int("size", len(f.Data)),
+			attribute.Int("width", f.Width),
+			attribute.Int("height", f.Height),
+			attribute.String("capture_source", string(f.CaptureSource)),
+		))
+	sc := span.SpanContext()
+	f.Span = frame.SpanRef{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags()), Valid: sc.IsValid()}
+	f.TraceParent = traceparent(sc)
+	f.TraceState = sc.TraceState().String()
+	return FrameSpan{ctx: ctx, span: span}
+}
+
+// Child records a finished child span (validate, enqueue) of the capture.
+func (s FrameSpan) Child(t *Tracer, name string, start, end time.Time, f *frame.Frame) {
+	if t == nil || s.span == nil || !s.span.IsRecording() {
+		return
+	}
+	_, c := t.tr.Start(s.ctx, name, trace.WithTimestamp(start), trace.WithAttributes(
+		attribute.String("camera_id", f.CameraID), attribute.Int64("seq", int64(f.Seq)), attribute.Int("size", len(f.Data))))
+	c.End(trace.WithTimestamp(end))
+}
+
+// End closes the capture span, with the drop reason when the frame was not
+// enqueued.
+func (s FrameSpan) End(dropReason string) {
+	if s.span == nil {
+		return
+	}
+	if dropReason != "" {
+		s.span.SetAttributes(attribute.String("drop_reason", dropReason))
+	}
+	s.span.End()
+}
+
+// Published records the publish span of f, a child of its capture span.
+func (t *Tracer) Published(f *frame.Frame, start, end time.Time) {
+	if t == nil || !f.Span.Valid || f.Span.Flags&byte(trace.FlagsSampled) == 0 {
+		return
+	}
+	parent := trace.NewSpanContext(trace.SpanContextConfig{
+		TraceID: f.Span.TraceID, SpanID: f.Span.SpanID, TraceFlags: trace.TraceFlags(f.Span.Flags),
+	})
+	ctx := trace.ContextWithSpanContext(context.Background(), parent)
+	_, s := t.tr.Start(ctx, SpanPublish, trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(attribute.String("camera_id", f.CameraID), attribute.Int64("seq", int64(f.Seq)),
+			attribute.Int("size", len(f.Data)), attribute.String("db.system", "redis")))
+	s.End(trace.WithTimestamp(end))
+}
+
+func traceparent(sc trace.SpanContext) string {
+	if !sc.IsValid() {
+		return ""
+	}
+	var b [55]byte
+	tid, sid := sc.TraceID(), sc.SpanID()
+	copy(b[:3], "00-")
+	hex.Encode(b[3:35], tid[:])
+	b[35] = '-'
+	hex.Encode(b[36:52], sid[:])
+	b[52] = '-'
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags())})
+	return string(b[:])
+}
+
+// spanCounters counts what happened to finished spans.
+type spanCounters struct {
+	exported, dropped, failed atomic.Uint64
+}
+
+var (
+	descSpansExported = prometheus.NewDesc("rtsp_trace_spans_exported_total", "Spans handed to the OTLP exporter successfully.", nil, nil)
+	descSpansDropped  = prometheus.NewDesc("rtsp_trace_spans_dropped_total", "Spans dropped because the export queue was full or the export failed.", []string{"reason"}, nil)
+)
+
+func (c *spanCounters) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descSpansExported
+	ch <- descSpansDropped
+}
+func (c *spanCounters) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descSpansExported, prometheus.CounterValue, float64(c.exported.Load()))
+	ch <- prometheus.MustNewConstMetric(descSpansDropped, prometheus.CounterValue, float64(c.dropped.Load()), "queue_full")
+	ch <- prometheus.MustNewConstMetric(descSpansDropped, prometheus.CounterValue, float64(c.failed.Load()), "export_failed")
+}
+
+// boundedProcessor queues finished spans without ever blocking the caller:
+// when the queue is full the span is dropped and counted.
+type boundedProcessor struct {
+	exp      sdktrace.SpanExporter
+	ch       chan sdktrace.ReadOnlySpan
+	batch    int
+	counters *spanCounters
+	log      *slog.Logger
+	done     chan struct{}
+	stop     chan struct{}
+	flush    chan chan struct{}
+	once     sync.Once
+}
+
+func newBoundedProcessor(exp sdktrace.SpanExporter, queue, batch int, counters *spanCounters, log *slog.Logger) *boundedProcessor {
+	p := &boundedProcessor{exp: exp, ch: make(chan sdktrace.ReadOnlySpan, queue), batch: batch, counters: counters, log: log,
+		done: make(chan struct{}), stop: make(chan struct{}), flush: make(chan chan struct{})}
+	go p.loop()
+	return p
+}
+
+func (p *boundedProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+
+func (p *boundedProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+	if !s.SpanContext().IsSampled() {
+		return
+	}
+	select {
+	case p.ch <- s:
+	default:
+		p.counters.dropped.Add(1)
+	}
+}
+
+const exportInterval = time.Second
+
+func (p *boundedProcessor) loop() {
+	defer close(p.done)
+	buf := make([]sdktrace.ReadOnlySpan, 0, p.batch)
+	tick := time.NewTicker(exportInterval)
+	defer tick.Stop()
+	var failing bool
+	export := func() {
+		if len(buf) == 0 {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err := p.exp.ExportSpans(ctx, buf)
+		cancel()
+		if err != nil {
+			p.counters.failed.Add(uint64(len(buf)))
+			if !failing && p.log != nil {
+				p.log.Warn("trace export failing; spans are dropped and counted", "error", err)
+			}
+			failing = true
+		} else {
+			p.counters.exported.Add(uint64(len(buf)))
+			if failing && p.log != nil {
+				p.log.Info("trace export recovered")
+			}
+			failing = false
+		}
+		clear(buf)
+		buf = buf[:0]
+	}
+	drain := func() {
+		for {
+			select {
+			case s := <-p.ch:
+				buf = append(buf, s)
+				if len(buf) == p.batch {
+					export()
+				}
+			default:
+				export()
+				return
+			}
+		}
+	}
+	for {
+		select {
+		case s := <-p.ch:
+			buf = append(buf, s)
+			if len(buf) == p.batch {
+				export()
+			}
+		case <-tick.C:
+			export()
+		case ack := <-p.flush:
+			drain()
+			close(ack)
+		case <-p.stop:
+			drain()
+			return
+		}
+	}
+}
+
+func (p *boundedProcessor) ForceFlush(ctx context.Context) error {
+	ack := make(chan struct{})
+	select {
+	case p.flush <- ack:
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-ack:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (p *boundedProcessor) Shutdown(ctx context.Context) error {
+	p.once.Do(func() { close(p.stop) })
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return errors.Join(ctx.Err(), p.exp.Shutdown(ctx))
+	}
+	return p.exp.Shutdown(ctx)
+}
