@@ -1,0 +1,787 @@
+/* camsim.c: clip encoder, RTSP server and frame pump of the camera simulator.
+ *
+ * Threads: the GLib main loop (camsim_run) owns the RTSP server socket and
+ * the frame pump; gst-rtsp-server calls media-configure and unprepared from
+ * its own client and media threads; Go calls the control functions from HTTP
+ * handler goroutines. `lock` guards the camera registry for all of them. */
+#include "camsim.h"
+
+#include <string.h>
+
+#include <gst/app/gstappsrc.h>
+#include <gst/app/gstappsink.h>
+#include <gst/gst.h>
+#include <gst/rtsp-server/rtsp-server.h>
+
+/* One appsrc of a prepared media that consumes a camera's frames. */
+typedef struct {
+  GstElement *appsrc;           /* owned ref */
+  GstRTSPMedia *media;          /* not owned: identity only */
+  gboolean wait_key;            /* joined mid-GOP: hold frames until an IDR */
+  gboolean primed;              /* has received at least one frame */
+  gboolean eos;                 /* end-of-stream pushed; push nothing more */
+} Sink;
+
+typedef struct {
+  int id;                       /* 1-based, as in /camN */
+  GPtrArray *sinks;             /* of Sink*, freed by sink_free */
+  guint index;                  /* next clip frame for this camera */
+  gboolean stalled;
+  gboolean eos;
+  guint64 pushed;
+} Cam;
+
+static GMutex lock;
+static Cam *cams;
+static int ncams;
+
+/* The encoded clip: immutable after camsim_encode_clip returns. */
+static GPtrArray *clip;         /* of GstBuffer*, one access unit each */
+static GstCaps *clip_caps;
+static int clip_keys;
+static camsim_clip_params params;
+
+static GstRTSPServer *server;
+static GMainLoop *loop;
+
+/* Frame pump schedule: due times are start + n/fps so timer lateness never
+ * accumulates into drift. */
+static gint64 pump_start_us;
+static guint64 pump_ticks;
+
+static const char *CAM_KEY = "camsim-cam";
+
+void
+camsim_init (void)
+{
+  gst_init (NULL, NULL);
+  loop = g_main_loop_new (NULL, FALSE);
+}
+
+void
+camsim_free (void *p)
+{
+  g_free (p);
+}
+
+static char *
+dupf (const char *fmt, ...) G_GNUC_PRINTF (1, 2);
+
+static char *
+dupf (const char *fmt, ...)
+{
+  va_list ap;
+  char *s;
+  va_start (ap, fmt);
+  s = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  return s;
+}
+
+/* ---- clip encoding ---------------------------------------------------- */
+
+static char *
+encoder_desc (const camsim_clip_params * p)
+{
+  /* Both encoders: no B-frames, no scene-cut keyframes, so IDRs land exactly
+   * every gop frames and the loop can restart on frame 0. x264's ultrafast
+   * preset turns CABAC off, which makes the stream Constrained Baseline;
+   * cameras send Main or High, so CABAC is switched back on (Main). AUDs are
+   * off because cameras rarely send them. */
+  if (p->h265)
+    return dupf ("x265enc speed-preset=ultrafast tune=zerolatency "
+        "key-int-max=%d bitrate=%d log-level=error "
+        "option-string=\"scenecut=0:open-gop=0:bframes=0\" "
+        "! h265parse config-interval=-1 "
+        "! video/x-h265,stream-format=byte-stream,alignment=au",
+        p->gop, p->bitrate_kbps);
+  return dupf ("x264enc speed-preset=ultrafast tune=zerolatency bframes=0 "
+      "key-int-max=%d bitrate=%d cabac=true aud=false "
+      "option-string=\"scenecut=0\" "
+      "! h264parse config-interval=-1 "
+      "! video/x-h264,stream-format=byte-stream,alignment=au",
+      p->gop, p->bitrate_kbps);
+}
+
+/* Returns the text of a pending ERROR message on bus, or NULL. */
+static char *
+pop_bus_error (GstBus * bus)
+{
+  GstMessage *msg;
+  GError *gerr = NULL;
+  gchar *dbg = NULL;
+  char *s;
+
+  msg = gst_bus_pop_filtered (bus, GST_MESSAGE_ERROR);
+  if (msg == NULL)
+    return NULL;
+  gst_message_parse_error (msg, &gerr, &dbg);
+  s = dupf ("%s: %s (%s)", GST_OBJECT_NAME (GST_MESSAGE_SRC (msg)),
+      gerr->message, dbg ? dbg : "no details");
+  g_clear_error (&gerr);
+  g_free (dbg);
+  gst_message_unref (msg);
+  return s;
+}
+
+int
+camsim_encode_clip (const camsim_clip_params * p, char **err)
+{
+  GError *gerr = NULL;
+  GstElement *pipe;
+  GstElement *sink;
+  GstBus *bus;
+  char *enc, *desc;
+  gint64 deadline;
+  int i;
+
+  params = *p;
+  enc = encoder_desc (p);
+  /* horizontal-speed makes every frame differ, as live video does. */
+  desc = dupf ("videotestsrc pattern=smpte horizontal-speed=4 num-buffers=%d "
+      "! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 "
+      "! %s ! appsink name=sink sync=false max-buffers=0",
+      p->clip_frames, p->width, p->height, p->fps, enc);
+  g_free (enc);
+
+  pipe = gst_parse_launch (desc, &gerr);
+  if (pipe == NULL || gerr != NULL) {
+    *err = dupf ("encode pipeline %s: %s", desc,
+        gerr ? gerr->message : "unknown error");
+    g_clear_error (&gerr);
+    g_free (desc);
+    if (pipe)
+      gst_object_unref (pipe);
+    return -1;
+  }
+  g_free (desc);
+
+  sink = gst_bin_get_by_name (GST_BIN (pipe), "sink");
+  bus = gst_element_get_bus (pipe);
+  clip = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
+
+  if (gst_element_set_state (pipe, GST_STATE_PLAYING) ==
+      GST_STATE_CHANGE_FAILURE) {
+    char *e = pop_bus_error (bus);
+    *err = dupf ("encode pipeline failed to start: %s", e ? e : "no error");
+    g_free (e);
+    goto fail;
+  }
+
+  /* The encode is non-live, so it runs as fast as the CPU allows; the
+   * deadline only catches a wedged pipeline. */
+  deadline = g_get_monotonic_time () + 120 * G_USEC_PER_SEC;
+  for (;;) {
+    GstSample *s = gst_app_sink_try_pull_sample (GST_APP_SINK (sink),
+        100 * GST_MSECOND);
+    char *e;
+
+    if (s != NULL) {
+      GstBuffer *b = gst_sample_get_buffer (s);
+      if (clip_caps == NULL)
+        clip_caps = gst_caps_ref (gst_sample_get_caps (s));
+      g_ptr_array_add (clip, gst_buffer_ref (b));
+      gst_sample_unref (s);
+      continue;
+    }
+    if (gst_app_sink_is_eos (GST_APP_SINK (sink)))
+      break;
+    if ((e = pop_bus_error (bus)) != NULL) {
+      *err = dupf ("encode pipeline: %s", e);
+      g_free (e);
+      goto fail;
+    }
+    if (g_get_monotonic_time () > deadline) {
+      *err = dupf ("encode pipeline: no end of stream after 120 s "
+          "(%u of %d frames)", clip->len, p->clip_frames);
+      goto fail;
+    }
+  }
+
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (sink);
+  gst_object_unref (bus);
+  gst_object_unref (pipe);
+
+  if ((int) clip->len != p->clip_frames || clip_caps == NULL) {
+    *err = dupf ("encoder produced %u access units, want %d", clip->len,
+        p->clip_frames);
+    return -1;
+  }
+  clip_keys = 0;
+  for (i = 0; i < (int) clip->len; i++) {
+    GstBuffer *b = g_ptr_array_index (clip, i);
+    gboolean key = !GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_DELTA_UNIT);
+    if (key)
+      clip_keys++;
+    /* The loop and the new-media rewind rely on IDRs at multiples of gop. */
+    if (i % p->gop == 0 && !key) {
+      *err = dupf ("encoder did not emit a keyframe at frame %d (gop %d)", i,
+          p->gop);
+      return -1;
+    }
+  }
+  return 0;
+
+fail:
+  gst_element_set_state (pipe, GST_STATE_NULL);
+  gst_object_unref (sink);
+  gst_object_unref (bus);
+  gst_object_unref (pipe);
+  return -1;
+}
+
+int
+camsim_clip_frames (void)
+{
+  return clip ? (int) clip->len : 0;
+}
+
+int
+camsim_clip_keyframes (void)
+{
+  return clip_keys;
+}
+
+char *
+camsim_clip_caps (void)
+{
+  return clip_caps ? gst_caps_to_string (clip_caps) : g_strdup ("");
+}
+
+/* ---- camera registry -------------------------------------------------- */
+
+static void
+sink_free (Sink * s)
+{
+  gst_object_unref (s->appsrc);
+  g_free (s);
+}
+
+static void
+remove_media (Cam * cam, GstRTSPMedia * media)
+{
+  guint i;
+
+  g_mutex_lock (&lock);
+  for (i = 0; i < cam->sinks->len; i++) {
+    Sink *s = g_ptr_array_index (cam->sinks, i);
+    if (s->media == media) {
+      g_ptr_array_remove_index_fast (cam->sinks, i);
+      break;
+    }
+  }
+  g_mutex_unlock (&lock);
+}
+
+static void
+on_media_unprepared (GstRTSPMedia * media, gpointer data)
+{
+  remove_media (data, media);
+}
+
+/* Safety net for a media that is finalised without being unprepared (for
+ * example when its prepare failed half-way). */
+static void
+on_media_finalized (gpointer data, GObject * where_the_media_was)
+{
+  remove_media (data, (GstRTSPMedia *) where_the_media_was);
+}
+
+static void
+set_if_exists (GObject * obj, const char *prop, guint64 v)
+{
+  GParamSpec *ps = g_object_class_find_property (G_OBJECT_GET_CLASS (obj), prop);
+  GValue val = G_VALUE_INIT;
+
+  if (ps == NULL)
+    return;
+  g_value_init (&val, ps->value_type);
+  if (G_IS_PARAM_SPEC_ENUM (ps))
+    g_value_set_enum (&val, (gint) v);
+  else if (ps->value_type == G_TYPE_UINT)
+    g_value_set_uint (&val, (guint) v);
+  else if (ps->value_type == G_TYPE_UINT64)
+    g_value_set_uint64 (&val, v);
+  else {
+    g_value_unset (&val);
+    return;
+  }
+  g_object_set_property (obj, prop, &val);
+  g_value_unset (&val);
+}
+
+static void
+on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
+    gpointer data)
+{
+  Cam *cam = data;
+  GstElement *bin = gst_rtsp_media_get_element (media);
+  GstElement *src = gst_bin_get_by_name_recurse_up (GST_BIN (bin), "src");
+  Sink *s;
+
+  gst_object_unref (bin);
+  if (src == NULL) {
+    g_warning ("camsim: cam%d: media has no element named src", cam->id);
+    return;
+  }
+  /* The clip's own caps (profile, level, size) so the SDP matches what is
+   * sent. Bounded queue, dropping the oldest: a wedged media must not grow
+   * without bound (normally it holds about one frame). */
+  g_object_set (src, "caps", clip_caps, NULL);
+  set_if_exists (G_OBJECT (src), "max-bytes", 0);
+  set_if_exists (G_OBJECT (src), "max-buffers", 2 * params.fps);
+  set_if_exists (G_OBJECT (src), "leaky-type", 2 /* downstream */ );
+
+  g_object_set_data (G_OBJECT (media), CAM_KEY, GINT_TO_POINTER (cam->id));
+  g_signal_connect (media, "unprepared", G_CALLBACK (on_media_unprepared), cam);
+  g_object_weak_ref (G_OBJECT (media), on_media_finalized, cam);
+
+  s = g_new0 (Sink, 1);
+  s->appsrc = src;
+  s->media = media;
+
+  g_mutex_lock (&lock);
+  if (cam->sinks->len == 0) {
+    /* Nobody watches this camera, so rewinding it to the start of its GOP is
+     * invisible; the new media then starts on an IDR, which lets h264parse
+     * caps (and the SDP) appear at once instead of after up to one GOP. */
+    cam->index -= cam->index % params.gop;
+  } else {
+    s->wait_key = TRUE;
+  }
+  cam->eos = FALSE;
+  g_ptr_array_add (cam->sinks, s);
+  g_mutex_unlock (&lock);
+}
+
+/* ---- frame pump -------------------------------------------------------- */
+
+static void
+pump_once (void)
+{
+  int c;
+  guint i;
+
+  g_mutex_lock (&lock);
+  for (c = 0; c < ncams; c++) {
+    Cam *cam = &cams[c];
+    GstBuffer *frame;
+    gboolean key;
+
+    frame = g_ptr_array_index (clip, cam->index);
+    key = !GST_BUFFER_FLAG_IS_SET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
+    for (i = 0; i < cam->sinks->len; i++) {
+      Sink *s = g_ptr_array_index (cam->sinks, i);
+      GstBuffer *b;
+
+      if (s->eos || (s->wait_key && !key))
+        continue;
+      /* A stalled camera still primes a new media with one frame: the
+       * media cannot finish preparing (and DESCRIBE cannot be answered)
+       * before its payloader has seen data. The frame goes nowhere, as no
+       * client has a transport yet; like a hung camera, the RTSP dialogue
+       * then works but no frame arrives. */
+      if (cam->stalled && s->primed)
+        continue;
+      s->wait_key = FALSE;
+      s->primed = TRUE;
+      /* Shallow copy: shares the encoded memory. Timestamps are cleared so
+       * do-timestamp stamps the running time of this media. */
+      b = gst_buffer_copy (frame);
+      GST_BUFFER_PTS (b) = GST_CLOCK_TIME_NONE;
+      GST_BUFFER_DTS (b) = GST_CLOCK_TIME_NONE;
+      GST_BUFFER_DURATION (b) = GST_SECOND / params.fps;
+      GST_BUFFER_OFFSET (b) = GST_BUFFER_OFFSET_NONE;
+      GST_BUFFER_OFFSET_END (b) = GST_BUFFER_OFFSET_NONE;
+      GST_BUFFER_FLAG_UNSET (b, GST_BUFFER_FLAG_DISCONT);
+      if (gst_app_src_push_buffer (GST_APP_SRC (s->appsrc), b) == GST_FLOW_OK)
+        cam->pushed++;
+    }
+    /* A stalled camera keeps its position, so resuming continues the same
+     * decodable sequence instead of jumping into the middle of a GOP. */
+    if (!cam->stalled)
+      cam->index = (cam->index + 1) % clip->len;
+  }
+  g_mutex_unlock (&lock);
+}
+
+static gboolean
+pump_dispatch (GSource * source, GSourceFunc cb, gpointer data)
+{
+  gint64 now = g_get_monotonic_time ();
+  gint64 due;
+
+  pump_once ();
+  pump_ticks++;
+  due = pump_start_us + (gint64) (pump_ticks * G_USEC_PER_SEC / params.fps);
+  if (now - due > G_USEC_PER_SEC) {
+    /* More than a second behind (process was stopped or starved): restart
+     * the schedule rather than bursting the backlog. */
+    pump_start_us = now;
+    pump_ticks = 0;
+    due = now + G_USEC_PER_SEC / params.fps;
+  }
+  g_source_set_ready_time (source, due);
+  return G_SOURCE_CONTINUE;
+}
+
+static GSourceFuncs pump_funcs = { NULL, NULL, pump_dispatch, NULL, NULL, NULL };
+
+/* ---- server ------------------------------------------------------------ */
+
+int
+camsim_server_start (const char *host, const char *port, int cameras,
+    const char *user, const char *password, char **err)
+{
+  GstRTSPMountPoints *mounts;
+  GstRTSPSessionPool *pool;
+  GSource *src;
+  GError *gerr = NULL;
+  const char *enc_caps = params.h265 ? "video/x-h265" : "video/x-h264";
+  const char *parse = params.h265 ? "h265parse" : "h264parse";
+  const char *pay = params.h265 ? "rtph265pay" : "rtph264pay";
+  char *launch;
+  int i;
+
+  ncams = cameras;
+  cams = g_new0 (Cam, cameras);
+  for (i = 0; i < cameras; i++) {
+    cams[i].id = i + 1;
+    cams[i].sinks = g_ptr_array_new_with_free_func ((GDestroyNotify) sink_free);
+    /* Cameras start at different points of the clip so they differ
+     * visibly (the bars are in different places) at no cost. */
+    cams[i].index = (guint) ((guint64) i * clip->len / cameras);
+  }
+
+  server = gst_rtsp_server_new ();
+  gst_rtsp_server_set_address (server, host);
+  gst_rtsp_server_set_service (server, port);
+  /* The default backlog of 5 makes a fleet of clients connecting at once
+   * wait for SYN retries. */
+  gst_rtsp_server_set_backlog (server, 128);
+  /* One thread per client (the default is one for all): a client blocked
+   * while its media prepares must not hold up the other cameras' clients. */
+  {
+    GstRTSPThreadPool *tp = gst_rtsp_server_get_thread_pool (server);
+    gst_rtsp_thread_pool_set_max_threads (tp, 256);
+    g_object_unref (tp);
+  }
+
+  /* appsrc caps are set from the clip in media-configure; the launch line
+   * carries the stream format so the graph reads complete on its own.
+   * No config-interval on the payloader: every IDR of the clip already
+   * carries its parameter sets, and rtph264pay config-interval=-1 would
+   * insert them again before every IDR slice, which ffmpeg reports as
+   * non-monotonic DTS. */
+  launch = dupf ("( appsrc name=src is-live=true format=time do-timestamp=true "
+      "caps=\"%s,stream-format=byte-stream,alignment=au,framerate=%d/1\" "
+      "! %s ! %s name=pay0 pt=96 )",
+      enc_caps, params.fps, parse, pay);
+
+  mounts = gst_rtsp_server_get_mount_points (server);
+  for (i = 0; i < cameras; i++) {
+    GstRTSPMediaFactory *f = gst_rtsp_media_factory_new ();
+    char *path = dupf ("/cam%d", i + 1);
+
+    gst_rtsp_media_factory_set_launch (f, launch);
+    /* One media per camera however many clients: the clip is pushed once. */
+    gst_rtsp_media_factory_set_shared (f, TRUE);
+    if (user != NULL)
+      gst_rtsp_media_factory_add_role (f, "camsim",
+          GST_RTSP_PERM_MEDIA_FACTORY_ACCESS, G_TYPE_BOOLEAN, TRUE,
+          GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, G_TYPE_BOOLEAN, TRUE, NULL);
+    g_signal_connect (f, "media-configure", G_CALLBACK (on_media_configure),
+        &cams[i]);
+    gst_rtsp_mount_points_add_factory (mounts, path, f);
+    g_free (path);
+  }
+  g_object_unref (mounts);
+  g_free (launch);
+
+  if (user != NULL) {
+    GstRTSPAuth *auth = gst_rtsp_auth_new ();
+    GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE,
+        G_TYPE_STRING, "camsim", NULL);
+    char *basic = gst_rtsp_auth_make_basic (user, password);
+
+    /* No default token: a request without valid credentials gets 401. */
+    gst_rtsp_auth_add_basic (auth, basic, token);
+    g_free (basic);
+    gst_rtsp_token_unref (token);
+    gst_rtsp_server_set_auth (server, auth);
+    g_object_unref (auth);
+  }
+
+  /* create_source instead of attach: it reports why binding failed. */
+  src = gst_rtsp_server_create_source (server, NULL, &gerr);
+  if (src == NULL) {
+    *err = dupf ("RTSP server on %s:%s: %s", host, port,
+        gerr ? gerr->message : "cannot create socket");
+    g_clear_error (&gerr);
+    return -1;
+  }
+  g_source_attach (src, NULL);
+  g_source_unref (src);
+
+  /* Expire sessions of clients that vanished without TEARDOWN (UDP). */
+  pool = gst_rtsp_server_get_session_pool (server);
+  src = gst_rtsp_session_pool_create_watch (pool);
+  g_source_attach (src, NULL);
+  g_source_unref (src);
+  g_object_unref (pool);
+
+  pump_start_us = g_get_monotonic_time ();
+  pump_ticks = 0;
+  src = g_source_new (&pump_funcs, sizeof (GSource));
+  g_source_set_name (src, "camsim-pump");
+  g_source_set_priority (src, G_PRIORITY_HIGH);
+  g_source_set_ready_time (src, pump_start_us);
+  g_source_attach (src, NULL);
+  g_source_unref (src);
+
+  return gst_rtsp_server_get_bound_port (server);
+}
+
+void
+camsim_run (void)
+{
+  g_main_loop_run (loop);
+}
+
+/* ---- calls marshalled onto the main loop ------------------------------- */
+
+typedef struct {
+  gint refs;
+  GMutex m;
+  GCond c;
+  gboolean done;
+  int (*fn) (int);
+  int arg;
+  int result;
+} Call;
+
+static void
+call_unref (gpointer data)
+{
+  Call *c = data;
+  if (g_atomic_int_dec_and_test (&c->refs)) {
+    g_mutex_clear (&c->m);
+    g_cond_clear (&c->c);
+    g_free (c);
+  }
+}
+
+static gboolean
+call_dispatch (gpointer data)
+{
+  Call *c = data;
+  int r = c->fn (c->arg);
+
+  g_mutex_lock (&c->m);
+  c->result = r;
+  c->done = TRUE;
+  g_cond_signal (&c->c);
+  g_mutex_unlock (&c->m);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs fn(arg) on the main loop and waits up to 5 s for its result. An idle
+ * source rather than g_main_context_invoke: invoke runs fn on the calling
+ * thread when no loop owns the context, which is not what a caller on an
+ * HTTP goroutine wants. */
+static int
+run_on_loop (int (*fn) (int), int arg)
+{
+  Call *c = g_new0 (Call, 1);
+  GSource *src = g_idle_source_new ();
+  gint64 deadline = g_get_monotonic_time () + 5 * G_USEC_PER_SEC;
+  int r;
+
+  c->refs = 2;
+  g_mutex_init (&c->m);
+  g_cond_init (&c->c);
+  c->fn = fn;
+  c->arg = arg;
+  g_source_set_priority (src, G_PRIORITY_DEFAULT);
+  g_source_set_callback (src, call_dispatch, c, call_unref);
+  g_source_attach (src, NULL);
+  g_source_unref (src);
+
+  g_mutex_lock (&c->m);
+  while (!c->done)
+    if (!g_cond_wait_until (&c->c, &c->m, deadline))
+      break;
+  r = c->done ? c->result : -2;
+  g_mutex_unlock (&c->m);
+  call_unref (c);
+  return r;
+}
+
+typedef struct {
+  int cam;                      /* 0: any camera */
+  gboolean found;
+  int count;
+} Match;
+
+static GstRTSPFilterResult
+match_session_media (GstRTSPSession * sess, GstRTSPSessionMedia * sm,
+    gpointer data)
+{
+  Match *m = data;
+  GstRTSPMedia *media = gst_rtsp_session_media_get_media (sm);
+
+  if (media && (m->cam == 0 ||
+          GPOINTER_TO_INT (g_object_get_data (G_OBJECT (media),
+                  CAM_KEY)) == m->cam))
+    m->found = TRUE;
+  return GST_RTSP_FILTER_KEEP;
+}
+
+static GstRTSPFilterResult
+match_client_session (GstRTSPClient * client, GstRTSPSession * sess,
+    gpointer data)
+{
+  gst_rtsp_session_filter (sess, match_session_media, data);
+  return GST_RTSP_FILTER_KEEP;
+}
+
+static GstRTSPFilterResult
+close_matching_client (GstRTSPServer * srv, GstRTSPClient * client,
+    gpointer data)
+{
+  Match *m = data;
+
+  if (m->cam == 0) {
+    m->count++;
+    return GST_RTSP_FILTER_REMOVE;
+  }
+  m->found = FALSE;
+  gst_rtsp_client_session_filter (client, match_client_session, m);
+  if (!m->found)
+    return GST_RTSP_FILTER_KEEP;
+  m->count++;
+  return GST_RTSP_FILTER_REMOVE;       /* closes the client's connection */
+}
+
+static int
+do_disconnect (int cam)
+{
+  Match m = { cam, FALSE, 0 };
+  gst_rtsp_server_client_filter (server, close_matching_client, &m);
+  return m.count;
+}
+
+static gboolean
+do_quit (gpointer unused)
+{
+  do_disconnect (0);
+  g_main_loop_quit (loop);
+  return G_SOURCE_REMOVE;
+}
+
+void
+camsim_quit (void)
+{
+  /* Not waited for: the loop may already have stopped. */
+  GSource *src = g_idle_source_new ();
+  g_source_set_callback (src, do_quit, NULL, NULL);
+  g_source_attach (src, NULL);
+  g_source_unref (src);
+}
+
+/* ---- control ----------------------------------------------------------- */
+
+static Cam *
+cam_get (int id)
+{
+  if (id < 1 || id > ncams)
+    return NULL;
+  return &cams[id - 1];
+}
+
+int
+camsim_set_stalled (int id, int stalled)
+{
+  Cam *cam = cam_get (id);
+  int n;
+
+  if (cam == NULL)
+    return -1;
+  g_mutex_lock (&lock);
+  cam->stalled = stalled != 0;
+  n = cam->sinks->len;
+  g_mutex_unlock (&lock);
+  return n;
+}
+
+int
+camsim_push_eos (int id)
+{
+  Cam *cam = cam_get (id);
+  guint i;
+  int n = 0;
+
+  if (cam == NULL)
+    return -1;
+  /* appsrc's end_of_stream is thread-safe; the lock orders it against the
+   * pump so no frame follows the EOS. */
+  g_mutex_lock (&lock);
+  for (i = 0; i < cam->sinks->len; i++) {
+    Sink *s = g_ptr_array_index (cam->sinks, i);
+    if (s->eos)
+      continue;
+    if (gst_app_src_end_of_stream (GST_APP_SRC (s->appsrc)) == GST_FLOW_OK)
+      n++;
+    s->eos = TRUE;
+  }
+  cam->eos = TRUE;
+  g_mutex_unlock (&lock);
+  return n;
+}
+
+int
+camsim_disconnect (int id)
+{
+  if (cam_get (id) == NULL)
+    return -1;
+  /* Closing clients touches their watches on the server's context. */
+  return run_on_loop (do_disconnect, id);
+}
+
+static GstRTSPFilterResult
+count_session (GstRTSPSessionPool * pool, GstRTSPSession * sess, gpointer data)
+{
+  Match *m = data;
+
+  m->found = FALSE;
+  gst_rtsp_session_filter (sess, match_session_media, m);
+  if (m->found)
+    m->count++;
+  return GST_RTSP_FILTER_KEEP;
+}
+
+int
+camsim_status (int id, camsim_cam_status * out)
+{
+  Cam *cam = cam_get (id);
+  GstRTSPSessionPool *pool;
+  Match m = { id, FALSE, 0 };
+
+  if (cam == NULL)
+    return -1;
+  /* The pool and session filters are MT-safe; run without our lock so no
+   * lock order between theirs and ours exists. */
+  pool = gst_rtsp_server_get_session_pool (server);
+  gst_rtsp_session_pool_filter (pool, count_session, &m);
+  g_object_unref (pool);
+
+  g_mutex_lock (&lock);
+  out->sources = cam->sinks->len;
+  out->clients = m.count;
+  out->frames_pushed = cam->pushed;
+  out->stalled = cam->stalled;
+  out->eos = cam->eos;
+  g_mutex_unlock (&lock);
+  return 0;
+}

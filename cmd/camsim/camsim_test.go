@@ -1,0 +1,554 @@
+package main
+
+// Integration tests: they build bin/camsim, run it on free ports and consume
+// it with real clients (ffprobe, ffmpeg, gst-launch-1.0). -short skips them.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+	buildDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+// camsimBinary builds the command once per test run.
+func camsimBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: builds and runs bin/camsim")
+	}
+	for _, tool := range []string{"ffprobe", "ffmpeg", "gst-launch-1.0"} {
+		_, err := exec.LookPath(tool)
+		require.NoError(t, err, "integration tests need %s on PATH", tool)
+	}
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "camsim-test-"); buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(buildDir, "camsim")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	require.NoError(t, buildErr)
+	return binPath
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer collects a process's stderr for failure messages.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type sim struct {
+	cmd     *exec.Cmd
+	urls    []string
+	control string // base URL of the control API, or empty
+	stderr  *syncBuffer
+	started time.Time
+	readyIn time.Duration
+}
+
+// startSim runs camsim with args plus --listen on a free port, waits for the
+// ready line, and on cleanup checks that SIGTERM makes it exit 0.
+func startSim(t *testing.T, withControl bool, args ...string) *sim {
+	t.Helper()
+	bin := camsimBinary(t)
+	s := &sim{stderr: &syncBuffer{}}
+	args = append([]string{"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, args...)
+	if withControl {
+		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		s.control = "http://" + addr
+		args = append(args, "--control", addr)
+	}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Stderr = s.stderr
+	stdout, err := s.cmd.StdoutPipe()
+	require.NoError(t, err)
+	s.started = time.Now()
+	require.NoError(t, s.cmd.Start())
+
+	exited := make(chan error, 1)
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if strings.HasPrefix(sc.Text(), "camsim ready ") {
+				ready <- sc.Text()
+			}
+		}
+		_, _ = io.Copy(io.Discard, stdout)
+		exited <- s.cmd.Wait()
+	}()
+	t.Cleanup(func() {
+		if s.cmd.ProcessState != nil {
+			return
+		}
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			assert.NoError(t, err, "camsim should exit 0 on SIGTERM; stderr:\n%s", s.stderr.String())
+		case <-time.After(10 * time.Second):
+			_ = s.cmd.Process.Kill()
+			t.Errorf("camsim did not exit within 10 s of SIGTERM; stderr:\n%s", s.stderr.String())
+		}
+	})
+
+	select {
+	case line := <-ready:
+		s.readyIn = time.Since(s.started)
+		s.urls = strings.Fields(strings.TrimPrefix(line, "camsim ready "))
+	case err := <-exited:
+		t.Fatalf("camsim exited before ready (%v); stderr:\n%s", err, s.stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("camsim not ready after 60 s; stderr:\n%s", s.stderr.String())
+	}
+	return s
+}
+
+type probe struct {
+	Streams []struct {
+		CodecName string `json:"codec_name"`
+		Profile   string `json:"profile"`
+		Width     int    `json:"width"`
+		Height    int    `json:"height"`
+		PixFmt    string `json:"pix_fmt"`
+		FrameRate string `json:"r_frame_rate"`
+	} `json:"streams"`
+}
+
+func ffprobe(t *testing.T, url string) (probe, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ffprobe", "-v", "error", "-rtsp_transport", "tcp",
+		"-show_streams", "-of", "json", url).CombinedOutput()
+	if err != nil {
+		return probe{}, fmt.Errorf("ffprobe %s: %v: %s", url, err, out)
+	}
+	var p probe
+	require.NoError(t, json.Unmarshal(out, &p), "ffprobe output: %s", out)
+	return p, nil
+}
+
+// decodeFrames decodes n frames with ffmpeg and returns their MD5s.
+func decodeFrames(t *testing.T, url string, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp",
+		"-i", url, "-frames:v", fmt.Sprint(n), "-f", "framemd5", "-")
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "ffmpeg %s: %s", url, stderr.String())
+	// The stream must start on an IDR: decoding from a P-frame would log
+	// errors here.
+	assert.Empty(t, stderr.String(), "ffmpeg reported errors decoding %s", url)
+	var sums []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f := strings.Split(line, ",")
+		sums = append(sums, strings.TrimSpace(f[len(f)-1]))
+	}
+	return sums
+}
+
+// streamClient is an ffmpeg that keeps receiving and counts packets as they
+// arrive.
+type streamClient struct {
+	cmd    *exec.Cmd
+	frames atomic.Int64
+	done   chan struct{}
+	err    error
+	stderr *syncBuffer
+}
+
+func startClient(t *testing.T, url string) *streamClient {
+	t.Helper()
+	c := &streamClient{done: make(chan struct{}), stderr: &syncBuffer{}}
+	// -c copy: no decoding; -flush_packets 1 so each packet's line is seen
+	// as it arrives.
+	c.cmd = exec.Command("ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
+		"-an", "-c", "copy", "-flush_packets", "1", "-f", "framemd5", "-")
+	c.cmd.Stderr = c.stderr
+	stdout, err := c.cmd.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, c.cmd.Start())
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if line := sc.Text(); line != "" && !strings.HasPrefix(line, "#") {
+				c.frames.Add(1)
+			}
+		}
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-c.done:
+		default:
+			_ = c.cmd.Process.Kill()
+			<-c.done
+		}
+	})
+	return c
+}
+
+func (c *streamClient) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (s *sim) post(t *testing.T, path string) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Post(s.control+path, "", nil)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var body map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	return resp.StatusCode, body
+}
+
+type simStatus struct {
+	Codec      string `json:"codec"`
+	ClipFrames int    `json:"clip_frames"`
+	Cameras    []struct {
+		ID            int    `json:"id"`
+		URL           string `json:"url"`
+		ActiveSources int    `json:"active_sources"`
+		Clients       int    `json:"clients"`
+		FramesPushed  uint64 `json:"frames_pushed"`
+		Stalled       bool   `json:"stalled"`
+		EOS           bool   `json:"eos"`
+	} `json:"cameras"`
+}
+
+func (s *sim) status(t *testing.T) simStatus {
+	t.Helper()
+	resp, err := http.Get(s.control + "/status")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	var st simStatus
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+	return st
+}
+
+func TestBadFlagsExit2(t *testing.T) {
+	bin := camsimBinary(t)
+	for _, args := range [][]string{
+		{"--codec", "vp8"},
+		{"--size", "12x"},
+		{"--nosuchflag"},
+	} {
+		var stderr bytes.Buffer
+		cmd := exec.Command(bin, args...)
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		var exitErr *exec.ExitError
+		require.ErrorAs(t, err, &exitErr, "camsim %v should fail", args)
+		assert.Equal(t, 2, exitErr.ExitCode(), "camsim %v", args)
+		assert.Contains(t, stderr.String(), strings.TrimLeft(args[0], "-"), "error should name the flag")
+	}
+}
+
+func TestServesH264LikeACamera(t *testing.T) {
+	s := startSim(t, false, "--cameras", "2", "--size", "640x360", "--fps", "25")
+	require.Len(t, s.urls, 2)
+	assert.True(t, strings.HasSuffix(s.urls[0], "/cam1") && strings.HasSuffix(s.urls[1], "/cam2"), "%v", s.urls)
+
+	for _, url := range s.urls {
+		p, err := ffprobe(t, url)
+		require.NoError(t, err)
+		require.Len(t, p.Streams, 1)
+		st := p.Streams[0]
+		assert.Equal(t, "h264", st.CodecName)
+		assert.Equal(t, 640, st.Width)
+		assert.Equal(t, 360, st.Height)
+		assert.Equal(t, "yuv420p", st.PixFmt, "8-bit 4:2:0 as cameras send")
+		assert.NotContains(t, st.Profile, "4:4:4")
+		assert.Contains(t, []string{"Main", "High", "Constrained Baseline", "Baseline"}, st.Profile)
+		assert.Equal(t, "25/1", st.FrameRate)
+
+		sums := decodeFrames(t, url, 20)
+		require.Len(t, sums, 20)
+		distinct := map[string]bool{}
+		for _, s := range sums {
+			distinct[s] = true
+		}
+		assert.Len(t, distinct, 20, "every frame should differ (scrolling test pattern)")
+	}
+}
+
+func TestServesH265(t *testing.T) {
+	s := startSim(t, false, "--codec", "h265", "--size", "640x360", "--clip-seconds", "2")
+	p, err := ffprobe(t, s.urls[0])
+	require.NoError(t, err)
+	require.Len(t, p.Streams, 1)
+	assert.Equal(t, "hevc", p.Streams[0].CodecName)
+	assert.Equal(t, 640, p.Streams[0].Width)
+	assert.Equal(t, 360, p.Streams[0].Height)
+	assert.Equal(t, "yuv420p", p.Streams[0].PixFmt)
+	assert.Equal(t, "Main", p.Streams[0].Profile)
+	assert.Len(t, decodeFrames(t, s.urls[0], 10), 10)
+}
+
+// TestGStreamerClient consumes with rtspsrc as the capture service does.
+func TestGStreamerClient(t *testing.T) {
+	s := startSim(t, false, "--size", "320x240")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "gst-launch-1.0", "-q",
+		"rtspsrc", "location="+s.urls[0], "protocols=tcp", "latency=100", "!",
+		"rtph264depay", "!", "h264parse", "!", "avdec_h264", "!",
+		"video/x-raw,format=I420,width=320,height=240", "!",
+		"fakesink", "num-buffers=30").CombinedOutput()
+	require.NoError(t, err, "gst-launch: %s", out)
+}
+
+func TestBasicAuth(t *testing.T) {
+	s := startSim(t, false, "--size", "320x240", "--user", "alice", "--password", "s3cret")
+	withCreds := func(user, pass string) string {
+		return strings.Replace(s.urls[0], "rtsp://", "rtsp://"+user+":"+pass+"@", 1)
+	}
+
+	_, err := ffprobe(t, s.urls[0])
+	require.Error(t, err, "no credentials must be refused")
+	assert.Contains(t, err.Error(), "401")
+
+	_, err = ffprobe(t, withCreds("alice", "wrong"))
+	require.Error(t, err, "wrong password must be refused")
+	assert.Contains(t, err.Error(), "401")
+
+	_, err = ffprobe(t, withCreds("mallory", "s3cret"))
+	require.Error(t, err, "wrong user must be refused")
+
+	p, err := ffprobe(t, withCreds("alice", "s3cret"))
+	require.NoError(t, err)
+	require.Len(t, p.Streams, 1)
+	assert.Equal(t, 320, p.Streams[0].Width)
+}
+
+func TestControlStallResumeEOS(t *testing.T) {
+	s := startSim(t, true, "--size", "320x240", "--cameras", "2")
+	c := startClient(t, s.urls[0])
+	require.Eventually(t, func() bool { return c.frames.Load() >= 10 }, 20*time.Second, 50*time.Millisecond,
+		"no frames before stall; ffmpeg: %s", c.stderr.String())
+
+	st := s.status(t)
+	assert.Equal(t, 1, st.Cameras[0].ActiveSources)
+	assert.Equal(t, 1, st.Cameras[0].Clients)
+	assert.Equal(t, 0, st.Cameras[1].Clients)
+
+	code, body := s.post(t, "/cameras/1/stall")
+	require.Equal(t, http.StatusOK, code, "%v", body)
+	assert.True(t, s.status(t).Cameras[0].Stalled)
+
+	// Let what was in flight drain, then nothing may arrive, while the
+	// session stays open.
+	var last int64 = -1
+	require.Eventually(t, func() bool {
+		n := c.frames.Load()
+		stable := n == last
+		last = n
+		return stable
+	}, 5*time.Second, 300*time.Millisecond, "frames kept arriving after stall")
+	pushed := s.status(t).Cameras[0].FramesPushed
+	assert.Never(t, func() bool { return c.frames.Load() > last || c.exited() }, 2*time.Second, 100*time.Millisecond,
+		"stalled camera must send nothing and keep the session")
+	st = s.status(t)
+	assert.Equal(t, pushed, st.Cameras[0].FramesPushed, "server pushed frames while stalled")
+	assert.Equal(t, 1, st.Cameras[0].Clients, "session must stay open while stalled")
+
+	code, _ = s.post(t, "/cameras/1/resume")
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool { return c.frames.Load() >= last+10 }, 10*time.Second, 50*time.Millisecond,
+		"no frames after resume; ffmpeg: %s", c.stderr.String())
+
+	code, body = s.post(t, "/cameras/1/eos")
+	require.Equal(t, http.StatusOK, code)
+	assert.EqualValues(t, 1, body["affected"])
+	select {
+	case <-c.done:
+		assert.NoError(t, c.err, "client should see a clean end of stream; ffmpeg: %s", c.stderr.String())
+	case <-time.After(15 * time.Second):
+		t.Fatalf("client still running 15 s after eos")
+	}
+
+	// A new client after the EOS gets a fresh stream.
+	assert.Len(t, decodeFrames(t, s.urls[0], 5), 5)
+
+	code, _ = s.post(t, "/cameras/3/stall")
+	assert.Equal(t, http.StatusNotFound, code)
+	code, _ = s.post(t, "/cameras/abc/eos")
+	assert.Equal(t, http.StatusNotFound, code)
+}
+
+// TestConnectToStalledCamera: like a camera whose encoder hung, a stalled
+// camera still completes the RTSP dialogue but sends no frame, and it does
+// not hold up clients of other cameras.
+func TestConnectToStalledCamera(t *testing.T) {
+	s := startSim(t, true, "--size", "320x240", "--cameras", "2")
+	code, _ := s.post(t, "/cameras/1/stall")
+	require.Equal(t, http.StatusOK, code)
+
+	c1 := startClient(t, s.urls[0])
+	require.Eventually(t, func() bool { return s.status(t).Cameras[0].Clients == 1 }, 10*time.Second, 50*time.Millisecond,
+		"session on the stalled camera should open; ffmpeg: %s", c1.stderr.String())
+
+	// Another camera is served meanwhile.
+	assert.Len(t, decodeFrames(t, s.urls[1], 5), 5)
+	assert.Equal(t, int64(0), c1.frames.Load(), "stalled camera sent frames")
+	assert.False(t, c1.exited(), "client of the stalled camera gave up: %s", c1.stderr.String())
+
+	code, _ = s.post(t, "/cameras/1/resume")
+	require.Equal(t, http.StatusOK, code)
+	require.Eventually(t, func() bool { return c1.frames.Load() >= 10 }, 10*time.Second, 50*time.Millisecond,
+		"no frames after resume; ffmpeg: %s", c1.stderr.String())
+}
+
+func TestControlDisconnect(t *testing.T) {
+	s := startSim(t, true, "--size", "320x240", "--cameras", "2")
+	c1 := startClient(t, s.urls[0])
+	c2 := startClient(t, s.urls[1])
+	require.Eventually(t, func() bool { return c1.frames.Load() >= 5 && c2.frames.Load() >= 5 },
+		20*time.Second, 50*time.Millisecond, "no frames; ffmpeg: %s %s", c1.stderr.String(), c2.stderr.String())
+
+	code, body := s.post(t, "/cameras/1/disconnect")
+	require.Equal(t, http.StatusOK, code, "%v", body)
+	assert.EqualValues(t, 1, body["affected"], "one client of cam1 closed")
+
+	select {
+	case <-c1.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("cam1 client still connected 10 s after disconnect")
+	}
+	require.Eventually(t, func() bool { return s.status(t).Cameras[0].Clients == 0 }, 10*time.Second, 100*time.Millisecond)
+
+	// cam2 is untouched.
+	n := c2.frames.Load()
+	require.Eventually(t, func() bool { return c2.frames.Load() >= n+10 }, 10*time.Second, 50*time.Millisecond)
+	assert.False(t, c2.exited())
+	assert.Equal(t, 1, s.status(t).Cameras[1].Clients)
+}
+
+// TestMeasureServeCPU reports camsim's CPU while serving 4 × 720p25 H.264 to
+// 4 clients. It asserts nothing (a measurement, not a bound) and runs only
+// with CAMSIM_MEASURE_CPU=1:
+//
+//	CAMSIM_MEASURE_CPU=1 go test ./cmd/camsim/ -run MeasureServeCPU -v
+func TestMeasureServeCPU(t *testing.T) {
+	if os.Getenv("CAMSIM_MEASURE_CPU") == "" {
+		t.Skip("set CAMSIM_MEASURE_CPU=1 to measure")
+	}
+	s := startSim(t, true, "--cameras", "4", "--size", "1280x720", "--fps", "25", "--codec", "h264")
+	t.Logf("start-up to ready line: %.2f s", s.readyIn.Seconds())
+	for _, line := range strings.Split(s.stderr.String(), "\n") {
+		if strings.Contains(line, "clip encoded") {
+			t.Logf("%s", line[:min(len(line), 220)])
+		}
+	}
+	var clients []*streamClient
+	for _, u := range s.urls {
+		clients = append(clients, startClient(t, u))
+	}
+	require.Eventually(t, func() bool {
+		for _, c := range clients {
+			if c.frames.Load() < 25 {
+				return false
+			}
+		}
+		return true
+	}, 30*time.Second, 100*time.Millisecond)
+
+	const window = 30 * time.Second
+	cpu0, t0 := procCPU(t, s.cmd.Process.Pid), time.Now()
+	f0 := s.status(t)
+	time.Sleep(window)
+	cpu1, t1 := procCPU(t, s.cmd.Process.Pid), time.Now()
+	f1 := s.status(t)
+	pct := 100 * (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds()
+	var frames uint64
+	for i := range f1.Cameras {
+		frames += f1.Cameras[i].FramesPushed - f0.Cameras[i].FramesPushed
+	}
+	t.Logf("camsim CPU over %v: %.2f s = %.2f%% of one core; %d frames pushed (%.1f fps per camera)",
+		t1.Sub(t0).Round(time.Millisecond), (cpu1 - cpu0).Seconds(), pct, frames,
+		float64(frames)/4/t1.Sub(t0).Seconds())
+}
+
+// procCPU is user+system CPU time of pid from /proc/pid/stat.
+func procCPU(t *testing.T, pid int) time.Duration {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	require.NoError(t, err)
+	// Fields after the parenthesised command name; utime and stime are
+	// fields 14 and 15 of the whole line, in clock ticks (100 Hz on Linux).
+	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
+	f := strings.Fields(rest)
+	var utime, stime int64
+	_, err = fmt.Sscan(f[11], &utime)
+	require.NoError(t, err)
+	_, err = fmt.Sscan(f[12], &stime)
+	require.NoError(t, err)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
