@@ -167,6 +167,21 @@ var envIgnored = map[string]bool{
 	"GSTCAPTURE_CONFIG": true, // path of the file, read by the command
 }
 
+// aboutSettings reports whether a GSTCAPTURE_ variable is meant as a
+// setting: its first word names a configuration section. Other variables
+// with the prefix (GSTCAPTURE_SOAK, test hooks) belong to other tools and
+// are left alone; GSTCAPTURE_REDIS_URL (one underscore) still counts, so
+// the typo is reported.
+func aboutSettings(name string, sections map[string]bool) bool {
+	rest := strings.ToLower(strings.TrimPrefix(name, EnvPrefix))
+	first, _, _ := strings.Cut(rest, "__")
+	if sections[first] {
+		return true
+	}
+	sec, _, found := strings.Cut(first, "_")
+	return found && sections[sec]
+}
+
 // defaultMap is the built-in layer, in the file's own shape so that it goes
 // through the same decoding and checks as the file.
 func defaultMap() map[string]any {
@@ -267,8 +282,13 @@ func (r *reader) envOverrides(env map[string]string) map[string]any {
 	flatten("", defaultMap(), known)
 
 	names := make([]string, 0)
+	sections := map[string]bool{}
+	for k := range defaultMap() {
+		sections[k] = true
+	}
+	sections["cameras"] = true
 	for name := range env {
-		if strings.HasPrefix(name, EnvPrefix) && !envIgnored[name] {
+		if strings.HasPrefix(name, EnvPrefix) && !envIgnored[name] && aboutSettings(name, sections) {
 			names = append(names, name)
 		}
 	}

@@ -50,6 +50,12 @@ func problems(t *testing.T, yml string, env ...string) Problems {
 	return *ps
 }
 
+// Variables of other tools that share the prefix are not settings.
+func TestEnvOfOtherToolsIgnored(t *testing.T) {
+	cfg := mustLoad(t, oneCamera, "GSTCAPTURE_SOAK=5m", "GSTCAPTURE_BENCH_N=4", "GSTCAPTURE_FAULT_WEDGE_TEARDOWN=cam1")
+	assert.Equal(t, 10, cfg.Defaults.FPS)
+}
+
 func TestDefaults(t *testing.T) {
 	cfg := mustLoad(t, oneCamera)
 	assert.Equal(t, HTTP{Listen: ":8000"}, cfg.HTTP)

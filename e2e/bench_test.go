@@ -1,0 +1,365 @@
+package e2e
+
+import (
+	"bufio"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"gstcapture/internal/testenv"
+)
+
+// The macro benchmark runs only when asked (make bench): it takes minutes
+// and its figures mean something only on an otherwise idle machine.
+//
+//	GSTCAPTURE_BENCH=1            the full matrix (720p and 1080p, N = 1 2 4 8 16)
+//	GSTCAPTURE_BENCH_SIZES=1280x720 GSTCAPTURE_BENCH_N=4,8 GSTCAPTURE_BENCH_SECONDS=20
+//	GSTCAPTURE_BENCH_RSS=10m      only the RSS-over-time run (8 cameras 720p)
+
+const clkTck = 100 // USER_HZ on Linux
+
+// cpuSeconds reads utime+stime of pid (and its waited-for children).
+func cpuSeconds(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	var total float64
+	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17)
+		v, err := strconv.ParseFloat(f[i], 64)
+		if err != nil {
+			return 0, err
+		}
+		total += v
+	}
+	return total / clkTck, nil
+}
+
+// rssMB reads VmRSS of pid in MB.
+func rssMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	sc := bufio.NewScanner(strings.NewReader(string(b)))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseFloat(f[1], 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// histogram is one Prometheus histogram summed over cameras.
+type histogram map[float64]float64 // le -> cumulative count
+
+// scrapeHistogram sums name's buckets over all label sets from /metrics.
+func scrapeHistogram(t testing.TB, url, name string) histogram {
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	h := histogram{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"_bucket{") {
+			continue
+		}
+		i := strings.Index(line, `le="`)
+		j := strings.Index(line[i+4:], `"`)
+		leStr := line[i+4 : i+4+j]
+		le := math.Inf(1)
+		if leStr != "+Inf" {
+			le, _ = strconv.ParseFloat(leStr, 64)
+		}
+		v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		h[le] += v
+	}
+	return h
+}
+
+// quantile interpolates like PromQL's histogram_quantile over after-before.
+func quantile(q float64, before, after histogram) float64 {
+	var les []float64
+	for le := range after {
+		les = append(les, le)
+	}
+	sort.Float64s(les)
+	if len(les) == 0 {
+		return math.NaN()
+	}
+	total := after[math.Inf(1)] - before[math.Inf(1)]
+	if total <= 0 {
+		return math.NaN()
+	}
+	rank := q * total
+	prevLe, prevCount := 0.0, 0.0
+	for _, le := range les {
+		c := after[le] - before[le]
+		if c >= rank {
+			if math.IsInf(le, 1) {
+				return prevLe
+			}
+			return prevLe + (le-prevLe)*(rank-prevCount)/math.Max(c-prevCount, 1e-9)
+		}
+		prevLe, prevCount = le, c
+	}
+	return prevLe
+}
+
+// benchRow is one line of the results table.
+type benchRow struct {
+	Size                          string
+	N                             int
+	Tool                          string
+	Expected                      uint64  // frames the cameras should deliver at 10 fps in the window
+	CPUPerCamSec                  float64 // CPU seconds per camera-second
+	CPUPct                        float64 // % of one core
+	RSS                           float64
+	In, Published, Dropped        uint64
+	P50Sink, P99Sink, P50E2E, P99 float64 // ms
+}
+
+func envInts(name string, def []int) []int {
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	var out []int
+	for _, s := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func benchConfig(redisURL, addr string, n int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "log: {level: warn}\nredis: {url: %q, maxlen: 100}\ndefaults: {fps: 10, format: BGR, ring_size: 32}\ncameras:\n", redisURL)
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "  - {id: cam%d, url: \"rtsp://%s/cam%d\", codec: h264}\n", i, addr, i)
+	}
+	return b.String()
+}
+
+// measure samples a process's CPU over window after warmup.
+func measure(t testing.TB, pid int, warmup, window time.Duration, during func()) (cpu, rss float64) {
+	time.Sleep(warmup)
+	c0, err := cpuSeconds(pid)
+	require.NoError(t, err)
+	if during != nil {
+		during()
+	}
+	time.Sleep(window)
+	c1, err := cpuSeconds(pid)
+	require.NoError(t, err)
+	return c1 - c0, rssMB(pid)
+}
+
+func TestMacroBenchmark(t *testing.T) {
+	if os.Getenv("GSTCAPTURE_BENCH") == "" {
+		t.Skip("macro benchmark: run with `make bench` (GSTCAPTURE_BENCH=1)")
+	}
+	sizes := []string{"1280x720", "1920x1080"}
+	if v := os.Getenv("GSTCAPTURE_BENCH_SIZES"); v != "" {
+		sizes = strings.Split(v, ",")
+	}
+	ns := envInts("GSTCAPTURE_BENCH_N", []int{1, 2, 4, 8, 16})
+	secs := envInts("GSTCAPTURE_BENCH_SECONDS", []int{20})[0]
+	window, warmup := time.Duration(secs)*time.Second, 6*time.Second
+
+	rd := testenv.StartRedis(t)
+	var rows []benchRow
+	for _, size := range sizes {
+		for _, n := range ns {
+			cs := startCamsim(t, camsimOpts{Cameras: n, Codec: "h264", Size: size, FPS: 25})
+			camSecs := float64(n) * window.Seconds()
+
+			// 1. gstcapture publishing to Redis.
+			svc := startService(t, benchConfig(rd.URL, cs.Addr, n))
+			var h0, h1 healthReport
+			var sink0, e2e0 histogram
+			cpu, rss := measure(t, svc.cmd.Process.Pid, warmup, window, func() {
+				h0 = svc.health(t)
+				sink0 = scrapeHistogram(t, svc.HTTP+"/metrics", "rtsp_frame_publish_latency_seconds")
+				e2e0 = scrapeHistogram(t, svc.HTTP+"/metrics", "rtsp_frame_latency_seconds")
+			})
+			h1 = svc.health(t)
+			sink1 := scrapeHistogram(t, svc.HTTP+"/metrics", "rtsp_frame_publish_latency_seconds")
+			e2e1 := scrapeHistogram(t, svc.HTTP+"/metrics", "rtsp_frame_latency_seconds")
+			row := benchRow{Size: size, N: n, Tool: "gstcapture", Expected: uint64(camSecs * 10), CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss,
+				P50Sink: 1000 * quantile(0.5, sink0, sink1), P99Sink: 1000 * quantile(0.99, sink0, sink1),
+				P50E2E: 1000 * quantile(0.5, e2e0, e2e1), P99: 1000 * quantile(0.99, e2e0, e2e1)}
+			for i, c := range h1.Cameras {
+				c0 := h0.Cameras[i]
+				row.In += c.Captured - c0.Captured
+				row.Published += c.Published - c0.Published
+				for r, v := range c.Dropped {
+					row.Dropped += v - c0.Dropped[r]
+				}
+			}
+			svc.Stop(10 * time.Second)
+			rows = append(rows, row)
+
+			// 2. Baseline: the exact rendered launch strings, appsink -> fakesink,
+			// all cameras in one gst-launch-1.0 process like gstcapture.
+			cfg := writeFile(t, t.TempDir(), "bench.yaml", benchConfig(rd.URL, cs.Addr, n))
+			var launch []string
+			for i := 1; i <= n; i++ {
+				out, err := exec.Command(binary(t, "gstcapture"), "render", "--config", cfg, "--camera", fmt.Sprintf("cam%d", i), "--sink", "fakesink").Output()
+				require.NoError(t, err)
+				// Element names must be unique within one gst-launch-1.0 process.
+				l := strings.TrimSpace(string(out))
+				for _, name := range []string{"src", "dec", "sink"} {
+					l = strings.ReplaceAll(l, " name="+name+" ", fmt.Sprintf(" name=%s%d ", name, i))
+					l = strings.ReplaceAll(l, "name="+name+" ", fmt.Sprintf("name=%s%d ", name, i))
+				}
+				launch = append(launch, l)
+			}
+			gl := exec.Command("gst-launch-1.0", append([]string{"-q"}, splitLaunch(strings.Join(launch, " "))...)...)
+			require.NoError(t, gl.Start())
+			cpu, rss = measure(t, gl.Process.Pid, warmup, window, nil)
+			require.NotZero(t, rss, "gst-launch-1.0 exited early: %s", strings.Join(launch, " "))
+			stopCmd(gl)
+			rows = append(rows, benchRow{Size: size, N: n, Tool: "gst-launch", CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss})
+
+			// 3. ffmpeg on the same streams, one process, default threads.
+			args := []string{"-hide_banner", "-loglevel", "error"}
+			for i := 1; i <= n; i++ {
+				args = append(args, "-rtsp_transport", "tcp", "-i", fmt.Sprintf("rtsp://%s/cam%d", cs.Addr, i))
+			}
+			for i := 0; i < n; i++ {
+				args = append(args, "-map", fmt.Sprintf("%d:v", i), "-vf", "fps=10", "-pix_fmt", "bgr24", "-f", "rawvideo", "-y", "/dev/null")
+			}
+			ff := exec.Command("ffmpeg", args...)
+			require.NoError(t, ff.Start())
+			cpu, rss = measure(t, ff.Process.Pid, warmup, window, nil)
+			require.NotZero(t, rss, "ffmpeg exited early")
+			stopCmd(ff)
+			rows = append(rows, benchRow{Size: size, N: n, Tool: "ffmpeg", CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss})
+
+			cs.Stop(5 * time.Second)
+		}
+	}
+	report := formatBench(rows)
+	fmt.Print(report)
+	if out := os.Getenv("GSTCAPTURE_BENCH_OUT"); out != "" {
+		require.NoError(t, os.MkdirAll(filepath.Dir(out), 0o755))
+		require.NoError(t, os.WriteFile(out, []byte(report), 0o644))
+	}
+}
+
+// splitLaunch splits a launch string into argv words the way a shell would
+// for gst-launch-1.0, keeping double-quoted values (with \" escapes) whole.
+func splitLaunch(s string) []string {
+	var out []string
+	var cur strings.Builder
+	inQ, esc, have := false, false, false
+	for _, r := range s {
+		switch {
+		case esc:
+			cur.WriteRune(r)
+			esc = false
+		case r == '\\' && inQ:
+			cur.WriteRune(r)
+			esc = true
+		case r == '"':
+			cur.WriteRune(r)
+			inQ = !inQ
+		case r == ' ' && !inQ:
+			if have {
+				out = append(out, cur.String())
+				cur.Reset()
+				have = false
+			}
+			continue
+		default:
+			cur.WriteRune(r)
+		}
+		have = true
+	}
+	if have {
+		out = append(out, cur.String())
+	}
+	return out
+}
+
+func stopCmd(c *exec.Cmd) {
+	_ = c.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { _ = c.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		_ = c.Process.Kill()
+		<-done
+	}
+}
+
+func formatBench(rows []benchRow) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%-9s %3s %-10s %9s %7s %7s %7s %7s %6s %8s %8s %8s %8s %8s %8s\n",
+		"size", "N", "tool", "cpu/cam-s", "cpu%", "rss MB", "in", "publ", "drop", "p50sink", "p99sink", "p50e2e", "p99e2e", "x base", "x ffmpeg")
+	byKey := map[string]benchRow{}
+	for _, r := range rows {
+		byKey[fmt.Sprintf("%s/%d/%s", r.Size, r.N, r.Tool)] = r
+	}
+	for _, r := range rows {
+		ratioBase, ratioFF := "", ""
+		if r.Tool == "gstcapture" {
+			base := byKey[fmt.Sprintf("%s/%d/gst-launch", r.Size, r.N)]
+			ff := byKey[fmt.Sprintf("%s/%d/ffmpeg", r.Size, r.N)]
+			if base.CPUPerCamSec > 0 {
+				ratioBase = fmt.Sprintf("%.2f", r.CPUPerCamSec/base.CPUPerCamSec)
+			}
+			if ff.CPUPerCamSec > 0 {
+				ratioFF = fmt.Sprintf("%.2f", r.CPUPerCamSec/ff.CPUPerCamSec)
+			}
+			fmt.Fprintf(&b, "%-9s %3d %-10s %9.4f %7.1f %7.1f %7d %7d %6d %8.2f %8.2f %8.1f %8.1f %8s %8s\n",
+				r.Size, r.N, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RSS, r.In, r.Published, r.Dropped, r.P50Sink, r.P99Sink, r.P50E2E, r.P99, ratioBase, ratioFF)
+			continue
+		}
+		fmt.Fprintf(&b, "%-9s %3d %-10s %9.4f %7.1f %7.1f %7s %7s %6s %8s %8s %8s %8s\n",
+			r.Size, r.N, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RSS, "", "", "", "", "", "", "")
+	}
+	// Scaling and ceiling, per size.
+	seen := map[string]bool{}
+	for _, r := range rows {
+		if r.Tool != "gstcapture" || seen[r.Size] {
+			continue
+		}
+		seen[r.Size] = true
+		c4, ok4 := byKey[r.Size+"/4/gstcapture"]
+		c8, ok8 := byKey[r.Size+"/8/gstcapture"]
+		if ok4 && ok8 && c4.CPUPct > 0 {
+			fmt.Fprintf(&b, "%s scaling: CPU(8)/CPU(4) = %.2f\n", r.Size, c8.CPUPct/c4.CPUPct)
+		}
+		ceiling := 0
+		for _, rr := range rows {
+			// Every frame: nothing dropped by gstcapture, and nothing lost
+			// before the appsink either (CPU starvation shows up there first).
+			if rr.Tool == "gstcapture" && rr.Size == r.Size && rr.Dropped == 0 && float64(rr.In) >= 0.97*float64(rr.Expected) && rr.N > ceiling {
+				ceiling = rr.N
+			}
+		}
+		fmt.Fprintf(&b, "%s ceiling: largest N with zero drops = %d\n", r.Size, ceiling)
+	}
+	return b.String()
+}
