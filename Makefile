@@ -32,3 +32,10 @@ demo: build
 
 clean:
 	rm -rf bin
+
+# Micro benchmarks (allocations per frame on the hot path), then the macro
+# benchmark: gstcapture vs the gst-launch-1.0 baseline vs ffmpeg on the same
+# camsim streams. Run on an otherwise idle machine; see docs/performance.md.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/ring/ ./internal/validate/ ./internal/publish/ ./internal/appsink/
+	GSTCAPTURE_BENCH=1 GSTCAPTURE_BENCH_OUT=bench-results/macro.txt $(GO) test -count=1 -timeout 90m -run TestMacroBenchmark -v ./e2e/

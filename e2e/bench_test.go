@@ -363,3 +363,89 @@ func formatBench(rows []benchRow) string {
 	}
 	return b.String()
 }
+
+// slope fits y = a + b*x by least squares and returns b.
+func slope(xs, ys []float64) float64 {
+	n := float64(len(xs))
+	var sx, sy, sxx, sxy float64
+	for i := range xs {
+		sx, sy, sxx, sxy = sx+xs[i], sy+ys[i], sxx+xs[i]*xs[i], sxy+xs[i]*ys[i]
+	}
+	d := n*sxx - sx*sx
+	if d == 0 {
+		return 0
+	}
+	return (n*sxy - sx*sy) / d
+}
+
+// TestRSSOverTime runs gstcapture on N camsim cameras and samples its RSS
+// and CPU, printing the series and the RSS trend (MB per minute over the
+// second half, after warm-up). GSTCAPTURE_BENCH_RSS=10m GSTCAPTURE_BENCH_N=8
+// GSTCAPTURE_BENCH_SIZES=1280x720.
+func TestRSSOverTime(t *testing.T) {
+	d, err := time.ParseDuration(os.Getenv("GSTCAPTURE_BENCH_RSS"))
+	if err != nil || d <= 0 {
+		t.Skip("RSS run: set GSTCAPTURE_BENCH_RSS to a duration, e.g. 10m")
+	}
+	n := envInts("GSTCAPTURE_BENCH_N", []int{8})[0]
+	size := "1280x720"
+	if v := os.Getenv("GSTCAPTURE_BENCH_SIZES"); v != "" {
+		size = strings.Split(v, ",")[0]
+	}
+	rd := testenv.StartRedis(t)
+	cs := startCamsim(t, camsimOpts{Cameras: n, Codec: "h264", Size: size, FPS: 25})
+	svc := startService(t, benchConfig(rd.URL, cs.Addr, n))
+	pid := svc.cmd.Process.Pid
+	interval := 5 * time.Second
+	if d < 2*time.Minute {
+		interval = 2 * time.Second
+	}
+	start := time.Now()
+	c0, err := cpuSeconds(pid)
+	require.NoError(t, err)
+	h0 := svc.health(t)
+	var xs, ys []float64
+	fmt.Printf("\n%d cameras %s, 25 fps in, 10 fps BGR out, %s\n%8s %8s %8s\n", n, size, d, "t (s)", "RSS MB", "cpu %")
+	prevC, prevT := c0, start
+	for time.Since(start) < d {
+		time.Sleep(interval)
+		now := time.Now()
+		c, err := cpuSeconds(pid)
+		require.NoError(t, err, "gstcapture died")
+		r := rssMB(pid)
+		fmt.Printf("%8.0f %8.1f %8.1f\n", now.Sub(start).Seconds(), r, 100*(c-prevC)/now.Sub(prevT).Seconds())
+		prevC, prevT = c, now
+		xs, ys = append(xs, now.Sub(start).Minutes()), append(ys, r)
+	}
+	c1, _ := cpuSeconds(pid)
+	h1 := svc.health(t)
+	var in, pub, drop uint64
+	for i, c := range h1.Cameras {
+		in += c.Captured - h0.Cameras[i].Captured
+		pub += c.Published - h0.Cameras[i].Published
+		for r, v := range c.Dropped {
+			drop += v - h0.Cameras[i].Dropped[r]
+		}
+	}
+	half := len(xs) / 2
+	el := time.Since(start).Seconds()
+	fmt.Printf("CPU %.1f%% of one core (%.1f%% of the machine's %d cores); RSS first %.1f MB, last %.1f MB, max %.1f MB; trend over the second half %+.2f MB/min\n",
+		100*(c1-c0)/el, 100*(c1-c0)/el/float64(runtimeCores()), runtimeCores(), ys[0], ys[len(ys)-1], maxOf(ys), slope(xs[half:], ys[half:]))
+	fmt.Printf("frames: captured %d, published %d, dropped %d (expected %d at 10 fps)\n", in, pub, drop, uint64(float64(n)*10*el))
+}
+
+func maxOf(v []float64) float64 {
+	m := math.Inf(-1)
+	for _, x := range v {
+		m = math.Max(m, x)
+	}
+	return m
+}
+
+func runtimeCores() int {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return 1
+	}
+	return strings.Count(string(b), "processor\t:")
+}
