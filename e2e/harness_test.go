@@ -66,6 +66,8 @@ func start(t testing.TB, env []string, bin string, args ...string) *proc {
 	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
+	// A test that panics or times out must not leave servers behind.
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, p.cmd.Start())
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
@@ -119,6 +121,7 @@ type camsimOpts struct {
 	User     string
 	Password string
 	Control  bool
+	Listen   string // RTSP host:port; empty picks a free port (set it to restart on the same address)
 }
 
 type camsimProc struct {
@@ -129,8 +132,10 @@ type camsimProc struct {
 
 func startCamsim(t testing.TB, o camsimOpts) *camsimProc {
 	t.Helper()
-	port := testenv.FreePort(t)
-	c := &camsimProc{Addr: fmt.Sprintf("127.0.0.1:%d", port)}
+	c := &camsimProc{Addr: o.Listen}
+	if c.Addr == "" {
+		c.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	}
 	args := []string{"--listen", c.Addr, "--cameras", fmt.Sprint(o.Cameras), "--codec", o.Codec, "--size", o.Size, "--fps", fmt.Sprint(o.FPS)}
 	if o.User != "" {
 		args = append(args, "--user", o.User, "--password", o.Password)

@@ -10,6 +10,7 @@ PACKAGES=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
   libgstrtspserver-1.0-dev redis-server
+  prometheus  # prometheus and promtool: e2e tests of monitoring/ (alert rules, dashboard queries)
 )
 PACKAGES+=("$@")
 

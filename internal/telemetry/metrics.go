@@ -22,6 +22,7 @@ var (
 type Source interface {
 	Registry() *stats.Registry
 	RingLen(cameraID string) int
+	RedisHealthy() bool
 }
 
 // Metrics is the service's Prometheus registry and hot-path observers.
@@ -133,16 +134,22 @@ var (
 	descDecoder    = prometheus.NewDesc("rtsp_decoder_info", "The camera's codec and decoder element; value 1.", []string{"camera_id", "codec", "decoder"}, nil)
 	descLastFrame  = prometheus.NewDesc("rtsp_last_frame_timestamp_seconds", "Unix time of the camera's newest frame (0 before the first).", []string{"camera_id"}, nil)
 	descFrozen     = prometheus.NewDesc("rtsp_frozen_pipelines_total", "Pipelines abandoned because teardown missed its deadline.", []string{"camera_id"}, nil)
+	descRedisUp    = prometheus.NewDesc("rtsp_redis_up", "1 while the publisher considers Redis reachable, else 0.", nil, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCaptured, descPublished, descDropped, descConnected, descState, descReconnects, descErrors, descRing, descDecoder, descLastFrame, descFrozen} {
+	for _, d := range []*prometheus.Desc{descCaptured, descPublished, descDropped, descConnected, descState, descReconnects, descErrors, descRing, descDecoder, descLastFrame, descFrozen, descRedisUp} {
 		ch <- d
 	}
 }
 
 func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
+	up := 0.0
+	if c.src.RedisHealthy() {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(descRedisUp, prometheus.GaugeValue, up)
 	for _, cam := range c.src.Registry().All() {
 		s := cam.Snapshot(now)
 		id := s.ID

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -38,6 +39,7 @@ type TracingOptions struct {
 	BatchSize   int
 	// Exporter overrides the OTLP exporter chosen from the environment (tests).
 	Exporter sdktrace.SpanExporter
+	Version  string // service.version
 }
 
 // Tracer makes one trace per frame. It always produces valid trace context
@@ -67,21 +69,25 @@ func NewTracer(ctx context.Context, m *Metrics, opts TracingOptions, log *slog.L
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = 256
 	}
-	name := os.Getenv("OTEL_SERVICE_NAME")
-	if name == "" {
-		name = DefaultServiceName
+	// OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES (WithFromEnv) win over
+	// the defaults; the host name tells replicas apart.
+	res, err := resource.New(ctx,
+		resource.WithAttributes(attribute.String("service.name", DefaultServiceName), attribute.String("service.version", opts.Version)),
+		resource.WithFromEnv(), resource.WithHost(), resource.WithTelemetrySDK())
+	if err != nil && res == nil {
+		return nil, fmt.Errorf("trace resource: %w", err)
 	}
-	res := resource.NewSchemaless(attribute.String("service.name", name))
 	tpOpts := []sdktrace.TracerProviderOption{
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(opts.SampleRatio))),
 	}
 	exp := opts.Exporter
 	if exp == nil && OTLPConfigured() {
-		if p := os.Getenv("OTEL_EXPORTER_OTLP_PROTOCOL"); p != "" && p != "http/protobuf" {
-			log.Warn("OTEL_EXPORTER_OTLP_PROTOCOL not supported, using http/protobuf", "protocol", p)
+		for _, v := range []string{"OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"} {
+			if p := os.Getenv(v); p != "" && p != "http/protobuf" {
+				log.Warn(v+" not supported, using http/protobuf", "protocol", p)
+			}
 		}
-		var err error
 		exp, err = otlptracehttp.New(ctx)
 		if err != nil {
 			return nil, err
@@ -192,7 +198,8 @@ func traceparent(sc trace.SpanContext) string {
 	b[35] = '-'
 	hex.Encode(b[36:52], sid[:])
 	b[52] = '-'
-	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags())})
+	// Version 00 defines only the sampled and random bits; parsers reject others.
+	hex.Encode(b[53:55], []byte{byte(sc.TraceFlags() & (trace.FlagsSampled | trace.FlagsRandom))})
 	return string(b[:])
 }
 
