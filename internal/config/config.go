@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -110,6 +111,10 @@ type FrozenCheck struct {
 	After  time.Duration
 }
 
+// CodecAuto makes the camera's codec come from its SDP, read on every
+// connect, instead of from the configuration.
+const CodecAuto = "auto"
+
 // Validation actions.
 const (
 	ActionDrop = "drop" // count and do not publish
@@ -121,7 +126,7 @@ const (
 var (
 	Transports = []string{"tcp", "udp", "auto"}
 	Decoders   = []string{"auto", "gpu", "cpu"}
-	Codecs     = []string{"h264", "h265"}
+	Codecs     = []string{"h264", "h265", CodecAuto}
 	Actions    = []string{ActionDrop, ActionPass, ActionOff}
 	LogLevels  = []string{"debug", "info", "warn", "error"}
 	LogFormats = []string{"json", "text"}
@@ -149,7 +154,9 @@ func (c *Config) Secrets() []string {
 	var out []string
 	for _, cam := range c.Cameras {
 		if cam.Password != "" {
-			out = append(out, cam.Password)
+			// GST_DEBUG dumps of RTSP requests carry the Basic credentials
+			// base64-encoded, so that form is a secret too.
+			out = append(out, cam.Password, base64.StdEncoding.EncodeToString([]byte(cam.User+":"+cam.Password)))
 		}
 	}
 	if pw := redisPassword(c.Redis.URL); pw != "" {

@@ -311,7 +311,8 @@ cameras:
 	require.NoError(t, err)
 	assert.Equal(t, "fr0m-file", cfg.Cameras[0].Password, "relative to the config file; trailing newline dropped")
 	assert.Equal(t, "other", cfg.Cameras[1].Password)
-	assert.ElementsMatch(t, []string{"fr0m-file", "other"}, cfg.Secrets())
+	// Each password also in its HTTP Basic form, base64("user:password").
+	assert.ElementsMatch(t, []string{"fr0m-file", "YWRtaW46ZnIwbS1maWxl", "other", "YWRtaW46b3RoZXI="}, cfg.Secrets())
 }
 
 func TestSecretsIncludeRedisPassword(t *testing.T) {
@@ -368,7 +369,9 @@ func TestValidationProblems(t *testing.T) {
 		{"bad format", "defaults: {format: YUY2}\n" + oneCamera, nil,
 			[]string{`defaults.format: unknown format "YUY2"`}},
 		{"bad codec", "cameras:\n  - {id: a, url: rtsp://h/a, codec: vp8}\n", nil,
-			[]string{`cameras[0].codec: must be one of h264, h265, got "vp8"`}},
+			[]string{`cameras[0].codec: must be one of h264, h265, auto, got "vp8"`}},
+		{"codec is lower case", "cameras:\n  - {id: a, url: rtsp://h/a, codec: AUTO}\n", nil,
+			[]string{`cameras[0].codec: must be one of h264, h265, auto, got "AUTO"`}},
 		{"missing codec", "cameras:\n  - {id: a, url: rtsp://h/a}\n", nil,
 			[]string{"cameras[0].codec: required"}},
 		{"fps zero", "defaults: {fps: 0}\n" + oneCamera, nil,
@@ -592,4 +595,13 @@ func TestEnvName(t *testing.T) {
 	assert.Equal(t, "GSTCAPTURE_DEFAULTS__STALL_TIMEOUT", EnvName("defaults.stall_timeout"))
 	assert.Equal(t, "GSTCAPTURE_REDIS__URL", EnvName("redis.url"))
 	assert.Contains(t, Keys(), "defaults.validation.frozen.after")
+}
+
+// codec: auto is accepted per camera and kept as written: the codec comes
+// from the camera's SDP at run time.
+func TestCodecAuto(t *testing.T) {
+	cfg := mustLoad(t, "cameras:\n  - {id: a, url: rtsp://h/a, codec: auto}\n  - {id: b, url: rtsp://h/b, codec: h265}\n")
+	require.Len(t, cfg.Cameras, 2)
+	assert.Equal(t, CodecAuto, cfg.Cameras[0].Codec)
+	assert.Equal(t, "h265", cfg.Cameras[1].Codec)
 }

@@ -1,0 +1,266 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gstcapture/internal/testenv"
+)
+
+// cfOTLPSink is an OTLP/HTTP trace receiver that keeps every request body.
+type cfOTLPSink struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func cfStartOTLPSink(t testing.TB) *cfOTLPSink {
+	s := &cfOTLPSink{}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rd io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			rd = zr
+		}
+		b, _ := io.ReadAll(rd)
+		s.mu.Lock()
+		s.bodies = append(s.bodies, b)
+		s.mu.Unlock()
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *cfOTLPSink) Endpoint() string { return s.srv.URL + "/v1/traces" }
+
+func (s *cfOTLPSink) All() []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return bytes.Join(s.bodies, []byte{'\n'})
+}
+
+// cfSecret returns a long random password: finding it by chance in any
+// output (pixel data included) is practically impossible.
+func cfSecret(t testing.TB, prefix string) string {
+	b := make([]byte, 18)
+	_, err := rand.Read(b)
+	require.NoError(t, err)
+	return prefix + hex.EncodeToString(b)
+}
+
+// cfLeakForms are the ways a credential could show up: as is, and as the
+// value of a Basic Authorization header (base64 of user:password).
+func cfLeakForms(user string, passwords ...string) map[string]string {
+	forms := map[string]string{}
+	for _, pw := range passwords {
+		forms[pw] = "password " + pw[:6] + "…"
+		forms[base64.StdEncoding.EncodeToString([]byte(user+":"+pw))] = "Basic auth of " + pw[:6] + "…"
+	}
+	return forms
+}
+
+// cfFindLeaks describes every form found in data, with its surroundings
+// (the secret itself masked).
+func cfFindLeaks(data []byte, forms map[string]string) []string {
+	var found []string
+	for form, name := range forms {
+		if i := bytes.Index(data, []byte(form)); i >= 0 {
+			lo, hi := max(0, i-200), min(len(data), i+len(form)+50)
+			found = append(found, fmt.Sprintf("the %s (%d times), near: %q", name, bytes.Count(data, []byte(form)),
+				bytes.ReplaceAll(data[lo:hi], []byte(form), []byte("<SECRET>"))))
+		}
+	}
+	return found
+}
+
+// cfAssertNoLeak fails for every form found in what.
+func cfAssertNoLeak(t *testing.T, what string, data []byte, forms map[string]string) {
+	t.Helper()
+	for _, f := range cfFindLeaks(data, forms) {
+		t.Errorf("%s contains %s", what, f)
+	}
+}
+
+// TestCamFaultCredentialsNeverLeak runs cameras with known credentials
+// through the camera faults (kill and restart, stall, disconnect, EOS, wrong
+// password, wrong path after a successful login, unresolvable name, refused
+// connection) with debug logging and trace export, then searches every
+// output for either password, as is and as a Basic Authorization value:
+// gstcapture's log, /health, /healthz, /readyz, /api/v1/cameras (list and
+// each camera), /metrics, every field of every Redis entry (pixel data
+// included), the exported traces, and `gstcapture render` / `validate`.
+func TestCamFaultCredentialsNeverLeak(t *testing.T) {
+	const user = "operator"
+	pw, wrong := cfSecret(t, "Cam-"), cfSecret(t, "Wrong-")
+	forms := cfLeakForms(user, pw, wrong)
+	// The search works (the test can fail).
+	probe := []byte("xx" + base64.StdEncoding.EncodeToString([]byte(user+":"+wrong)) + "yy")
+	require.Len(t, cfFindLeaks(probe, forms), 1, "the search does not find a planted Basic auth value")
+
+	rd := testenv.StartRedis(t)
+	rc := cfNewRedis(t, rd)
+	sim := cfStartCamsim(t, camsimOpts{Control: true, Cameras: 2, User: user, Password: pw})
+	otlp := cfStartOTLPSink(t)
+	refused := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	cams := []cfCam{
+		{ID: "secure", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + sim.Addr + "/cam1"},
+		{ID: "wrongpw", URL: "rtsp://" + user + ":${CF_WRONG_PASSWORD}@" + sim.Addr + "/cam2"},
+		{ID: "badpath", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + sim.Addr + "/no-such-camera"},
+		{ID: "nodns", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@camera.invalid:8554/cam1"},
+		{ID: "refused", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + refused + "/cam1"},
+	}
+	cfg := cfConfig(rd.URL, "debug", cams...)
+	env := []string{"CF_CAM_PASSWORD=" + pw, "CF_WRONG_PASSWORD=" + wrong, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + otlp.Endpoint()}
+	svc := startService(t, cfg, env...)
+
+	rc.WaitEntry(t, "secure", time.Now().Add(-time.Minute), 30*time.Second, "secure first frame")
+	cfWaitState(t, svc, "wrongpw", "unauthorized", 20*time.Second)
+	cfWaitState(t, svc, "badpath", "error", 20*time.Second)
+
+	// The faults, each followed by recovery.
+	sim.Do(1, "stall")
+	cfWaitState(t, svc, "secure", "stalled", cfStallTimeout+cfSlack+2*time.Second)
+	sim.Do(1, "resume")
+	for _, action := range []string{"disconnect", "eos"} {
+		tFault := time.Now()
+		sim.Do(1, action)
+		rc.WaitEntry(t, "secure", tFault.Add(500*time.Millisecond), 20*time.Second, "secure after "+action)
+	}
+	sim.Kill()
+	time.Sleep(2 * time.Second) // refused reconnects with the credentials set
+	sim.Start()
+	rc.WaitEntry(t, "secure", sim.Ready, 20*time.Second, "secure after camsim restart")
+	cfWaitState(t, svc, "wrongpw", "unauthorized", 20*time.Second)
+	time.Sleep(2 * time.Second) // a couple of trace exports
+
+	outputs := map[string][]byte{}
+	for _, path := range []string{"/health", "/healthz", "/readyz", "/api/v1/cameras", "/metrics", "/openapi.yaml"} {
+		outputs["GET "+path] = cfGet(t, svc.HTTP+path)
+	}
+	for _, c := range cams {
+		outputs["GET /api/v1/cameras/"+c.ID] = cfGet(t, svc.HTTP+"/api/v1/cameras/"+c.ID)
+	}
+
+	// Every field of every entry of every key in Redis.
+	ctx := ctxT(t, time.Minute)
+	keys, err := rc.Keys(ctx, "*").Result()
+	require.NoError(t, err)
+	entries := 0
+	for _, key := range keys {
+		typ := rc.Type(ctx, key).Val()
+		var buf bytes.Buffer
+		buf.WriteString(key + "\n")
+		switch typ {
+		case "stream":
+			msgs, err := rc.XRange(ctx, key, "-", "+").Result()
+			require.NoError(t, err, "XRANGE %s", key)
+			for _, m := range msgs {
+				entries++
+				buf.WriteString(m.ID + "\n")
+				for k, v := range m.Values {
+					fmt.Fprintf(&buf, "%s=%v\n", k, v)
+				}
+			}
+		default:
+			dump, err := rc.Dump(ctx, key).Result()
+			require.NoError(t, err, "DUMP %s", key)
+			buf.WriteString(dump)
+		}
+		outputs["redis "+typ+" "+key] = buf.Bytes()
+	}
+	require.Greater(t, entries, 10, "too few Redis entries to mean anything")
+
+	// render and validate, with the same environment.
+	dir := t.TempDir()
+	cfgPath := writeFile(t, dir, "config.yaml", cfg)
+	for _, args := range [][]string{{"render", "--config", cfgPath}, {"render", "--config", cfgPath, "--camera", "secure"}, {"validate", "--config", cfgPath}} {
+		cmd := exec.Command(binary(t, "gstcapture"), args...)
+		cmd.Env = append(os.Environ(), env...)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "gstcapture %s: %s", strings.Join(args, " "), out)
+		outputs["gstcapture "+strings.ReplaceAll(strings.Join(args, " "), cfgPath, "FILE")] = out
+	}
+	require.Contains(t, string(outputs["gstcapture render --config FILE"]), "rtspsrc", "render printed no pipeline")
+
+	svc.Stop(15 * time.Second) // the shutdown lines count too
+	log := []byte(svc.Output())
+	outputs["gstcapture log (stdout+stderr)"] = log
+	traces := otlp.All()
+	outputs["exported traces (OTLP)"] = traces
+	require.True(t, bytes.Contains(traces, []byte("frame.capture")), "no frame span was exported: the trace check would be empty")
+
+	// The faults really happened (otherwise the search proves little).
+	for _, st := range []string{"stalled", "disconnected", "unauthorized", "error"} {
+		assert.True(t, bytes.Contains(log, []byte(`"state":"`+st+`"`)), "the log never shows state %s", st)
+	}
+	for what, data := range outputs {
+		cfAssertNoLeak(t, what, data, forms)
+	}
+	var sizes []string
+	for what, data := range outputs {
+		sizes = append(sizes, fmt.Sprintf("%s %d B", what, len(data)))
+	}
+	t.Logf("searched %d outputs (%d Redis entries, %d OTLP requests) for 2 passwords in 2 forms: %s",
+		len(outputs), entries, len(otlp.bodies), strings.Join(sizes, "; "))
+}
+
+func cfGet(t testing.TB, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err, "GET %s", url)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return b
+}
+
+// TestCamFaultCredentialsNeverLeakGSTDebug repeats the log search with
+// GStreamer's own RTSP logging turned up (GST_DEBUG=rtspsrc:6), as an
+// operator chasing a camera problem would: gstcapture forwards GStreamer's
+// log into its own, and rtspsrc dumps the RTSP requests behind every failed
+// response, Authorization header included. Cameras: a wrong password, and
+// the right password on a path the camera does not serve (the login works,
+// then 404).
+func TestCamFaultCredentialsNeverLeakGSTDebug(t *testing.T) {
+	const user = "operator"
+	pw, wrong := cfSecret(t, "Cam-"), cfSecret(t, "Wrong-")
+	forms := cfLeakForms(user, pw, wrong)
+	rd := testenv.StartRedis(t)
+	sim := cfStartCamsim(t, camsimOpts{User: user, Password: pw})
+	cams := []cfCam{
+		{ID: "wrongpw", URL: "rtsp://" + user + ":${CF_WRONG_PASSWORD}@" + sim.Addr + "/cam1"},
+		{ID: "badpath", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + sim.Addr + "/no-such-camera"},
+	}
+	svc := startService(t, cfConfig(rd.URL, "", cams...),
+		"CF_CAM_PASSWORD="+pw, "CF_WRONG_PASSWORD="+wrong, "GST_DEBUG=rtspsrc:6,rtspconnection:6")
+	cfWaitState(t, svc, "wrongpw", "unauthorized", 20*time.Second)
+	cfWaitState(t, svc, "badpath", "error", 20*time.Second)
+	time.Sleep(3 * time.Second) // a few retries each
+	svc.Stop(15 * time.Second)
+	log := []byte(svc.Output())
+	require.True(t, bytes.Contains(log, []byte(`"component":"gstreamer"`)), "GStreamer's log was not forwarded: GST_DEBUG had no effect")
+	t.Logf("searched %d B of log for 2 passwords in 2 forms", len(log))
+	cfAssertNoLeak(t, "gstcapture log with GST_DEBUG=rtspsrc:6", log, forms)
+}
