@@ -26,6 +26,8 @@ e2e: build
 	$(GO) test -count=1 -timeout 30m ./e2e/
 
 test: build unit e2e
+	$(MAKE) soak DURATION=2m
+	@if scripts/image-tools.sh --can; then $(MAKE) image-test; else echo "test: no buildah (not installable), image-test skipped"; fi
 
 demo: build
 	@scripts/demo.sh
@@ -39,3 +41,25 @@ clean:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/ring/ ./internal/validate/ ./internal/publish/ ./internal/appsink/
 	GSTCAPTURE_BENCH=1 GSTCAPTURE_BENCH_OUT=bench-results/macro.txt $(GO) test -count=1 -timeout 90m -run TestMacroBenchmark -v ./e2e/
+
+# Container image (docker/Dockerfile): Docker when an engine answers, else
+# buildah on locally made base images. IMAGE_TARGET=full for gst-libav.
+.PHONY: image image-test compose-test
+image:
+	@scripts/image.sh --target $(or $(IMAGE_TARGET),slim)
+
+image-test: build
+	@scripts/image-test.sh
+
+compose-test:
+	cd docker/composecheck && $(GO) test -count=1 ./...
+
+# Soak: 8 simulated cameras with faults on a 60 s cycle (stall, EOS,
+# disconnect, Redis kill, camsim kill) for DURATION, then a summary (frames,
+# drops by reason, reconnects, RSS/threads/fds trends) and exact accounting
+# checks. `make soak DURATION=1h`; e2e/soak_test.go.
+.PHONY: soak
+DURATION     ?= 5m
+SOAK_TIMEOUT ?= 6h
+soak: build
+	GSTCAPTURE_SOAK=$(DURATION) $(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' -v ./e2e/

@@ -94,23 +94,40 @@ func cmdRender(args []string) int {
 			continue
 		}
 		found = true
-		dec, err := pipelines.ChooseDecoder(cam.Codec, cam.Settings.Decoder, cam.Settings.DecoderThreads, gsthost.HasElement)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
-			return 1
+		// codec auto: the camera's SDP picks one of these at each connect.
+		codecs := []string{cam.Codec}
+		if cam.Codec == config.CodecAuto {
+			codecs = []string{"h264", "h265"}
+			if *camID == "" {
+				probe, err := pipelines.RenderProbe(pipelines.ForCamera(cam, pipelines.Decoder{}))
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
+					return 1
+				}
+				fmt.Printf("# camera %s: codec auto; each connect first reads the SDP with\n%s\n\n", cam.ID, probe)
+			}
 		}
-		p := pipelines.ForCamera(cam, dec)
-		p.Sink = *sink
-		launch, err := pipelines.Render(p)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
-			return 1
+		for _, codec := range codecs {
+			c := cam
+			c.Codec = codec
+			dec, err := pipelines.ChooseDecoder(c.Codec, c.Settings.Decoder, c.Settings.DecoderThreads, gsthost.HasElement)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
+				return 1
+			}
+			p := pipelines.ForCamera(c, dec)
+			p.Sink = *sink
+			launch, err := pipelines.Render(p)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
+				return 1
+			}
+			if *camID != "" {
+				fmt.Println(launch)
+				continue
+			}
+			fmt.Printf("# camera %s: codec %s, decoder %s (credentials are set as user-id/user-pw at run time, never printed)\n%s\n\n", cam.ID, c.Codec, dec.Element, launch)
 		}
-		if *camID != "" {
-			fmt.Println(launch)
-			continue
-		}
-		fmt.Printf("# camera %s: codec %s, decoder %s (credentials are set as user-id/user-pw at run time, never printed)\n%s\n\n", cam.ID, cam.Codec, dec.Element, launch)
 	}
 	if !found {
 		fmt.Fprintf(os.Stderr, "%s: no camera with id %q\n", *path, *camID)
@@ -235,7 +252,7 @@ func cmdRun(args []string) int {
 	// publisher already logs each up/down change once, so keep these at debug.
 	redis.SetLogger(redisLogger{log})
 
-	svc, err := capture.New(cfg, log, capture.Options{Version: version})
+	svc, err := capture.New(cfg, log, capture.Options{Version: version, Hooks: faultHooks(cfg, log)})
 	if err != nil {
 		log.Error("cannot start", "error", config.Redact(err.Error(), secrets...))
 		return 1
@@ -277,6 +294,40 @@ func cmdRun(args []string) int {
 	_ = srv.Shutdown(shutCtx)
 	log.Info("gstcapture stopped")
 	return 0
+}
+
+// wedgeTeardownEnv names a TEST-ONLY fault: GSTCAPTURE_FAULT_WEDGE_TEARDOWN=<camera_id>
+// makes every teardown of that camera's pipeline block forever before the
+// pipeline is set to NULL, as a wedged element would. The supervisor then
+// abandons the pipeline at its teardown deadline (5 s), counts it as frozen
+// (frozen_pipelines in /health, rtsp_frozen_pipelines_total) and rebuilds
+// it; past health.max_frozen, /healthz fails. Used by
+// e2e/process_frozen_test.go; no deployment sets it. The variable is not a
+// configuration key (its first word is no config section), so config
+// loading leaves it alone.
+const wedgeTeardownEnv = "GSTCAPTURE_FAULT_WEDGE_TEARDOWN"
+
+// faultHooks returns the supervisor hooks of the test-only faults enabled
+// in the environment (none in production).
+func faultHooks(cfg *config.Config, log *slog.Logger) gsthost.Hooks {
+	id := os.Getenv(wedgeTeardownEnv)
+	if id == "" {
+		return gsthost.Hooks{}
+	}
+	known := false
+	for _, c := range cfg.Cameras {
+		known = known || c.ID == id
+	}
+	if !known {
+		log.Error("test fault names no configured camera: nothing will be wedged", "env", wedgeTeardownEnv, "camera_id", id)
+	}
+	log.Warn("TEST FAULT INJECTION: every pipeline teardown of this camera blocks forever", "env", wedgeTeardownEnv, "camera_id", id)
+	wedged := make(chan struct{}) // never closed
+	return gsthost.Hooks{BeforeTeardown: func(cameraID string) {
+		if cameraID == id {
+			<-wedged
+		}
+	}}
 }
 
 type redisLogger struct{ log *slog.Logger }

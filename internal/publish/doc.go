@@ -2,6 +2,11 @@
 // pipelined XADD round trip per batch, schema v1 entries (docs/redis-schema.md),
 // frames released only after go-redis has written their bytes, and every
 // frame accounted for in internal/stats (published, redis_error, shutdown).
+// A round trip that fails after its bytes left may still have been stored,
+// so its frames stay unconfirmed until the stream says which ones arrived
+// (reconcile.go), and published equals what Redis received; only frames
+// of a round trip still unanswered at the shutdown deadline stay unknown
+// (dropped, and reported by Unconfirmed).
 //
 // It owns the Redis write path and the "is Redis up" state used for
 // readiness. It never blocks the capture side: the ring drops oldest frames

@@ -75,6 +75,11 @@ type Publisher struct {
 	stateMu   sync.Mutex
 	down      atomic.Bool
 	downSince time.Time
+
+	tracker     *connTracker
+	barrierWarn sync.Once
+	unsureMu    sync.Mutex
+	unsure      map[string]*unconfirmed // by camera id
 }
 
 // New returns a Publisher. log and rec may be nil.
@@ -106,7 +111,9 @@ func New(client redis.UniversalClient, opts Options, log *slog.Logger, rec Recor
 		log.Warn("redis client has ContextTimeoutEnabled=false: publish timeout and shutdown deadline " +
 			"are bounded by the client's read/write timeouts instead; set it in the redis client options")
 	}
-	return &Publisher{client: client, opts: opts, log: log, rec: rec}
+	p := &Publisher{client: client, opts: opts, log: log, rec: rec, tracker: newConnTracker(), unsure: map[string]*unconfirmed{}}
+	client.AddHook(p.tracker)
+	return p
 }
 
 func contextTimeoutEnabled(c redis.UniversalClient) (enabled, known bool) {
@@ -150,7 +157,7 @@ func (p *Publisher) markDown(cameraID string, err error) {
 	}
 	p.downSince = time.Now()
 	p.down.Store(true)
-	p.log.Warn("redis down: frames are dropped (redis_error) until it answers again",
+	p.log.Warn("redis down: frames wait in the ring, oldest dropped (ring_overflow), until it answers again",
 		"camera_id", cameraID, "err", err)
 }
 
@@ -171,6 +178,10 @@ func (p *Publisher) markUp(cameraID string) {
 // Run publishes the camera's frames until ctx is done. A round trip already
 // started when ctx is cancelled is allowed to finish (bounded by
 // Options.Timeout); frames still in src are left for Flush.
+//
+// After a failed round trip it takes no more frames until Redis answers
+// again (and the failed round trip's frames are settled), so that while
+// Redis is down the ring keeps the newest frames and drops the oldest.
 func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
 	w := p.newWorker(cam)
 	poll := time.NewTicker(pollEvery)
@@ -178,7 +189,18 @@ func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
 	// Detached so that shutdown does not abort a half-written batch.
 	rtParent := context.WithoutCancel(ctx)
 	bo := backoff{}
+	failed := w.unsure.len() > 0
 	for ctx.Err() == nil {
+		if failed {
+			// Cancellable: an unfinished probe or settle is left to Flush.
+			if _, err := w.recover(ctx); err != nil {
+				if !sleep(ctx, bo.next()) {
+					return
+				}
+				continue
+			}
+			failed = false
+		}
 		batch := src.PopBatch(w.frames[:0])
 		if len(batch) == 0 {
 			select {
@@ -190,6 +212,7 @@ func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
 			continue
 		}
 		if _, err := w.send(rtParent, batch); err != nil {
+			failed = true
 			if !sleep(ctx, bo.next()) {
 				return
 			}
@@ -199,15 +222,51 @@ func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
 	}
 }
 
+// recover checks that Redis answers: it settles unconfirmed frames when
+// there are any (returning how many turned out stored), else it pings.
+func (w *worker) recover(parent context.Context) (stored int, err error) {
+	if w.unsure.len() > 0 {
+		stored, err = w.settle(parent)
+	} else {
+		ctx, cancel := context.WithTimeout(parent, w.p.opts.Timeout)
+		err = w.p.client.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			w.p.markUp(w.cam.ID)
+		}
+	}
+	if err != nil && !ended(parent) {
+		w.p.markDown(w.cam.ID, err)
+	}
+	return stored, err
+}
+
 // Flush publishes what is left in src after capture stopped, until src is
-// empty or ctx is done. Frames it could not publish in time are released
-// and counted as DropShutdown. It returns the number of frames published.
+// empty or ctx is done, and settles the camera's unconfirmed frames. Frames
+// it could not publish in time are released and counted as DropShutdown;
+// unconfirmed frames it could not settle are counted as dropped under the
+// reason of their failure (see Unconfirmed). It returns the number of frames
+// published.
 func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) int {
 	w := p.newWorker(cam)
 	published := 0
 	shutdownBefore := cam.Dropped(stats.DropShutdown)
 	bo := backoff{}
-	for ctx.Err() == nil && src.Len() > 0 {
+	failed := false
+	for ctx.Err() == nil && (src.Len() > 0 || w.unsure.len() > 0) {
+		if failed || w.unsure.len() > 0 {
+			// As in Run: settle a failed round trip before sending more.
+			stored, err := w.recover(ctx)
+			published += stored
+			if err != nil {
+				if !sleep(ctx, bo.next()) {
+					break
+				}
+				continue
+			}
+			failed = false
+			continue
+		}
 		batch := src.PopBatch(w.frames[:0])
 		if len(batch) == 0 {
 			break
@@ -215,6 +274,7 @@ func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) in
 		n, err := w.send(ctx, batch)
 		published += n
 		if err != nil {
+			failed = true
 			if !sleep(ctx, bo.next()) {
 				break
 			}
@@ -222,6 +282,7 @@ func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) in
 		}
 		bo.reset()
 	}
+	w.giveUp()
 	for {
 		batch := src.PopBatch(w.frames[:0])
 		if len(batch) == 0 {
@@ -245,6 +306,7 @@ func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) in
 type worker struct {
 	p      *Publisher
 	cam    *stats.Camera
+	unsure *unconfirmed
 	enc    *Encoder
 	pipe   redis.Pipeliner
 	frames []*frame.Frame
@@ -256,6 +318,7 @@ func (p *Publisher) newWorker(cam *stats.Camera) *worker {
 	return &worker{
 		p:      p,
 		cam:    cam,
+		unsure: p.unconfirmedOf(cam.ID),
 		enc:    NewEncoder(StreamKey(p.opts.Stream, cam.ID), cam.ID, p.opts.Instance, p.opts.MaxLen),
 		pipe:   p.client.Pipeline(),
 		frames: make([]*frame.Frame, 0, p.opts.Batch),
@@ -267,7 +330,9 @@ func (p *Publisher) newWorker(cam *stats.Camera) *worker {
 // send writes batch in one pipelined round trip, counts and releases every
 // frame, and returns how many were stored. The round trip gets
 // Options.Timeout under parent; a failure caused by parent ending is counted
-// as DropShutdown and does not mark Redis down.
+// as DropShutdown and does not mark Redis down. A frame whose command may
+// have reached Redis without an answer is neither: it is unconfirmed until
+// settle finds out.
 func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error) {
 	ctx, cancel := context.WithTimeout(parent, w.p.opts.Timeout)
 	defer cancel()
@@ -283,14 +348,26 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	_, err := w.pipe.Exec(ctx)
 	now := time.Now()
 
+	// The caller's deadline, not Redis, ended this round trip. The socket
+	// deadline can fire a hair before ctx's own timer, hence the clock.
+	cut := err != nil && ended(parent)
+	reason := stats.DropRedisError
+	if cut {
+		reason = stats.DropShutdown
+	}
+
 	// go-redis has written (or given up on) every byte: the frames can go.
-	ok := 0
+	ok, unsure := 0, 0
 	for i, f := range batch {
-		if cmds[i].Err() == nil {
+		switch cerr := cmds[i].Err(); {
+		case cerr == nil:
 			ok++
 			if w.p.rec != nil {
 				w.p.rec.Published(w.cam.ID, f, start, now)
 			}
+		case !notSent(cerr):
+			w.unsure.add(f.Seq, reason)
+			unsure++
 		}
 		f.Release()
 		batch[i] = nil
@@ -299,7 +376,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	clear(cmds)
 	w.enc.Reset()
 
-	failed := len(batch) - ok
+	failed := len(batch) - ok - unsure
 	w.cam.Published.Add(uint64(ok))
 	if ok > 0 && w.p.rec != nil {
 		w.p.rec.PublishDuration(w.cam.ID, now.Sub(start), ok)
@@ -308,14 +385,12 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 		w.p.markUp(w.cam.ID)
 		return ok, nil
 	}
-	if ended(parent) {
-		// The caller's deadline, not Redis, ended this round trip. The socket
-		// deadline can fire a hair before ctx's own timer, hence the clock.
-		w.cam.Drop(stats.DropShutdown, uint64(failed))
-		return ok, err
+	if failed > 0 {
+		w.cam.Drop(reason, uint64(failed))
 	}
-	w.cam.Drop(stats.DropRedisError, uint64(failed))
-	w.p.markDown(w.cam.ID, err)
+	if !cut {
+		w.p.markDown(w.cam.ID, err)
+	}
 	return ok, err
 }
 
