@@ -14,7 +14,7 @@ import (
 	"gstcapture/internal/frame"
 )
 
-//go:embed h264.tmpl h265.tmpl
+//go:embed h264.tmpl h265.tmpl probe.tmpl
 var files embed.FS
 
 var templates = template.Must(template.New("pipelines").
@@ -93,22 +93,51 @@ func Render(p Params) (string, error) {
 	if err := templates.ExecuteTemplate(&b, p.Codec+".tmpl", view{p, frameRateCeiling}); err != nil {
 		return "", fmt.Errorf("render %s pipeline: %w", p.Codec, err)
 	}
-	// Templates put one element per line for reading; the launch line is one
-	// line. Quoted values cannot hold a newline (quote rejects it), so
-	// trimming and joining lines never touches a value.
+	return joinLines(b.String()), nil
+}
+
+// joinLines makes a rendered template one line. Templates put one element
+// per line for reading; quoted values cannot hold a newline (quote rejects
+// it), so trimming and joining lines never touches a value.
+func joinLines(s string) string {
 	var parts []string
-	for _, line := range strings.Split(b.String(), "\n") {
+	for _, line := range strings.Split(s, "\n") {
 		if line = strings.TrimSpace(line); line != "" {
 			parts = append(parts, line)
 		}
 	}
-	return strings.Join(parts, " "), nil
+	return strings.Join(parts, " ")
+}
+
+// RenderProbe returns the launch line that codec auto runs before each
+// connect to read the camera's SDP: rtspsrc with p's connection parameters
+// (location, protocols, timeouts) and a fakesink. Other fields are ignored.
+func RenderProbe(p Params) (string, error) {
+	if err := p.checkSource(); err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	if err := templates.ExecuteTemplate(&b, "probe.tmpl", view{p, frameRateCeiling}); err != nil {
+		return "", fmt.Errorf("render probe pipeline: %w", err)
+	}
+	return joinLines(b.String()), nil
 }
 
 func (p Params) check() error {
-	if templates.Lookup(p.Codec+".tmpl") == nil {
+	if p.Codec == "probe" || templates.Lookup(p.Codec+".tmpl") == nil {
 		return fmt.Errorf("codec %q: no pipeline template (want h264 or h265)", p.Codec)
 	}
+	if err := p.checkSource(); err != nil {
+		return err
+	}
+	if p.LatencyMS < 0 {
+		return fmt.Errorf("latency %d ms: must be >= 0", p.LatencyMS)
+	}
+	return p.checkRest()
+}
+
+// checkSource checks the parameters of rtspsrc's connection.
+func (p Params) checkSource() error {
 	if !strings.HasPrefix(p.Location, "rtsp://") && !strings.HasPrefix(p.Location, "rtsps://") {
 		// Also keeps a value from starting with '"', which GStreamer's string
 		// deserializer would unwrap a second time.
@@ -120,12 +149,14 @@ func (p Params) check() error {
 	if !protocols[p.Protocols] {
 		return fmt.Errorf("protocols %q: want tcp, udp or udp+tcp", p.Protocols)
 	}
-	if p.LatencyMS < 0 {
-		return fmt.Errorf("latency %d ms: must be >= 0", p.LatencyMS)
-	}
 	if p.TCPTimeout < time.Millisecond || p.UDPTimeout < time.Millisecond {
 		return fmt.Errorf("tcp timeout %s, udp timeout %s: both must be >= 1ms", p.TCPTimeout, p.UDPTimeout)
 	}
+	return nil
+}
+
+// checkRest checks the parameters after the source.
+func (p Params) checkRest() error {
 	if !elementNameRe.MatchString(p.Decoder.Element) {
 		return fmt.Errorf("decoder element %q: not an element name", p.Decoder.Element)
 	}

@@ -35,7 +35,7 @@ const goldenH264 = `rtspsrc name=src location="rtsp://192.168.1.10:554/Streaming
 	` drop-on-latency=true do-rtcp=true add-reference-timestamp-meta=true buffer-mode=slave ntp-sync=false` +
 	` tcp-timeout=5000000 timeout=2500000` +
 	` ! application/x-rtp,media=video,encoding-name=H264` +
-	` ! rtph264depay wait-for-keyframe=true request-keyframe=true` +
+	` ! rtph264depay request-keyframe=true` +
 	` ! h264parse` +
 	` ! avdec_h264 name=dec output-corrupt="false" max-threads="1"` +
 	` ! capssetter caps="video/x-raw,framerate=(fraction)120/1"` +

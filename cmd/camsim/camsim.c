@@ -11,11 +11,13 @@
 #include <gst/app/gstappsrc.h>
 #include <gst/app/gstappsink.h>
 #include <gst/gst.h>
+#include <gst/rtp/gstrtpbuffer.h>
 #include <gst/rtsp-server/rtsp-server.h>
 
 /* One appsrc of a prepared media that consumes a camera's frames. */
 typedef struct {
   GstElement *appsrc;           /* owned ref */
+  GstElement *audio;            /* owned ref of the audio appsrc, or NULL */
   GstRTSPMedia *media;          /* not owned: identity only */
   gboolean wait_key;            /* joined mid-GOP: hold frames until an IDR */
   gboolean primed;              /* has received at least one frame */
@@ -26,20 +28,37 @@ typedef struct {
   int id;                       /* 1-based, as in /camN */
   GPtrArray *sinks;             /* of Sink*, freed by sink_free */
   guint index;                  /* next clip frame for this camera */
+  int clip;                     /* index into clips of the clip being sent */
+  int next_clip;                /* switch to this clip at the next GOP start */
   gboolean stalled;
   gboolean eos;
   guint64 pushed;
+  /* Read and counted on streaming threads (the payloader probe), hence
+   * atomics rather than the lock. */
+  gint corrupt_ppm;             /* RTP packets per million to drop or damage */
+  gint corrupt_mode;            /* CAMSIM_CORRUPT_* */
+  gint rtp_dropped;
+  gint rtp_damaged;
 } Cam;
 
 static GMutex lock;
 static Cam *cams;
 static int ncams;
 
-/* The encoded clip: immutable after camsim_encode_clip returns. */
-static GPtrArray *clip;         /* of GstBuffer*, one access unit each */
-static GstCaps *clip_caps;
-static int clip_keys;
-static camsim_clip_params params;
+/* One encoded clip: immutable after camsim_encode_clip returns. Every clip
+ * has the same codec, fps, GOP and length, so a camera can switch clips at
+ * any GOP start without changing its position. */
+typedef struct {
+  int width, height;
+  GPtrArray *frames;            /* of GstBuffer*, one access unit each */
+  GstCaps *caps;
+  int keys;
+} Clip;
+
+static GPtrArray *clips;        /* of Clip*; clips[0] is the --size clip */
+static Clip *audio_clip;        /* G.711 A-law, one buffer per video frame */
+static camsim_clip_params params;       /* of clips[0] */
+static camsim_server_opts opts;
 
 static GstRTSPServer *server;
 static GMainLoop *loop;
@@ -124,48 +143,47 @@ pop_bus_error (GstBus * bus)
   return s;
 }
 
-int
-camsim_encode_clip (const camsim_clip_params * p, char **err)
+static void
+clip_free (Clip * c)
+{
+  if (c->frames)
+    g_ptr_array_unref (c->frames);
+  if (c->caps)
+    gst_caps_unref (c->caps);
+  g_free (c);
+}
+
+/* encode runs the non-live pipeline desc, which ends in "appsink
+ * name=sink", to the end and collects its buffers and caps into clip.
+ * Returns 0, or -1 with *err set. */
+static int
+encode (const char *desc, Clip * clip, char **err)
 {
   GError *gerr = NULL;
   GstElement *pipe;
   GstElement *sink;
   GstBus *bus;
-  char *enc, *desc;
   gint64 deadline;
-  int i;
-
-  params = *p;
-  enc = encoder_desc (p);
-  /* horizontal-speed makes every frame differ, as live video does. */
-  desc = dupf ("videotestsrc pattern=smpte horizontal-speed=4 num-buffers=%d "
-      "! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 "
-      "! %s ! appsink name=sink sync=false max-buffers=0",
-      p->clip_frames, p->width, p->height, p->fps, enc);
-  g_free (enc);
+  int rc = -1;
 
   pipe = gst_parse_launch (desc, &gerr);
   if (pipe == NULL || gerr != NULL) {
     *err = dupf ("encode pipeline %s: %s", desc,
         gerr ? gerr->message : "unknown error");
     g_clear_error (&gerr);
-    g_free (desc);
     if (pipe)
       gst_object_unref (pipe);
     return -1;
   }
-  g_free (desc);
-
   sink = gst_bin_get_by_name (GST_BIN (pipe), "sink");
   bus = gst_element_get_bus (pipe);
-  clip = g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
 
   if (gst_element_set_state (pipe, GST_STATE_PLAYING) ==
       GST_STATE_CHANGE_FAILURE) {
     char *e = pop_bus_error (bus);
     *err = dupf ("encode pipeline failed to start: %s", e ? e : "no error");
     g_free (e);
-    goto fail;
+    goto done;
   }
 
   /* The encode is non-live, so it runs as fast as the CPU allows; the
@@ -178,75 +196,151 @@ camsim_encode_clip (const camsim_clip_params * p, char **err)
 
     if (s != NULL) {
       GstBuffer *b = gst_sample_get_buffer (s);
-      if (clip_caps == NULL)
-        clip_caps = gst_caps_ref (gst_sample_get_caps (s));
-      g_ptr_array_add (clip, gst_buffer_ref (b));
+      if (clip->caps == NULL)
+        clip->caps = gst_caps_ref (gst_sample_get_caps (s));
+      g_ptr_array_add (clip->frames, gst_buffer_ref (b));
       gst_sample_unref (s);
       continue;
     }
-    if (gst_app_sink_is_eos (GST_APP_SINK (sink)))
+    if (gst_app_sink_is_eos (GST_APP_SINK (sink))) {
+      rc = 0;
       break;
+    }
     if ((e = pop_bus_error (bus)) != NULL) {
       *err = dupf ("encode pipeline: %s", e);
       g_free (e);
-      goto fail;
+      break;
     }
     if (g_get_monotonic_time () > deadline) {
       *err = dupf ("encode pipeline: no end of stream after 120 s "
-          "(%u of %d frames)", clip->len, p->clip_frames);
-      goto fail;
+          "(%u buffers)", clip->frames->len);
+      break;
     }
   }
 
+done:
   gst_element_set_state (pipe, GST_STATE_NULL);
   gst_object_unref (sink);
   gst_object_unref (bus);
   gst_object_unref (pipe);
+  return rc;
+}
 
-  if ((int) clip->len != p->clip_frames || clip_caps == NULL) {
-    *err = dupf ("encoder produced %u access units, want %d", clip->len,
-        p->clip_frames);
+static Clip *
+clip_new (int width, int height)
+{
+  Clip *clip = g_new0 (Clip, 1);
+  clip->width = width;
+  clip->height = height;
+  clip->frames =
+      g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
+  return clip;
+}
+
+int
+camsim_encode_clip (const camsim_clip_params * p, char **err)
+{
+  char *enc, *desc;
+  Clip *clip;
+  int i;
+
+  if (clips == NULL) {
+    clips = g_ptr_array_new_with_free_func ((GDestroyNotify) clip_free);
+    params = *p;
+  } else if (p->h265 != params.h265 || p->fps != params.fps
+      || p->gop != params.gop || p->clip_frames != params.clip_frames) {
+    *err = dupf ("clip %dx%d: codec, fps, gop and length must match the "
+        "first clip", p->width, p->height);
     return -1;
   }
-  clip_keys = 0;
-  for (i = 0; i < (int) clip->len; i++) {
-    GstBuffer *b = g_ptr_array_index (clip, i);
+  enc = encoder_desc (p);
+  /* horizontal-speed makes every frame differ, as live video does. */
+  desc = dupf ("videotestsrc pattern=smpte horizontal-speed=4 num-buffers=%d "
+      "! video/x-raw,format=I420,width=%d,height=%d,framerate=%d/1 "
+      "! %s ! appsink name=sink sync=false max-buffers=0",
+      p->clip_frames, p->width, p->height, p->fps, enc);
+  g_free (enc);
+  clip = clip_new (p->width, p->height);
+  if (encode (desc, clip, err) != 0) {
+    g_free (desc);
+    clip_free (clip);
+    return -1;
+  }
+  g_free (desc);
+
+  if ((int) clip->frames->len != p->clip_frames || clip->caps == NULL) {
+    *err = dupf ("encoder produced %u access units, want %d",
+        clip->frames->len, p->clip_frames);
+    clip_free (clip);
+    return -1;
+  }
+  for (i = 0; i < (int) clip->frames->len; i++) {
+    GstBuffer *b = g_ptr_array_index (clip->frames, i);
     gboolean key = !GST_BUFFER_FLAG_IS_SET (b, GST_BUFFER_FLAG_DELTA_UNIT);
     if (key)
-      clip_keys++;
-    /* The loop and the new-media rewind rely on IDRs at multiples of gop. */
+      clip->keys++;
+    /* The loop, the new-media rewind and size switches rely on IDRs at
+     * multiples of gop. */
     if (i % p->gop == 0 && !key) {
       *err = dupf ("encoder did not emit a keyframe at frame %d (gop %d)", i,
           p->gop);
+      clip_free (clip);
       return -1;
     }
   }
+  g_ptr_array_add (clips, clip);
   return 0;
+}
 
-fail:
-  gst_element_set_state (pipe, GST_STATE_NULL);
-  gst_object_unref (sink);
-  gst_object_unref (bus);
-  gst_object_unref (pipe);
-  return -1;
+int
+camsim_encode_audio (char **err)
+{
+  /* One buffer of audio per video frame, so the pump sends both on the
+   * same tick and the clip loops with the video. */
+  int samples = (8000 + params.fps / 2) / params.fps;
+  char *desc;
+
+  desc = dupf ("audiotestsrc wave=sine freq=440 volume=0.2 num-buffers=%d "
+      "samplesperbuffer=%d ! audio/x-raw,format=S16LE,rate=8000,channels=1 "
+      "! alawenc ! appsink name=sink sync=false max-buffers=0",
+      params.clip_frames, samples);
+  audio_clip = clip_new (0, 0);
+  if (encode (desc, audio_clip, err) != 0) {
+    g_free (desc);
+    return -1;
+  }
+  g_free (desc);
+  if ((int) audio_clip->frames->len != params.clip_frames
+      || audio_clip->caps == NULL) {
+    *err = dupf ("audio encoder produced %u buffers, want %d",
+        audio_clip->frames->len, params.clip_frames);
+    return -1;
+  }
+  return 0;
+}
+
+static Clip *
+clip_get (int i)
+{
+  return g_ptr_array_index (clips, i);
 }
 
 int
 camsim_clip_frames (void)
 {
-  return clip ? (int) clip->len : 0;
+  return clips ? (int) clip_get (0)->frames->len : 0;
 }
 
 int
 camsim_clip_keyframes (void)
 {
-  return clip_keys;
+  return clips ? clip_get (0)->keys : 0;
 }
 
 char *
 camsim_clip_caps (void)
 {
-  return clip_caps ? gst_caps_to_string (clip_caps) : g_strdup ("");
+  return clips ? gst_caps_to_string (clip_get (0)->caps) : g_strdup ("");
 }
 
 /* ---- camera registry -------------------------------------------------- */
@@ -255,6 +349,8 @@ static void
 sink_free (Sink * s)
 {
   gst_object_unref (s->appsrc);
+  if (s->audio)
+    gst_object_unref (s->audio);
   g_free (s);
 }
 
@@ -311,6 +407,143 @@ set_if_exists (GObject * obj, const char *prop, guint64 v)
   g_value_unset (&val);
 }
 
+/* ---- packet corruption ------------------------------------------------ */
+
+/* The real NAL unit type carried by an RTP payload (looking inside
+ * fragmentation units), the bytes of payload headers before the NAL data,
+ * and whether the packet holds a parameter set or aggregates NAL units. */
+static void
+nal_of_payload (const guint8 * p, guint len, int *hdr, gboolean * params_set)
+{
+  int t;
+
+  *params_set = TRUE;
+  *hdr = (int) len;
+  if (params.h265) {
+    if (len < 3)
+      return;
+    t = (p[0] >> 1) & 0x3f;
+    *hdr = 2;
+    if (t == 49) {              /* FU */
+      t = p[2] & 0x3f;
+      *hdr = 3;
+    }
+    /* 32-34: VPS, SPS, PPS; 48: aggregation packet */
+    *params_set = (t >= 32 && t <= 34) || t == 48;
+    return;
+  }
+  if (len < 2)
+    return;
+  t = p[0] & 0x1f;
+  *hdr = 1;
+  if (t == 28) {                /* FU-A */
+    t = p[1] & 0x1f;
+    *hdr = 2;
+  }
+  /* 7, 8: SPS, PPS; 24-27: aggregation packets */
+  *params_set = t == 7 || t == 8 || (t >= 24 && t <= 27);
+}
+
+/* damage overwrites a few bytes in the second half of the NAL data of a
+ * writable RTP packet, as bit errors on a radio link would. Parameter sets
+ * are left alone: a damaged SPS describes another stream, not a corrupted
+ * one. Returns FALSE when the packet was not touched. */
+static gboolean
+damage (GstBuffer * b)
+{
+  GstRTPBuffer rtp = GST_RTP_BUFFER_INIT;
+  guint8 *p;
+  guint len;
+  int hdr, i;
+  gboolean ps;
+
+  if (!gst_rtp_buffer_map (b, GST_MAP_READWRITE, &rtp))
+    return FALSE;
+  p = gst_rtp_buffer_get_payload (&rtp);
+  len = gst_rtp_buffer_get_payload_len (&rtp);
+  nal_of_payload (p, len, &hdr, &ps);
+  if (ps || len < (guint) hdr + 8) {
+    gst_rtp_buffer_unmap (&rtp);
+    return FALSE;
+  }
+  for (i = 0; i < 8; i++) {
+    guint at = hdr + (len - hdr) / 2 + g_random_int_range (0, (len - hdr) / 2);
+    p[at] ^= (guint8) g_random_int_range (1, 256);
+  }
+  gst_rtp_buffer_unmap (&rtp);
+  return TRUE;
+}
+
+/* corrupt_one decides the fate of one RTP packet: keep (TRUE, *b possibly
+ * replaced by a damaged copy) or drop (FALSE). */
+static gboolean
+corrupt_one (Cam * cam, GstBuffer ** b)
+{
+  gint ppm = g_atomic_int_get (&cam->corrupt_ppm);
+  gint mode = g_atomic_int_get (&cam->corrupt_mode);
+  GstBuffer *copy;
+
+  if (ppm <= 0 || g_random_int_range (0, 1000000) >= ppm)
+    return TRUE;
+  if (mode == CAMSIM_CORRUPT_MIX)
+    mode = g_random_boolean ()? CAMSIM_CORRUPT_DROP : CAMSIM_CORRUPT_DAMAGE;
+  if (mode == CAMSIM_CORRUPT_DROP) {
+    g_atomic_int_inc (&cam->rtp_dropped);
+    return FALSE;
+  }
+  /* A deep copy: the payload shares memory with the clip and with the
+   * packets other media are sent. */
+  copy = gst_buffer_copy_deep (*b);
+  if (!damage (copy)) {
+    gst_buffer_unref (copy);
+    return TRUE;
+  }
+  gst_buffer_unref (*b);
+  *b = copy;
+  g_atomic_int_inc (&cam->rtp_damaged);
+  return TRUE;
+}
+
+static gboolean
+corrupt_list_item (GstBuffer ** b, guint idx, gpointer data)
+{
+  if (!corrupt_one (data, b)) {
+    gst_buffer_unref (*b);
+    *b = NULL;                  /* removes it from the list */
+  }
+  return TRUE;
+}
+
+/* Probe on the payloader's src pad: RTP packets leave here for every client
+ * of the camera, so corruption hits all of them alike, keyframes included.
+ * Payloaders push single packets and lists. */
+static GstPadProbeReturn
+corrupt_probe (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  Cam *cam = data;
+
+  if (g_atomic_int_get (&cam->corrupt_ppm) <= 0)
+    return GST_PAD_PROBE_OK;
+  if (info->type & GST_PAD_PROBE_TYPE_BUFFER) {
+    GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER (info);
+    if (!corrupt_one (cam, &b)) {
+      /* DROP unrefs the probe's data. */
+      return GST_PAD_PROBE_DROP;
+    }
+    GST_PAD_PROBE_INFO_DATA (info) = b;
+  } else if (info->type & GST_PAD_PROBE_TYPE_BUFFER_LIST) {
+    GstBufferList *l = GST_PAD_PROBE_INFO_BUFFER_LIST (info);
+    l = gst_buffer_list_make_writable (l);
+    gst_buffer_list_foreach (l, corrupt_list_item, cam);
+    GST_PAD_PROBE_INFO_DATA (info) = l;
+    /* An empty list must not travel on: the server's sinks read its first
+     * packet. DROP unrefs it. */
+    if (gst_buffer_list_length (l) == 0)
+      return GST_PAD_PROBE_DROP;
+  }
+  return GST_PAD_PROBE_OK;
+}
+
 static void
 on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
     gpointer data)
@@ -318,20 +551,41 @@ on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
   Cam *cam = data;
   GstElement *bin = gst_rtsp_media_get_element (media);
   GstElement *src = gst_bin_get_by_name_recurse_up (GST_BIN (bin), "src");
+  GstElement *pay = gst_bin_get_by_name_recurse_up (GST_BIN (bin), "pay0");
+  GstElement *audio = gst_bin_get_by_name_recurse_up (GST_BIN (bin), "asrc");
   Sink *s;
 
   gst_object_unref (bin);
-  if (src == NULL) {
-    g_warning ("camsim: cam%d: media has no element named src", cam->id);
+  if (src == NULL || pay == NULL) {
+    g_warning ("camsim: cam%d: media has no element named src or pay0",
+        cam->id);
+    if (src)
+      gst_object_unref (src);
+    if (pay)
+      gst_object_unref (pay);
+    if (audio)
+      gst_object_unref (audio);
     return;
   }
-  /* The clip's own caps (profile, level, size) so the SDP matches what is
-   * sent. Bounded queue, dropping the oldest: a wedged media must not grow
+  {
+    GstPad *pad = gst_element_get_static_pad (pay, "src");
+    gst_pad_add_probe (pad,
+        GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_BUFFER_LIST,
+        corrupt_probe, cam, NULL);
+    gst_object_unref (pad);
+    gst_object_unref (pay);
+  }
+  /* Bounded queue, dropping the oldest: a wedged media must not grow
    * without bound (normally it holds about one frame). */
-  g_object_set (src, "caps", clip_caps, NULL);
   set_if_exists (G_OBJECT (src), "max-bytes", 0);
   set_if_exists (G_OBJECT (src), "max-buffers", 2 * params.fps);
   set_if_exists (G_OBJECT (src), "leaky-type", 2 /* downstream */ );
+  if (audio) {
+    g_object_set (audio, "caps", audio_clip->caps, NULL);
+    set_if_exists (G_OBJECT (audio), "max-bytes", 0);
+    set_if_exists (G_OBJECT (audio), "max-buffers", 2 * params.fps);
+    set_if_exists (G_OBJECT (audio), "leaky-type", 2 /* downstream */ );
+  }
 
   g_object_set_data (G_OBJECT (media), CAM_KEY, GINT_TO_POINTER (cam->id));
   g_signal_connect (media, "unprepared", G_CALLBACK (on_media_unprepared), cam);
@@ -339,17 +593,23 @@ on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
 
   s = g_new0 (Sink, 1);
   s->appsrc = src;
+  s->audio = audio;
   s->media = media;
 
   g_mutex_lock (&lock);
   if (cam->sinks->len == 0) {
     /* Nobody watches this camera, so rewinding it to the start of its GOP is
      * invisible; the new media then starts on an IDR, which lets h264parse
-     * caps (and the SDP) appear at once instead of after up to one GOP. */
+     * caps (and the SDP) appear at once instead of after up to one GOP. A
+     * pending size switch happens now for the same reason. */
     cam->index -= cam->index % params.gop;
+    cam->clip = cam->next_clip;
   } else {
     s->wait_key = TRUE;
   }
+  /* The clip's own caps (profile, level, size) so the SDP matches what is
+   * sent. */
+  g_object_set (src, "caps", clip_get (cam->clip)->caps, NULL);
   cam->eos = FALSE;
   g_ptr_array_add (cam->sinks, s);
   g_mutex_unlock (&lock);
@@ -369,7 +629,18 @@ pump_once (void)
     GstBuffer *frame;
     gboolean key;
 
-    frame = g_ptr_array_index (clip, cam->index);
+    if (cam->next_clip != cam->clip && cam->index % params.gop == 0) {
+      /* A size switch, at a GOP start: the IDR that follows carries the new
+       * SPS/PPS in band, as a camera's would after a resolution change. The
+       * new caps travel in order with the data (appsrc queues them). */
+      cam->clip = cam->next_clip;
+      for (i = 0; i < cam->sinks->len; i++) {
+        Sink *s = g_ptr_array_index (cam->sinks, i);
+        gst_app_src_set_caps (GST_APP_SRC (s->appsrc),
+            clip_get (cam->clip)->caps);
+      }
+    }
+    frame = g_ptr_array_index (clip_get (cam->clip)->frames, cam->index);
     key = !GST_BUFFER_FLAG_IS_SET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
     for (i = 0; i < cam->sinks->len; i++) {
       Sink *s = g_ptr_array_index (cam->sinks, i);
@@ -397,11 +668,20 @@ pump_once (void)
       GST_BUFFER_FLAG_UNSET (b, GST_BUFFER_FLAG_DISCONT);
       if (gst_app_src_push_buffer (GST_APP_SRC (s->appsrc), b) == GST_FLOW_OK)
         cam->pushed++;
+      if (s->audio) {
+        b = gst_buffer_copy (g_ptr_array_index (audio_clip->frames,
+                cam->index));
+        GST_BUFFER_PTS (b) = GST_CLOCK_TIME_NONE;
+        GST_BUFFER_DTS (b) = GST_CLOCK_TIME_NONE;
+        GST_BUFFER_OFFSET (b) = GST_BUFFER_OFFSET_NONE;
+        GST_BUFFER_OFFSET_END (b) = GST_BUFFER_OFFSET_NONE;
+        gst_app_src_push_buffer (GST_APP_SRC (s->audio), b);
+      }
     }
     /* A stalled camera keeps its position, so resuming continues the same
      * decodable sequence instead of jumping into the middle of a GOP. */
     if (!cam->stalled)
-      cam->index = (cam->index + 1) % clip->len;
+      cam->index = (cam->index + 1) % params.clip_frames;
   }
   g_mutex_unlock (&lock);
 }
@@ -431,9 +711,11 @@ static GSourceFuncs pump_funcs = { NULL, NULL, pump_dispatch, NULL, NULL, NULL }
 /* ---- server ------------------------------------------------------------ */
 
 int
-camsim_server_start (const char *host, const char *port, int cameras,
-    const char *user, const char *password, char **err)
+camsim_server_start (const camsim_server_opts * o, char **err)
 {
+  const char *host = o->host, *port = o->port;
+  const char *user = o->user, *password = o->password;
+  int cameras = o->cameras;
   GstRTSPMountPoints *mounts;
   GstRTSPSessionPool *pool;
   GSource *src;
@@ -441,9 +723,10 @@ camsim_server_start (const char *host, const char *port, int cameras,
   const char *enc_caps = params.h265 ? "video/x-h265" : "video/x-h264";
   const char *parse = params.h265 ? "h265parse" : "h264parse";
   const char *pay = params.h265 ? "rtph265pay" : "rtph264pay";
-  char *launch;
+  char *launch, *audio;
   int i;
 
+  opts = *o;
   ncams = cameras;
   cams = g_new0 (Cam, cameras);
   for (i = 0; i < cameras; i++) {
@@ -451,7 +734,7 @@ camsim_server_start (const char *host, const char *port, int cameras,
     cams[i].sinks = g_ptr_array_new_with_free_func ((GDestroyNotify) sink_free);
     /* Cameras start at different points of the clip so they differ
      * visibly (the bars are in different places) at no cost. */
-    cams[i].index = (guint) ((guint64) i * clip->len / cameras);
+    cams[i].index = (guint) ((guint64) i * params.clip_frames / cameras);
   }
 
   server = gst_rtsp_server_new ();
@@ -474,10 +757,20 @@ camsim_server_start (const char *host, const char *port, int cameras,
    * carries its parameter sets, and rtph264pay config-interval=-1 would
    * insert them again before every IDR slice, which ffmpeg reports as
    * non-monotonic DTS. */
+  /* The audio stream, like a camera's microphone: G.711 A-law at 8 kHz
+   * (what IP cameras commonly send), pre-encoded and pushed by the pump
+   * with the video. An appsrc rather than a live audiotestsrc: the media
+   * must stay unseekable, or the server answers a PLAY with a Range (which
+   * ffmpeg sends) with 503 after a failed seek. */
+  audio = g_strdup (o->audio ?
+      " appsrc name=asrc is-live=true format=time do-timestamp=true "
+      "caps=\"audio/x-alaw,rate=8000,channels=1\" "
+      "! rtppcmapay name=pay1 pt=8" : "");
   launch = dupf ("( appsrc name=src is-live=true format=time do-timestamp=true "
       "caps=\"%s,stream-format=byte-stream,alignment=au,framerate=%d/1\" "
-      "! %s ! %s name=pay0 pt=96 )",
-      enc_caps, params.fps, parse, pay);
+      "! %s ! %s name=pay0 pt=96%s )",
+      enc_caps, params.fps, parse, pay, audio);
+  g_free (audio);
 
   mounts = gst_rtsp_server_get_mount_points (server);
   for (i = 0; i < cameras; i++) {
@@ -487,6 +780,11 @@ camsim_server_start (const char *host, const char *port, int cameras,
     gst_rtsp_media_factory_set_launch (f, launch);
     /* One media per camera however many clients: the clip is pushed once. */
     gst_rtsp_media_factory_set_shared (f, TRUE);
+    /* --tcp-only: SETUP with a UDP transport is refused (461 Unsupported
+     * transport), as behind a firewall that only lets the RTSP connection
+     * through. */
+    if (o->tcp_only)
+      gst_rtsp_media_factory_set_protocols (f, GST_RTSP_LOWER_TRANS_TCP);
     if (user != NULL)
       gst_rtsp_media_factory_add_role (f, "camsim",
           GST_RTSP_PERM_MEDIA_FACTORY_ACCESS, G_TYPE_BOOLEAN, TRUE,
@@ -733,6 +1031,9 @@ camsim_push_eos (int id)
       continue;
     if (gst_app_src_end_of_stream (GST_APP_SRC (s->appsrc)) == GST_FLOW_OK)
       n++;
+    /* The stream ends only when every source of the media has ended. */
+    if (s->audio)
+      gst_app_src_end_of_stream (GST_APP_SRC (s->audio));
     s->eos = TRUE;
   }
   cam->eos = TRUE;
@@ -747,6 +1048,38 @@ camsim_disconnect (int id)
     return -1;
   /* Closing clients touches their watches on the server's context. */
   return run_on_loop (do_disconnect, id);
+}
+
+int
+camsim_set_size (int id, int width, int height)
+{
+  Cam *cam = cam_get (id);
+  guint i;
+
+  if (cam == NULL)
+    return -1;
+  for (i = 0; i < clips->len; i++) {
+    Clip *c = clip_get (i);
+    if (c->width == width && c->height == height) {
+      g_mutex_lock (&lock);
+      cam->next_clip = i;
+      g_mutex_unlock (&lock);
+      return 0;
+    }
+  }
+  return -3;
+}
+
+int
+camsim_set_corrupt (int id, int ppm, int mode)
+{
+  Cam *cam = cam_get (id);
+
+  if (cam == NULL)
+    return -1;
+  g_atomic_int_set (&cam->corrupt_mode, mode);
+  g_atomic_int_set (&cam->corrupt_ppm, ppm);
+  return 0;
 }
 
 static GstRTSPFilterResult
@@ -782,6 +1115,14 @@ camsim_status (int id, camsim_cam_status * out)
   out->frames_pushed = cam->pushed;
   out->stalled = cam->stalled;
   out->eos = cam->eos;
+  out->width = clip_get (cam->clip)->width;
+  out->height = clip_get (cam->clip)->height;
+  out->next_width = clip_get (cam->next_clip)->width;
+  out->next_height = clip_get (cam->next_clip)->height;
   g_mutex_unlock (&lock);
+  out->corrupt_ppm = g_atomic_int_get (&cam->corrupt_ppm);
+  out->corrupt_mode = g_atomic_int_get (&cam->corrupt_mode);
+  out->rtp_dropped = (guint) g_atomic_int_get (&cam->rtp_dropped);
+  out->rtp_damaged = (guint) g_atomic_int_get (&cam->rtp_damaged);
   return 0;
 }

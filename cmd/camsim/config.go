@@ -26,6 +26,11 @@ type config struct {
 	user        string
 	password    string
 	control     string // empty: no control server
+	// extraSizes are further clips (same codec, fps, gop, length) that a
+	// camera can switch to through the control API.
+	extraSizes [][2]int
+	tcpOnly    bool // refuse UDP transports
+	audio      bool // add an audio stream to every camera
 }
 
 // errUsage marks a command-line error: the message names the flag, and the
@@ -59,6 +64,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	user := fs.String("user", "", "require RTSP basic auth with this user (needs --password)")
 	password := fs.String("password", "", "password for --user")
 	control := fs.String("control", "", "HTTP control server `HOST:PORT` (default: none)")
+	extraSizes := fs.String("extra-sizes", "", "further clip sizes `WxH[,WxH...]` a camera can switch to (POST /cameras/{n}/size)")
+	tcpOnly := fs.Bool("tcp-only", false, "refuse UDP transports: only RTP over the RTSP connection works")
+	audio := fs.Bool("audio", false, "add an audio stream (G.711 A-law, 8 kHz) to every camera")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: camsim [flags]\n\nServes a looped synthetic clip as RTSP cameras.\n\n")
 		fs.PrintDefaults()
@@ -85,6 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		user:        *user,
 		password:    *password,
 		control:     *control,
+		tcpOnly:     *tcpOnly,
+		audio:       *audio,
 	}
 	var err error
 	if c.listenHost, c.listenPort, err = splitHostPort(*listen); err != nil {
@@ -104,6 +114,20 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.width, c.height, err = parseSize(*size); err != nil {
 		return config{}, usageErr("--size %q: %v", *size, err)
 	}
+	if *extraSizes != "" {
+		seen := map[[2]int]bool{{c.width, c.height}: true}
+		for _, sz := range strings.Split(*extraSizes, ",") {
+			w, h, err := parseSize(strings.TrimSpace(sz))
+			if err != nil {
+				return config{}, usageErr("--extra-sizes %q: %v", sz, err)
+			}
+			if seen[[2]int{w, h}] {
+				return config{}, usageErr("--extra-sizes: %dx%d is listed twice (or is --size)", w, h)
+			}
+			seen[[2]int{w, h}] = true
+			c.extraSizes = append(c.extraSizes, [2]int{w, h})
+		}
+	}
 	if c.fps < 1 || c.fps > 120 {
 		return config{}, usageErr("--fps %d: want 1 to 120", c.fps)
 	}
@@ -114,8 +138,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, usageErr("--gop %d: want 1 to 1000", c.gop)
 	}
 	if c.bitrateKbps == 0 {
-		area := float64(c.width*c.height) / (1280 * 720)
-		c.bitrateKbps = max(int(math.Round(2000*area)), 100)
+		c.bitrateKbps = defaultBitrate(c.width, c.height)
 	}
 	if c.bitrateKbps < 1 || c.bitrateKbps > 100000 {
 		return config{}, usageErr("--bitrate %d: want 1 to 100000 kbit/s", c.bitrateKbps)
@@ -130,6 +153,27 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return config{}, usageErr("--user %q: must not contain ':' (basic auth separator)", c.user)
 	}
 	return c, nil
+}
+
+// defaultBitrate is 2000 kbit/s at 1280x720, scaled by frame area.
+func defaultBitrate(w, h int) int {
+	area := float64(w*h) / (1280 * 720)
+	return max(int(math.Round(2000*area)), 100)
+}
+
+// sizes lists every clip size, --size first.
+func (c config) sizes() [][2]int {
+	return append([][2]int{{c.width, c.height}}, c.extraSizes...)
+}
+
+// bitrateFor is the bitrate of the clip of size w x h: an explicit
+// --bitrate applies to --size, and extra sizes are scaled from it by area.
+func (c config) bitrateFor(w, h int) int {
+	if w == c.width && h == c.height {
+		return c.bitrateKbps
+	}
+	scaled := float64(c.bitrateKbps) * float64(w*h) / float64(c.width*c.height)
+	return min(max(int(math.Round(scaled)), 100), 100000)
 }
 
 func splitHostPort(s string) (string, string, error) {

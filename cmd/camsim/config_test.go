@@ -79,3 +79,24 @@ func TestParseFlagsErrorsNameTheFlag(t *testing.T) {
 		})
 	}
 }
+
+func TestParseFlagsStreamFaults(t *testing.T) {
+	c, err := parseFlags([]string{"--size", "640x360", "--extra-sizes", "320x240, 160x120", "--tcp-only", "--audio"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, [][2]int{{640, 360}, {320, 240}, {160, 120}}, c.sizes())
+	assert.True(t, c.tcpOnly)
+	assert.True(t, c.audio)
+	assert.Equal(t, 500, c.bitrateFor(640, 360))
+	assert.Equal(t, 167, c.bitrateFor(320, 240), "scaled by area from --size's bitrate")
+	assert.Equal(t, 100, c.bitrateFor(160, 120), "at least 100 kbit/s")
+
+	c, err = parseFlags([]string{"--size", "640x360", "--bitrate", "1000", "--extra-sizes", "320x240"}, io.Discard)
+	require.NoError(t, err)
+	assert.Equal(t, 333, c.bitrateFor(320, 240), "an explicit --bitrate scales too")
+
+	for _, bad := range []string{"320", "321x240", "320x240,320x240", "640x360"} {
+		_, err := parseFlags([]string{"--size", "640x360", "--extra-sizes", bad}, io.Discard)
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), "--extra-sizes", bad)
+	}
+}

@@ -11,6 +11,14 @@
 //	camsim [--listen 127.0.0.1:8554] [--cameras 1] [--codec h264|h265]
 //	       [--size 1280x720] [--fps 25] [--gop 2*fps] [--bitrate kbps]
 //	       [--clip-seconds 4] [--user U --password P] [--control HOST:PORT]
+//	       [--extra-sizes WxH[,WxH...]] [--tcp-only] [--audio]
+//
+// --extra-sizes encodes one more clip per size at start-up (same codec,
+// fps, GOP and length; bitrate scaled by area) for the size control below.
+// --tcp-only refuses UDP transports: a SETUP over UDP gets 461 Unsupported
+// Transport, as behind a firewall that only lets the RTSP connection
+// through. --audio adds a G.711 A-law 8 kHz stream to every camera,
+// pre-encoded and pushed with the video (stall and eos apply to both).
 //
 // When serving it prints one line to stdout,
 // "camsim ready rtsp://HOST:PORT/cam1 … rtsp://HOST:PORT/camN", and logs to
@@ -23,7 +31,22 @@
 //	POST /cameras/{n}/resume      send frames again, from where it stalled
 //	POST /cameras/{n}/eos         end-of-stream: the server ends the stream
 //	POST /cameras/{n}/disconnect  close the RTSP connections of camera n
-//	GET  /status                  JSON: sources, clients, frames pushed, stalled, eos
+//	POST /cameras/{n}/corrupt?rate=R[&mode=mix|drop|damage]
+//	                              from now on drop or damage each RTP packet
+//	                              with probability R (0 < R <= 1), keyframes
+//	                              included; mix (default) does either at
+//	                              even odds; damage overwrites 8 bytes in
+//	                              the second half of the NAL data and spares
+//	                              parameter sets
+//	POST /cameras/{n}/clean       stop corrupting
+//	POST /cameras/{n}/size?w=W&h=H
+//	                              switch to the W x H clip (--size or
+//	                              --extra-sizes) at the next GOP start: the
+//	                              IDR carries the new SPS/PPS in band
+//	GET  /status                  JSON: sources, clients, frames pushed, stalled,
+//	                              eos, size, corruption and its packet counts
+//
+// Bad parameters get 400 with a message naming them; an unknown camera 404.
 //
 // The GStreamer side is C (camsim.c) driven through cgo (gst.go); flags,
 // signals and HTTP are Go. It imports only the standard library.

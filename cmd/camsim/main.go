@@ -38,14 +38,29 @@ func run(args []string) int {
 
 	gstInit()
 	start := time.Now()
-	if err := encodeClip(cfg); err != nil {
-		log.Error("cannot encode the clip", "codec", cfg.codec, "err", err)
-		return 1
+	for i, sz := range cfg.sizes() {
+		t0 := time.Now()
+		if err := encodeClip(cfg, sz[0], sz[1]); err != nil {
+			log.Error("cannot encode the clip", "codec", cfg.codec, "size", fmt.Sprintf("%dx%d", sz[0], sz[1]), "err", err)
+			return 1
+		}
+		if i > 0 {
+			log.Info("extra clip encoded", "size", fmt.Sprintf("%dx%d", sz[0], sz[1]),
+				"bitrate_kbps", cfg.bitrateFor(sz[0], sz[1]), "encode_seconds", time.Since(t0).Seconds())
+			continue
+		}
+		log.Info("clip encoded", "codec", cfg.codec, "size", fmt.Sprintf("%dx%d", cfg.width, cfg.height),
+			"fps", cfg.fps, "gop", cfg.gop, "bitrate_kbps", cfg.bitrateKbps,
+			"frames", cfg.clipFrames(), "keyframes", clipKeyframes(),
+			"encode_seconds", time.Since(t0).Seconds(), "caps", clipCaps())
 	}
-	log.Info("clip encoded", "codec", cfg.codec, "size", fmt.Sprintf("%dx%d", cfg.width, cfg.height),
-		"fps", cfg.fps, "gop", cfg.gop, "bitrate_kbps", cfg.bitrateKbps,
-		"frames", cfg.clipFrames(), "keyframes", clipKeyframes(),
-		"encode_seconds", time.Since(start).Seconds(), "caps", clipCaps())
+	if cfg.audio {
+		if err := encodeAudio(); err != nil {
+			log.Error("cannot encode the audio clip", "err", err)
+			return 1
+		}
+		log.Info("audio clip encoded", "encoding", "PCMA", "rate", 8000)
+	}
 
 	// Control listener before RTSP so a busy port fails before anything is
 	// served.
@@ -56,7 +71,7 @@ func run(args []string) int {
 			return 1
 		}
 	}
-	port, err := startServer(cfg.listenHost, cfg.listenPort, cfg.cameras, cfg.user, cfg.password)
+	port, err := startServer(cfg)
 	if err != nil {
 		log.Error("cannot start the RTSP server for --listen", "err", err)
 		return 1

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,11 +28,19 @@ type Plan struct {
 	Camera  config.Camera
 	Decoder pipelines.Decoder
 	Launch  string
+	// With codec auto, Decoder and Launch are empty: Auto holds a plan per
+	// codec the camera may announce, and ProbeLaunch reads its SDP.
+	Auto        map[string]Plan
+	ProbeLaunch string
 }
 
 // PlanCamera chooses the decoder for cam (using have to test which element
-// factories exist) and renders its launch string.
+// factories exist) and renders its launch string; with codec auto, one for
+// each codec that has a decoder, and the SDP probe.
 func PlanCamera(cam config.Camera, have func(string) bool) (Plan, error) {
+	if cam.Codec == config.CodecAuto {
+		return planAuto(cam, have)
+	}
 	s := cam.Settings
 	dec, err := pipelines.ChooseDecoder(cam.Codec, s.Decoder, s.DecoderThreads, have)
 	if err != nil {
@@ -42,6 +51,42 @@ func PlanCamera(cam config.Camera, have func(string) bool) (Plan, error) {
 		return Plan{}, fmt.Errorf("camera %s: render pipeline: %w", cam.ID, err)
 	}
 	return Plan{Camera: cam, Decoder: dec, Launch: launch}, nil
+}
+
+func planAuto(cam config.Camera, have func(string) bool) (Plan, error) {
+	plan := Plan{Camera: cam, Auto: map[string]Plan{}}
+	var errs []string
+	for _, codec := range []string{"h264", "h265"} {
+		c := cam
+		c.Codec = codec
+		p, err := PlanCamera(c, have)
+		if err != nil {
+			errs = append(errs, err.Error())
+			continue
+		}
+		plan.Auto[codec] = p
+	}
+	if len(plan.Auto) == 0 {
+		return Plan{}, fmt.Errorf("codec auto: no codec can be decoded: %s", strings.Join(errs, "; "))
+	}
+	probe, err := pipelines.RenderProbe(pipelines.ForCamera(cam, pipelines.Decoder{}))
+	if err != nil {
+		return Plan{}, fmt.Errorf("camera %s: render codec auto probe: %w", cam.ID, err)
+	}
+	plan.ProbeLaunch = probe
+	return plan, nil
+}
+
+// codecSpec is what the supervisor needs to check or detect the codec.
+func (p Plan) codecSpec() gsthost.CodecSpec {
+	cs := gsthost.CodecSpec{Name: p.Camera.Codec, ProbeLaunch: p.ProbeLaunch}
+	if len(p.Auto) > 0 {
+		cs.Auto = map[string]gsthost.CodecLaunch{}
+		for codec, cp := range p.Auto {
+			cs.Auto[codec] = gsthost.CodecLaunch{Launch: cp.Launch, Decoder: cp.Decoder.Element}
+		}
+	}
+	return cs
 }
 
 // Options tune a Service beyond the configuration file.
@@ -110,6 +155,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		SampleRatio: cfg.Tracing.SampleRatio,
 		QueueSize:   cfg.Tracing.QueueSize,
 		Exporter:    opts.SpanExporter,
+		Version:     opts.Version,
 	}, log)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)
@@ -140,6 +186,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		spec := gsthost.Spec{
 			CameraID:         cc.ID,
 			Launch:           plan.Launch,
+			Codec:            plan.codecSpec(),
 			User:             cc.User,
 			Password:         cc.Password,
 			StallTimeout:     cc.Settings.StallTimeout,
@@ -282,10 +329,42 @@ func (s *Service) Run(ctx context.Context) {
 	}
 	wg.Wait()
 	s.log.Info("capture stopped", "flushed_frames", flushed.Load())
+	s.logAccounting()
 	_ = s.redis.Close()
 	tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer tcancel()
 	_ = s.tracer.Shutdown(tctx)
+}
+
+// logAccounting logs one line per camera with the final counts, after the
+// flush: every frame out of the appsink is published or dropped for one
+// reason, so captured = published + dropped + left in ring (0 once the
+// ring is closed) must hold exactly. unconfirmed_dropped counts frames of a
+// round trip cut by the shutdown deadline or a vanished Redis: dropped, but
+// Redis may still have stored them.
+func (s *Service) logAccounting() {
+	for _, c := range s.cams {
+		st := c.stats
+		captured, published := st.Captured.Load(), st.Published.Load()
+		dropped := make([]any, 0, len(stats.Reasons()))
+		var total uint64
+		for _, r := range stats.Reasons() {
+			n := st.Dropped(r)
+			total += n
+			dropped = append(dropped, slog.Uint64(r.String(), n))
+		}
+		left := uint64(c.ring.Len())
+		pending, gaveUp := s.pub.Unconfirmed(st.ID)
+		balanced := captured == published+total+left+uint64(pending)
+		lvl := slog.LevelInfo
+		if !balanced || pending > 0 {
+			lvl = slog.LevelError
+		}
+		s.log.Log(context.Background(), lvl, "final accounting", "camera_id", st.ID,
+			"captured", captured, "published", published, "dropped_total", total,
+			slog.Group("dropped", dropped...), "left_in_ring", left,
+			"unconfirmed", pending, "unconfirmed_dropped", gaveUp, "balanced", balanced)
+	}
 }
 
 // Snapshots returns every camera's status (health.Source).

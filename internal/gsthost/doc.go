@@ -2,7 +2,10 @@
 // log into log/slog, probing which elements exist, and one supervisor per
 // camera that builds a pipeline from its rendered launch string, watches its
 // bus and frame flow, tears it down with deadlines and rebuilds it after a
-// backoff.
+// backoff. Each pipeline gets a stream watch (watch.go): the camera's SDP
+// checked against the configured codec, or read first to choose one
+// (codec.go, codec auto), video streams only, a keyframe gate after loss,
+// decoder in/out counts and a rate gate in front of videorate.
 //
 // Every GStreamer call that can block runs with a deadline; a pipeline that
 // misses its teardown deadline is abandoned and counted as frozen.

@@ -44,3 +44,10 @@ func TestRenderedLaunchRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestLastLine(t *testing.T) {
+	assert.Equal(t, "Failed to connect. (Generic error)",
+		lastLine("../gst/rtsp/gstrtspsrc.c(8336): gst_rtspsrc_retrieve_sdp (): /GstPipeline:pipeline6/GstRTSPSrc:src:\nFailed to connect. (Generic error)"))
+	assert.Equal(t, "", lastLine("../gst/rtsp/gstrtspsrc.c(7894): gst_rtspsrc_loop (): /GstPipeline:pipeline6/GstRTSPSrc:src:"))
+	assert.Equal(t, "", lastLine(""))
+}

@@ -73,6 +73,13 @@ type Camera struct {
 	Reconnects        atomic.Uint64 // sum over reasons
 	Frozen            atomic.Uint64 // pipelines abandoned because teardown missed its deadline
 
+	// Frames lost before the appsink, so never captured (see gsthost's
+	// stream watch): encoded frames skipped between a stream discontinuity
+	// and the next keyframe, and frames into and out of the decoder.
+	SkippedUndecodable atomic.Uint64
+	DecoderIn          atomic.Uint64
+	DecoderOut         atomic.Uint64
+
 	mu           sync.Mutex
 	state        State
 	since        time.Time
@@ -160,6 +167,10 @@ type Snapshot struct {
 	Decoder             string            `json:"decoder,omitempty"`
 	LastError           string            `json:"last_error,omitempty"`
 	LatencySource       string            `json:"latency_source,omitempty"`
+	// SkippedUndecodable and DiscardedByDecoder count frames lost before
+	// capture, which frames_dropped (captured frames only) does not hold.
+	SkippedUndecodable uint64 `json:"frames_skipped_undecodable"`
+	DiscardedByDecoder uint64 `json:"frames_discarded_by_decoder"`
 }
 
 // Snapshot copies the camera's status at now.
@@ -171,6 +182,13 @@ func (c *Camera) Snapshot(now time.Time) Snapshot {
 		Reconnects: c.Reconnects.Load(),
 		Frozen:     c.Frozen.Load(),
 		Dropped:    make(map[string]uint64, numReasons),
+
+		SkippedUndecodable: c.SkippedUndecodable.Load(),
+	}
+	// Out before in: both only grow, so the difference is never negative.
+	out := c.DecoderOut.Load()
+	if in := c.DecoderIn.Load(); in > out {
+		s.DiscardedByDecoder = in - out
 	}
 	for i := range c.dropped {
 		if v := c.dropped[i].Load(); v > 0 {

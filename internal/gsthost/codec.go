@@ -1,0 +1,223 @@
+package gsthost
+
+// The camera's codec: checking the SDP against the configuration, codec
+// auto's probe, and explaining rtspsrc errors from what the watch saw.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/go-gst/go-gst/gst"
+
+	"gstcapture/internal/stats"
+)
+
+// CodecLaunch is what a camera runs for one codec.
+type CodecLaunch struct {
+	Launch  string // rendered launch string, as Spec.Launch
+	Decoder string // decoder element, for stats and rtsp_decoder_info
+}
+
+// CodecSpec says which codec a camera runs and how its SDP is checked.
+type CodecSpec struct {
+	// Name is the configured codec. "h264" or "h265": the camera's SDP must
+	// announce that video encoding, or the pipeline fails with an error
+	// naming what it announced. "auto": every (re)connect first runs
+	// ProbeLaunch until the SDP arrives, then the Auto entry of the
+	// announced codec. "" checks nothing (pipelines without rtspsrc).
+	Name        string
+	Auto        map[string]CodecLaunch
+	ProbeLaunch string // rtspsrc named "src" and a sink, nothing else
+}
+
+// CodecAuto is the codec name that makes the supervisor probe the camera.
+const CodecAuto = "auto"
+
+// sdpEncoding maps a configured codec to the RTP encoding-name of its SDP.
+var sdpEncoding = map[string]string{"h264": "H264", "h265": "H265"}
+
+// codecOf maps an SDP encoding name back to a configured codec.
+func codecOf(encoding string) (string, bool) {
+	for c, e := range sdpEncoding {
+		if e == encoding {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+// lowerTrans names GstRTSPLowerTrans flags as the config's transport does.
+var lowerTrans = []struct {
+	flag uint
+	name string
+}{{1, "UDP"}, {2, "UDP multicast"}, {4, "TCP"}, {16, "HTTP"}, {32, "TLS"}}
+
+// explain adds what the watch knows to a pipeline error rtspsrc words
+// vaguely; "" when it knows nothing. rtspsrc reports "No supported stream
+// was found" when the camera answered SETUP with 461 Unsupported Transport
+// for every transport it was allowed to try (our own refusal of every
+// stream is reported by the SDP check before that).
+func (w *streamWatch) explain(e busError) string {
+	if w == nil || w.c == nil || e.Source != "src" || !strings.Contains(e.Text, "No supported stream was found") {
+		return ""
+	}
+	if w.refusedAll() {
+		return ""
+	}
+	flags := w.protocols()
+	var allowed []string
+	for _, t := range lowerTrans {
+		if flags&t.flag != 0 {
+			allowed = append(allowed, t.name)
+		}
+	}
+	if len(allowed) == 0 {
+		return ""
+	}
+	hint := "check the camera's RTSP transport settings"
+	if flags&4 == 0 {
+		hint = "if UDP is blocked or disabled, set transport: tcp or auto"
+	}
+	return fmt.Sprintf("the camera refused RTP over %s, which is all the transport setting allows; %s", strings.Join(allowed, " and "), hint)
+}
+
+// resolveLaunch returns the launch string and codec of the next pipeline.
+// With codec auto it probes the camera first; ok is false when the probe
+// failed, and out says why.
+func (s *Supervisor) resolveLaunch(ctx context.Context) (launch, codec string, out outcome, ok bool) {
+	if s.spec.Codec.Name != CodecAuto {
+		return s.spec.Launch, s.spec.Codec.Name, outcome{}, true
+	}
+	names, out, ok := s.probeSDP(ctx)
+	if !ok {
+		return "", "", out, false
+	}
+	for _, enc := range names {
+		c, known := codecOf(enc)
+		if !known {
+			continue
+		}
+		cl, have := s.spec.Codec.Auto[c]
+		if !have {
+			return "", "", outcome{reason: "error", state: stats.StateError, errType: "build",
+				text: fmt.Sprintf("camera announced %s but no %s decoder is available (codec auto)", enc, c)}, false
+		}
+		if prev := s.cam.Snapshot(time.Now()); prev.Codec != c || prev.Decoder != cl.Decoder {
+			s.cam.SetDecoder(c, cl.Decoder)
+			s.log.Info("codec detected", "codec", c, "decoder", cl.Decoder, "announced", strings.Join(names, ","))
+		}
+		return cl.Launch, c, outcome{}, true
+	}
+	what := "no video stream"
+	if len(names) > 0 {
+		what = strings.Join(names, ",")
+	}
+	return "", "", outcome{reason: "error", state: stats.StateError, errType: "stream",
+		text: fmt.Sprintf("camera announced %s; codec auto decodes H264 and H265 video (element src)", what)}, false
+}
+
+// probeSDP runs the probe pipeline (rtspsrc alone, PAUSED, every stream
+// refused: OPTIONS and DESCRIBE only, no session on the camera) until the
+// camera's SDP arrives, an error is posted, or firstFrameAllowance passes,
+// and returns the announced video encodings. The SDP is looked at before
+// the bus, so rtspsrc's own "No supported stream" error that follows the
+// refusal is never reported. Other errors are classified like the capture
+// pipeline's, so a wrong password still reads as unauthorized.
+func (s *Supervisor) probeSDP(ctx context.Context) ([]string, outcome, bool) {
+	p, err := gst.NewPipelineFromString(s.spec.Codec.ProbeLaunch)
+	if err != nil {
+		return nil, outcome{reason: "error", state: stats.StateError, errType: "build", text: s.redact("codec auto probe: parse launch string: " + err.Error())}, false
+	}
+	if err := s.setCredentials(p); err != nil {
+		return nil, outcome{reason: "error", state: stats.StateError, errType: "build", text: s.redact("codec auto probe: " + err.Error())}, false
+	}
+	w := newWatch(p, "", true)
+	defer w.release()
+	defer s.stopProbe(p)
+	if err := p.SetState(gst.StatePaused); err != nil {
+		if e, ok := probeBusError(p); ok {
+			return nil, s.classify(e, ""), false
+		}
+		return nil, outcome{reason: "error", state: stats.StateError, errType: "core", text: "codec auto probe: pipeline refused to start"}, false
+	}
+	limit := s.spec.firstFrameAllowance()
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if names, seen := w.announced(); seen {
+			return names, outcome{}, true
+		}
+		if e, ok := probeBusError(p); ok {
+			return nil, s.classify(e, ""), false
+		}
+		select {
+		case <-ctx.Done():
+			return nil, outcome{}, false
+		case <-deadline.C:
+			return nil, outcome{reason: "timeout", state: stats.StateStalled, errType: "timeout",
+				text: fmt.Sprintf("codec auto: no SDP from the camera within %s", limit)}, false
+		case <-tick.C:
+		}
+	}
+}
+
+// probeBusError pops the bus up to the first ERROR message.
+func probeBusError(p *gst.Pipeline) (busError, bool) {
+	bus := p.GetPipelineBus()
+	for {
+		m := bus.Pop()
+		if m == nil {
+			return busError{}, false
+		}
+		if m.Type() == gst.MessageError {
+			return parseBusError(m), true
+		}
+	}
+}
+
+// setCredentials sets user-id and user-pw on the pipeline's "src".
+func (s *Supervisor) setCredentials(p *gst.Pipeline) error {
+	src, err := p.GetElementByName("src")
+	if err != nil {
+		return errors.New("launch string has no element named \"src\"")
+	}
+	if s.spec.User == "" && s.spec.Password == "" {
+		return nil
+	}
+	if err := src.Set("user-id", s.spec.User); err != nil {
+		return fmt.Errorf("set src user-id: %w", err)
+	}
+	if err := src.Set("user-pw", s.spec.Password); err != nil {
+		return fmt.Errorf("set src user-pw: %w", err)
+	}
+	return nil
+}
+
+// stopProbe sets the probe pipeline to NULL within the teardown deadline;
+// one that misses it is abandoned and counted as frozen, like a capture
+// pipeline (rtspsrc sends TEARDOWN on the way, which a wedged camera may
+// never answer).
+func (s *Supervisor) stopProbe(p *gst.Pipeline) {
+	done := make(chan struct{})
+	go func() {
+		_ = p.SetState(gst.StateNull)
+		close(done)
+	}()
+	t := time.NewTimer(s.spec.TeardownTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.cam.Frozen.Add(1)
+		n := s.frozen.Add(1)
+		s.cam.Error("frozen")
+		s.log.Error("codec auto probe frozen: teardown missed its deadline, abandoned",
+			slog.Duration("deadline", s.spec.TeardownTimeout), slog.Int64("frozen_total", n))
+	}
+}
