@@ -201,7 +201,7 @@ func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
 			}
 			failed = false
 		}
-		batch := src.PopBatch(w.frames[:0])
+		batch := src.PopBatch(w.frames[:0:w.limit])
 		if len(batch) == 0 {
 			select {
 			case <-ctx.Done():
@@ -267,7 +267,7 @@ func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) in
 			failed = false
 			continue
 		}
-		batch := src.PopBatch(w.frames[:0])
+		batch := src.PopBatch(w.frames[:0:w.limit])
 		if len(batch) == 0 {
 			break
 		}
@@ -306,6 +306,7 @@ func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) in
 type worker struct {
 	p      *Publisher
 	cam    *stats.Camera
+	limit  int // frames per round trip: Options.Batch, fewer for big frames
 	unsure *unconfirmed
 	enc    *Encoder
 	pipe   redis.Pipeliner
@@ -314,10 +315,25 @@ type worker struct {
 	cmds   []*redis.Cmd
 }
 
+// maxBatchBytes bounds the pixels of one pipelined round trip, so that a
+// batch of 1080p frames (6 MB each) does not take longer than the round-trip
+// timeout on a loaded machine and fail as a whole.
+const maxBatchBytes = 16 << 20
+
+// fitBatch sizes the next batches from the newest frame's size.
+func (w *worker) fitBatch(f *frame.Frame) {
+	n := w.p.opts.Batch
+	if sz := len(f.Data); sz > 0 {
+		n = min(n, max(1, maxBatchBytes/sz))
+	}
+	w.limit = n
+}
+
 func (p *Publisher) newWorker(cam *stats.Camera) *worker {
 	return &worker{
 		p:      p,
 		cam:    cam,
+		limit:  p.opts.Batch,
 		unsure: p.unconfirmedOf(cam.ID),
 		enc:    NewEncoder(StreamKey(p.opts.Stream, cam.ID), cam.ID, p.opts.Instance, p.opts.MaxLen),
 		pipe:   p.client.Pipeline(),
@@ -337,6 +353,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	ctx, cancel := context.WithTimeout(parent, w.p.opts.Timeout)
 	defer cancel()
 
+	w.fitBatch(batch[len(batch)-1])
 	args, cmds := w.args[:0], w.cmds[:0]
 	for _, f := range batch {
 		start := len(args)

@@ -129,3 +129,15 @@ func BenchmarkAppendEntry(b *testing.B) {
 		e.Reset()
 	}
 }
+
+// Big frames travel in fewer per round trip, so one round trip stays well
+// under the timeout; small ones use the whole configured batch.
+func TestFitBatchBoundsBytesPerRoundTrip(t *testing.T) {
+	w := &worker{p: &Publisher{opts: Options{Batch: 16}}}
+	for _, c := range []struct{ size, want int }{
+		{1920 * 1080 * 3, 2}, {1280 * 720 * 3, 6}, {640 * 360 * 3, 16}, {maxBatchBytes * 2, 1}, {0, 16},
+	} {
+		w.fitBatch(&frame.Frame{Data: make([]byte, c.size)})
+		assert.Equal(t, c.want, w.limit, "frame of %d bytes", c.size)
+	}
+}
