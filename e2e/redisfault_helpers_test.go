@@ -354,19 +354,6 @@ func rfSignal(t testing.TB, svc *service, sig syscall.Signal) {
 	require.NoError(t, svc.cmd.Process.Signal(sig), "signal %s to gstcapture", sig)
 }
 
-// rfSlope is the least-squares slope of ys over xs.
-func rfSlope(xs, ys []float64) float64 {
-	n := float64(len(xs))
-	var sx, sy, sxx, sxy float64
-	for i := range xs {
-		sx, sy, sxx, sxy = sx+xs[i], sy+ys[i], sxx+xs[i]*xs[i], sxy+xs[i]*ys[i]
-	}
-	d := n*sxx - sx*sx
-	if d == 0 {
-		return 0
-	}
-	return (n*sxy - sx*sy) / d
-}
 
 var rfGoroutinesRE = regexp.MustCompile(`(?m)^go_goroutines (\d+)$`)
 

@@ -33,65 +33,6 @@ const (
 	soakSampling = 2 * time.Second
 )
 
-// rfCamsim is a camsim on fixed RTSP and control addresses, so that it can
-// be killed and come back where the service expects it.
-type rfCamsim struct {
-	t       testing.TB
-	Addr    string
-	Control string
-	args    []string
-	p       *proc
-}
-
-func rfStartCamsim(t testing.TB, cams int, size string, fps int) *rfCamsim {
-	t.Helper()
-	rtsp, control := testenv.FreePort(t), testenv.FreePort(t)
-	for control == rtsp {
-		control = testenv.FreePort(t)
-	}
-	c := &rfCamsim{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", rtsp), Control: fmt.Sprintf("127.0.0.1:%d", control)}
-	c.args = []string{"--listen", c.Addr, "--cameras", strconv.Itoa(cams), "--codec", "h264",
-		"--size", size, "--fps", strconv.Itoa(fps), "--control", c.Control}
-	c.Start()
-	return c
-}
-
-// Start (re)starts camsim and waits for its ready line; a start that exits
-// (a port the killed process left behind) is retried.
-func (c *rfCamsim) Start() {
-	c.t.Helper()
-	var last string
-	for range 5 {
-		p := start(c.t, nil, binary(c.t, "camsim"), c.args...)
-		deadline := time.Now().Add(60 * time.Second)
-		for time.Now().Before(deadline) {
-			if strings.Contains(p.Output(), "camsim ready") {
-				c.p = p
-				return
-			}
-			select {
-			case <-p.done:
-				deadline = time.Time{}
-			case <-time.After(10 * time.Millisecond):
-			}
-		}
-		p.Stop(time.Second)
-		last = p.Output()
-		time.Sleep(300 * time.Millisecond)
-	}
-	c.t.Fatalf("camsim at %s did not become ready after 5 starts; last output:\n%s", c.Addr, tail(last, 2000))
-}
-
-// Kill ends camsim with SIGKILL and waits until it is gone.
-func (c *rfCamsim) Kill() {
-	c.t.Helper()
-	require.NoError(c.t, c.p.cmd.Process.Signal(syscall.SIGKILL), "kill camsim at %s", c.Addr)
-	select {
-	case <-c.p.done:
-	case <-time.After(10 * time.Second):
-		c.t.Fatalf("camsim at %s did not die within 10 s of SIGKILL", c.Addr)
-	}
-}
 
 // soakEvent is one scheduled fault.
 type soakEvent struct {
@@ -147,7 +88,7 @@ func TestSoak(t *testing.T) {
 		t.Skipf("soak: set %s to a duration, e.g. %s=5m (make soak DURATION=5m)", SoakEnv, SoakEnv)
 	}
 	rd := testenv.StartRedis(t)
-	sim := rfStartCamsim(t, soakCams, "640x360", soakFPS)
+	sim := cfStartCamsim(t, camsimOpts{Cameras: soakCams, Size: "640x360", FPS: soakFPS, Control: true})
 	cfg := fmt.Sprintf(`
 redis:
   url: %s
@@ -332,14 +273,14 @@ cameras:
 		}
 	}
 	fmt.Fprintf(&b, "gstcapture RSS     start %7.1f MB  end %7.1f MB  peak %7.1f MB  trend %+6.2f MB/min\n",
-		startProc.RSSMB, endProc.RSSMB, rfMax(rss), rfSlope(xs, rss))
+		startProc.RSSMB, endProc.RSSMB, rfMax(rss), slope(xs, rss))
 	fmt.Fprintf(&b, "gstcapture threads start %7d     end %7d     peak %7.0f     trend %+6.2f /min\n",
-		startProc.Threads, endProc.Threads, rfMax(thr), rfSlope(xs, thr))
+		startProc.Threads, endProc.Threads, rfMax(thr), slope(xs, thr))
 	fmt.Fprintf(&b, "gstcapture fds     start %7d     end %7d     peak %7.0f     trend %+6.2f /min\n",
-		startProc.FDs, endProc.FDs, rfMax(fds), rfSlope(xs, fds))
+		startProc.FDs, endProc.FDs, rfMax(fds), slope(xs, fds))
 	fmt.Fprintf(&b, "go goroutines      start %7d     end %7d     peak %7.0f     trend %+6.2f /min\n",
-		startG, endG, rfMax(gor), rfSlope(xs, gor))
-	fmt.Fprintf(&b, "RSS trend over the second half: %+.2f MB/min\n", rfSlope(xs2, rss2))
+		startG, endG, rfMax(gor), slope(xs, gor))
+	fmt.Fprintf(&b, "RSS trend over the second half: %+.2f MB/min\n", slope(xs2, rss2))
 	fmt.Fprintf(&b, "(trends: least-squares slope over %d samples every %s after %s of warm-up)\n", len(xs), soakSampling, warm)
 	fmt.Fprintf(&b, "RSS by minute (mean MB):%s\n", rfPerMinute(smp.All(), tStart))
 	t.Log(b.String())
@@ -360,7 +301,7 @@ cameras:
 	// stays flat. Only a long run shows the difference between that and a
 	// leak: keeping one frame per reconnect would add ~25 MB/min here.
 	if d >= 15*time.Minute {
-		assert.Less(t, rfSlope(xs2, rss2), 2.0, "RSS trend over the second half of the run (MB/min)")
+		assert.Less(t, slope(xs2, rss2), 2.0, "RSS trend over the second half of the run (MB/min)")
 	}
 }
 
