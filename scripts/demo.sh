@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-read -r REDIS_PORT RTSP_PORT HTTP_PORT CONTROL_PORT < <(go run ./scripts/freeport 4 | tr '\n' ' ')
+read -r REDIS_PORT RTSP_PORT HTTP_PORT CONTROL_PORT <<< "$(go run ./scripts/freeport 4 | tr '\n' ' ')"
 WORK=$(mktemp -d -t gstcapture-demo.XXXXXX)
 pids=()
 cleanup() {
