@@ -11,6 +11,7 @@ PACKAGES=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
   libgstrtspserver-1.0-dev redis-server
   prometheus  # prometheus and promtool: e2e tests of monitoring/ (alert rules, dashboard queries)
+  ffmpeg      # ffprobe/ffmpeg as independent RTSP clients in camsim tests; the comparison in make bench
 )
 PACKAGES+=("$@")
 
