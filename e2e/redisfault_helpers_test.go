@@ -354,7 +354,6 @@ func rfSignal(t testing.TB, svc *service, sig syscall.Signal) {
 	require.NoError(t, svc.cmd.Process.Signal(sig), "signal %s to gstcapture", sig)
 }
 
-
 var rfGoroutinesRE = regexp.MustCompile(`(?m)^go_goroutines (\d+)$`)
 
 // rfGoroutines reads go_goroutines from /metrics (0 when it cannot).

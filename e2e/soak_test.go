@@ -33,7 +33,6 @@ const (
 	soakSampling = 2 * time.Second
 )
 
-
 // soakEvent is one scheduled fault.
 type soakEvent struct {
 	at   time.Duration
