@@ -268,18 +268,14 @@ func (s *sim) post(t *testing.T, path string) (int, map[string]any) {
 	return resp.StatusCode, body
 }
 
+// simStatus is camsim's GET /status.
 type simStatus struct {
-	Codec      string `json:"codec"`
-	ClipFrames int    `json:"clip_frames"`
-	Cameras    []struct {
-		ID            int    `json:"id"`
-		URL           string `json:"url"`
-		ActiveSources int    `json:"active_sources"`
-		Clients       int    `json:"clients"`
-		FramesPushed  uint64 `json:"frames_pushed"`
-		Stalled       bool   `json:"stalled"`
-		EOS           bool   `json:"eos"`
-	} `json:"cameras"`
+	Codec      string      `json:"codec"`
+	ClipFrames int         `json:"clip_frames"`
+	Sizes      []string    `json:"sizes"`
+	TCPOnly    bool        `json:"tcp_only"`
+	Audio      bool        `json:"audio"`
+	Cameras    []camStatus `json:"cameras"`
 }
 
 func (s *sim) status(t *testing.T) simStatus {

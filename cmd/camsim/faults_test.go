@@ -8,7 +8,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os/exec"
@@ -71,42 +70,6 @@ func probeOut(t *testing.T, url string, args ...string) (string, error) {
 	})
 }
 
-type simCam struct {
-	ID            int     `json:"id"`
-	URL           string  `json:"url"`
-	ActiveSources int     `json:"active_sources"`
-	Clients       int     `json:"clients"`
-	FramesPushed  uint64  `json:"frames_pushed"`
-	Stalled       bool    `json:"stalled"`
-	EOS           bool    `json:"eos"`
-	Width         int     `json:"width"`
-	Height        int     `json:"height"`
-	NextWidth     int     `json:"next_width"`
-	NextHeight    int     `json:"next_height"`
-	CorruptRate   float64 `json:"corrupt_rate"`
-	CorruptMode   string  `json:"corrupt_mode"`
-	RTPDropped    uint64  `json:"rtp_dropped"`
-	RTPDamaged    uint64  `json:"rtp_damaged"`
-}
-
-type simFaultStatus struct {
-	Sizes   []string `json:"sizes"`
-	TCPOnly bool     `json:"tcp_only"`
-	Audio   bool     `json:"audio"`
-	Cameras []simCam `json:"cameras"`
-}
-
-func (s *sim) faultStatus(t *testing.T) simFaultStatus {
-	t.Helper()
-	resp, err := http.Get(s.control + "/status")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var st simFaultStatus
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
-	return st
-}
-
 // TestControlCorruptClean: corrupt drops and/or damages RTP packets of one
 // camera, which a decoding client notices; clean stops it; bad parameters
 // are refused with 400.
@@ -118,13 +81,13 @@ func TestControlCorruptClean(t *testing.T) {
 	for _, mode := range []string{"drop", "damage"} {
 		code, body := s.post(t, "/cameras/1/corrupt?rate=0.2&mode="+mode)
 		require.Equal(t, http.StatusOK, code, "%v", body)
-		st := s.faultStatus(t).Cameras[0]
+		st := s.status(t).Cameras[0]
 		assert.Equal(t, 0.2, st.CorruptRate)
 		assert.Equal(t, mode, st.CorruptMode)
 		before := st
 		warn := ffmpegWarnings(t, s.urls[0], 60)
 		assert.Regexp(t, `corrupt decoded frame|error while decoding|concealing`, warn, "mode %s must reach the client's decoder", mode)
-		after := s.faultStatus(t).Cameras[0]
+		after := s.status(t).Cameras[0]
 		t.Logf("mode %s: %d packets dropped, %d damaged; ffmpeg: %d warning lines", mode,
 			after.RTPDropped-before.RTPDropped, after.RTPDamaged-before.RTPDamaged, strings.Count(warn, "\n"))
 		if mode == "drop" {
@@ -134,15 +97,15 @@ func TestControlCorruptClean(t *testing.T) {
 			assert.Greater(t, after.RTPDamaged, before.RTPDamaged)
 			assert.Equal(t, before.RTPDropped, after.RTPDropped, "damage mode drops nothing")
 		}
-		assert.Zero(t, s.faultStatus(t).Cameras[1].RTPDropped+s.faultStatus(t).Cameras[1].RTPDamaged, "camera 2 is untouched")
+		assert.Zero(t, s.status(t).Cameras[1].RTPDropped+s.status(t).Cameras[1].RTPDamaged, "camera 2 is untouched")
 	}
 
 	code, _ := s.post(t, "/cameras/1/clean")
 	require.Equal(t, http.StatusOK, code)
-	st := s.faultStatus(t).Cameras[0]
+	st := s.status(t).Cameras[0]
 	assert.Zero(t, st.CorruptRate)
 	assert.NotContains(t, ffmpegWarnings(t, s.urls[0], 30), "corrupt", "clean again")
-	assert.Equal(t, st.RTPDropped+st.RTPDamaged, s.faultStatus(t).Cameras[0].RTPDropped+s.faultStatus(t).Cameras[0].RTPDamaged,
+	assert.Equal(t, st.RTPDropped+st.RTPDamaged, s.status(t).Cameras[0].RTPDropped+s.status(t).Cameras[0].RTPDamaged,
 		"no packet touched after clean")
 
 	for _, q := range []string{"", "?rate=0", "?rate=1.5", "?rate=abc", "?rate=NaN", "?rate=0.1&mode=zap"} {
@@ -161,7 +124,7 @@ var showinfoSize = regexp.MustCompile(` s:(\d+x\d+) `)
 // without a decode error, and new clients see the new size.
 func TestControlSizeSwitch(t *testing.T) {
 	s := startSim(t, true, "--size", "640x360", "--extra-sizes", "320x240,160x120", "--fps", "25", "--gop", "25")
-	st := s.faultStatus(t)
+	st := s.status(t)
 	assert.Equal(t, []string{"640x360", "320x240", "160x120"}, st.Sizes)
 	assert.Equal(t, [2]int{640, 360}, [2]int{st.Cameras[0].Width, st.Cameras[0].Height})
 
@@ -215,7 +178,7 @@ func TestControlSizeSwitch(t *testing.T) {
 	assert.Empty(t, errs, "the switch happens on a keyframe with new SPS/PPS: no decode error")
 	t.Logf("client frames: %d, switched after %d", len(sizes), strings.Count(strings.Join(sizes, " "), "640x360"))
 
-	st = s.faultStatus(t)
+	st = s.status(t)
 	assert.Equal(t, [4]int{320, 240, 320, 240}, [4]int{st.Cameras[0].Width, st.Cameras[0].Height, st.Cameras[0].NextWidth, st.Cameras[0].NextHeight})
 	out, err := probeOut(t, s.urls[0], "-rtsp_transport", "tcp", "-show_entries", "stream=width,height", "-of", "compact")
 	require.NoError(t, err, out)
@@ -231,7 +194,7 @@ func TestControlSizeSwitch(t *testing.T) {
 // TestTCPOnly: with --tcp-only, SETUP over UDP is refused (461) and TCP works.
 func TestTCPOnly(t *testing.T) {
 	s := startSim(t, true, "--size", "320x240", "--tcp-only")
-	assert.True(t, s.faultStatus(t).TCPOnly)
+	assert.True(t, s.status(t).TCPOnly)
 	out, err := probeOut(t, s.urls[0], "-rtsp_transport", "tcp", "-show_streams")
 	require.NoError(t, err, "TCP must work: %s", out)
 
@@ -250,7 +213,7 @@ func TestTCPOnly(t *testing.T) {
 // unseekable); EOS ends both streams, so the client sees a clean end.
 func TestAudioStream(t *testing.T) {
 	s := startSim(t, true, "--size", "320x240", "--audio")
-	assert.True(t, s.faultStatus(t).Audio)
+	assert.True(t, s.status(t).Audio)
 	for _, transport := range []string{"tcp", "udp"} {
 		out, err := probeOut(t, s.urls[0], "-rtsp_transport", transport,
 			"-show_entries", "stream=codec_name,codec_type,sample_rate,channels", "-of", "compact")
