@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
 	"time"
 
@@ -132,14 +131,17 @@ func (s *Supervisor) probeSDP(ctx context.Context) ([]string, outcome, bool) {
 	if err != nil {
 		return nil, outcome{reason: "error", state: stats.StateError, errType: "build", text: s.redact("codec auto probe: parse launch string: " + err.Error())}, false
 	}
-	if err := s.setCredentials(p); err != nil {
+	src, err := s.findSource(p)
+	if err != nil {
 		return nil, outcome{reason: "error", state: stats.StateError, errType: "build", text: s.redact("codec auto probe: " + err.Error())}, false
 	}
+	unref(src.Object)
 	w := newWatch(p, "", true)
 	defer w.release()
-	defer s.stopProbe(p)
+	bus := p.GetPipelineBus()
+	defer s.stopProbe(p, bus)
 	if err := p.SetState(gst.StatePaused); err != nil {
-		if e, ok := probeBusError(p); ok {
+		if e, ok := probeBusError(bus); ok {
 			return nil, s.classify(e, ""), false
 		}
 		return nil, outcome{reason: "error", state: stats.StateError, errType: "core", text: "codec auto probe: pipeline refused to start"}, false
@@ -153,7 +155,7 @@ func (s *Supervisor) probeSDP(ctx context.Context) ([]string, outcome, bool) {
 		if names, seen := w.announced(); seen {
 			return names, outcome{}, true
 		}
-		if e, ok := probeBusError(p); ok {
+		if e, ok := probeBusError(bus); ok {
 			return nil, s.classify(e, ""), false
 		}
 		select {
@@ -168,25 +170,35 @@ func (s *Supervisor) probeSDP(ctx context.Context) ([]string, outcome, bool) {
 }
 
 // probeBusError pops the bus up to the first ERROR message.
-func probeBusError(p *gst.Pipeline) (busError, bool) {
-	bus := p.GetPipelineBus()
+func probeBusError(bus *gst.Bus) (busError, bool) {
 	for {
 		m := bus.Pop()
 		if m == nil {
 			return busError{}, false
 		}
-		if m.Type() == gst.MessageError {
-			return parseBusError(m), true
+		isErr := m.Type() == gst.MessageError
+		var e busError
+		if isErr {
+			e = parseBusError(m)
+		}
+		releaseMessage(m)
+		if isErr {
+			return e, true
 		}
 	}
 }
 
-// setCredentials sets user-id and user-pw on the pipeline's "src".
-func (s *Supervisor) setCredentials(p *gst.Pipeline) error {
+// findSource returns the pipeline's rtspsrc "src" with the credentials set
+// (user-id and user-pw properties, never part of a launch string).
+func (s *Supervisor) findSource(p *gst.Pipeline) (*gst.Element, error) {
 	src, err := p.GetElementByName("src")
 	if err != nil {
-		return errors.New("launch string has no element named \"src\"")
+		return nil, errors.New("launch string has no element named \"src\"")
 	}
+	return src, s.setCredentials(src)
+}
+
+func (s *Supervisor) setCredentials(src *gst.Element) error {
 	if s.spec.User == "" && s.spec.Password == "" {
 		return nil
 	}
@@ -203,21 +215,8 @@ func (s *Supervisor) setCredentials(p *gst.Pipeline) error {
 // one that misses it is abandoned and counted as frozen, like a capture
 // pipeline (rtspsrc sends TEARDOWN on the way, which a wedged camera may
 // never answer).
-func (s *Supervisor) stopProbe(p *gst.Pipeline) {
-	done := make(chan struct{})
-	go func() {
-		_ = p.SetState(gst.StateNull)
-		close(done)
-	}()
-	t := time.NewTimer(s.spec.TeardownTimeout)
-	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		s.cam.Frozen.Add(1)
-		n := s.frozen.Add(1)
-		s.cam.Error("frozen")
-		s.log.Error("codec auto probe frozen: teardown missed its deadline, abandoned",
-			slog.Duration("deadline", s.spec.TeardownTimeout), slog.Int64("frozen_total", n))
+func (s *Supervisor) stopProbe(p *gst.Pipeline, bus *gst.Bus) {
+	if s.setNull(p, "codec auto probe") {
+		unref(bus.Object, p.Bin.Element.Object)
 	}
 }

@@ -140,6 +140,7 @@ func (s *Supervisor) setState(st stats.State, text string, attrs ...any) {
 // pipeline is one built graph and its appsink.
 type pipeline struct {
 	p        *gst.Pipeline
+	bus      *gst.Bus     // taken once: every GetPipelineBus is a new reference
 	src, el  *gst.Element // wrappers holding references, dropped by release
 	sink     *appsink.Sink
 	location string       // rtspsrc location (credential-free), "" when unknown
@@ -152,7 +153,13 @@ type pipeline struct {
 // every rebuilt pipeline keeps its sockets (its bus's poll, rtspsrc's) and
 // buffers. Measured: 6 descriptors per camera restart, kept until a GC.
 func (pl *pipeline) release() {
-	for _, o := range []*gst.Object{pl.src.Object, pl.el.Object, pl.p.GetPipelineBus().Object, pl.p.Bin.Element.Object} {
+	unref(pl.src.Object, pl.el.Object, pl.bus.Object, pl.p.Bin.Element.Object)
+}
+
+// unref drops the references of go-gst wrappers now instead of from their
+// finalizers. The wrappers must not be used afterwards.
+func unref(objs ...*gst.Object) {
+	for _, o := range objs {
 		g := o.InitiallyUnowned.Object
 		runtime.SetFinalizer(g, nil)
 		g.Unref()
@@ -171,17 +178,9 @@ func (s *Supervisor) build(launch, codec string) (*pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse launch string: %w", err)
 	}
-	src, err := p.GetElementByName("src")
+	src, err := s.findSource(p)
 	if err != nil {
-		return nil, errors.New("launch string has no element named \"src\"")
-	}
-	if s.spec.User != "" || s.spec.Password != "" {
-		if err := src.Set("user-id", s.spec.User); err != nil {
-			return nil, fmt.Errorf("set src user-id: %w", err)
-		}
-		if err := src.Set("user-pw", s.spec.Password); err != nil {
-			return nil, fmt.Errorf("set src user-pw: %w", err)
-		}
+		return nil, err
 	}
 	el, err := p.GetElementByName("sink")
 	if err != nil {
@@ -193,7 +192,7 @@ func (s *Supervisor) build(launch, codec string) (*pipeline, error) {
 	}
 	loc, _ := src.GetProperty("location")
 	location, _ := loc.(string)
-	return &pipeline{p: p, src: src, el: el, sink: sink, location: location, watch: attachWatch(p, codec)}, nil
+	return &pipeline{p: p, bus: p.GetPipelineBus(), src: src, el: el, sink: sink, location: location, watch: attachWatch(p, codec)}, nil
 }
 
 func (s *Supervisor) onFrame(f *frame.Frame) {
@@ -256,9 +255,8 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 // that ends the pipeline. Popping (rather than BlockPopMessage) keeps the
 // owner goroutine free to run the watchdog and see ctx.
 func (s *Supervisor) drainBus(ctx context.Context, pl *pipeline) (outcome, bool) {
-	bus := pl.p.GetPipelineBus()
 	for {
-		m := bus.Pop()
+		m := pl.bus.Pop()
 		if m == nil {
 			return outcome{}, false
 		}
@@ -388,26 +386,37 @@ func lastLine(s string) string {
 // and counted, because waiting would wedge this camera for good.
 func (s *Supervisor) teardown(pl *pipeline) {
 	pl.sink.Detach()
+	if s.setNull(pl.p, "pipeline") {
+		pl.sink.Free()
+		pl.release()
+		return
+	}
+	s.dumpDot(pl, "frozen")
+}
+
+// setNull sets p to the NULL state within the teardown deadline. Past it,
+// p is abandoned (its goroutine and C objects leak), counted as frozen and
+// false is returned: waiting would wedge this camera for good.
+func (s *Supervisor) setNull(p *gst.Pipeline, what string) bool {
 	done := make(chan struct{})
 	go func() {
 		if h := s.hooks.BeforeTeardown; h != nil {
 			h(s.spec.CameraID)
 		}
-		_ = pl.p.SetState(gst.StateNull)
+		_ = p.SetState(gst.StateNull)
 		close(done)
 	}()
 	t := time.NewTimer(s.spec.TeardownTimeout)
 	defer t.Stop()
 	select {
 	case <-done:
-		pl.sink.Free()
-		pl.release()
+		return true
 	case <-t.C:
 		s.cam.Frozen.Add(1)
 		n := s.frozen.Add(1)
 		s.cam.Error("frozen")
-		s.log.Error("pipeline frozen: teardown missed its deadline, abandoned", "deadline", s.spec.TeardownTimeout, "frozen_total", n)
-		s.dumpDot(pl, "frozen")
+		s.log.Error(what+" frozen: teardown missed its deadline, abandoned", "deadline", s.spec.TeardownTimeout, "frozen_total", n)
+		return false
 	}
 }
 
