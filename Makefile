@@ -28,7 +28,7 @@ e2e: build
 # The Jaeger binary the tracing e2e test needs takes ~10 min to build on a
 # fresh machine: start that build (cached afterwards) alongside the unit tests.
 test: build
-	@(scripts/jaeger.sh >/tmp/gstcapture-jaeger-build.log 2>&1 &)
+	@(nice -n 19 scripts/jaeger.sh >/tmp/gstcapture-jaeger-build.log 2>&1 &)
 	$(MAKE) unit
 	$(MAKE) e2e
 	$(MAKE) compose-test
