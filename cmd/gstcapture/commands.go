@@ -49,13 +49,19 @@ func loadConfig(path string) (*config.Config, int) {
 	return cfg, 0
 }
 
+// parseAndLoad parses a command's flags, then loads and validates the
+// --config file they name; a non-zero code is the command's exit status.
+func parseAndLoad(fs *flag.FlagSet, args []string, path *string) (*config.Config, int) {
+	if err := fs.Parse(args); err != nil {
+		return nil, 2
+	}
+	return loadConfig(*path)
+}
+
 func cmdValidate(args []string) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, code := loadConfig(*path)
+	cfg, code := parseAndLoad(fs, args, path)
 	if code != 0 {
 		return code
 	}
@@ -80,10 +86,7 @@ func cmdRender(args []string) int {
 	path := fs.String("config", "", "configuration file")
 	camID := fs.String("camera", "", "only this camera; prints the bare launch string")
 	sink := fs.String("sink", "appsink", "appsink, or fakesink for a baseline without gstcapture")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, code := loadConfig(*path)
+	cfg, code := parseAndLoad(fs, args, path)
 	if code != 0 {
 		return code
 	}
@@ -238,10 +241,7 @@ func loopback(listen string) string {
 func cmdRun(args []string) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	path := fs.String("config", "", "configuration file")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	cfg, code := loadConfig(*path)
+	cfg, code := parseAndLoad(fs, args, path)
 	if code != 0 {
 		return code
 	}
