@@ -14,9 +14,17 @@ all: build
 deps:
 	@scripts/deps.sh
 
-build: deps
+build: deps bin/gst-plugins/libgstswsconvert.so
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/gstcapture ./cmd/gstcapture
 	$(GO) build -o bin/camsim ./cmd/camsim
+
+# gstcapture registers swsconvert itself; this plugin file of the same
+# source lets gst-launch-1.0 run what `gstcapture render` prints
+# (GST_PLUGIN_PATH=bin/gst-plugins), as the benchmark baseline does.
+SWS_PKGS := gstreamer-video-1.0 libswscale libavutil
+bin/gst-plugins/libgstswsconvert.so: internal/gsthost/swsconvert.c internal/gsthost/swsconvert.h | deps
+	@mkdir -p $(@D)
+	$(CC) -O2 -Wall -Werror -shared -fPIC -DSWSCONVERT_PLUGIN $< -o $@ $$(pkg-config --cflags --libs $(SWS_PKGS))
 
 unit: deps
 	$(GO) vet ./...

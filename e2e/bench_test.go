@@ -234,6 +234,8 @@ func TestMacroBenchmark(t *testing.T) {
 				launch = append(launch, l)
 			}
 			gl := exec.Command("gst-launch-1.0", append([]string{"-q"}, splitLaunch(strings.Join(launch, " "))...)...)
+			// gstcapture's swsconvert element, as a plugin file (make build).
+			gl.Env = append(os.Environ(), "GST_PLUGIN_PATH="+filepath.Dir(binary(t, "gst-plugins/libgstswsconvert.so")))
 			require.NoError(t, gl.Start())
 			cpu, rss = measure(t, gl.Process.Pid, warmup, window, nil)
 			require.NotZero(t, rss, "gst-launch-1.0 exited early: %s", strings.Join(launch, " "))

@@ -64,6 +64,7 @@ type Params struct {
 	FPS            int    // upper bound; a slower camera is not padded
 	Format         string // frame.Format name
 	Width, Height  int    // 0, 0 = keep the camera's size
+	Converter      string // ConverterSws or ConverterVideoconvert, see ChooseConverter
 	ConvertThreads int    // videoconvert/videoscale n-threads, 0 = auto
 	Sink           string // "appsink" (default) or "fakesink"
 }
@@ -177,6 +178,12 @@ func (p Params) checkRest() error {
 	if p.Width < 0 || p.Height < 0 || (p.Width == 0) != (p.Height == 0) {
 		return fmt.Errorf("size %dx%d: set both or neither", p.Width, p.Height)
 	}
+	if p.Converter != ConverterSws && p.Converter != ConverterVideoconvert {
+		return fmt.Errorf("converter %q: want %s or %s", p.Converter, ConverterSws, ConverterVideoconvert)
+	}
+	if p.Converter == ConverterSws && !swsFormats[p.Format] {
+		return fmt.Errorf("converter %s cannot output %s", ConverterSws, p.Format)
+	}
 	if p.ConvertThreads < 0 {
 		return fmt.Errorf("convert threads %d: must be >= 0", p.ConvertThreads)
 	}
@@ -280,6 +287,27 @@ func decoderProps(element string, threads int) []Prop {
 	return nil
 }
 
+// Colour converters: gstcapture's swsconvert element (libswscale, in
+// internal/gsthost) or GStreamer's videoconvert.
+const (
+	ConverterSws          = "swsconvert"
+	ConverterVideoconvert = "videoconvert"
+)
+
+// swsFormats are the published formats swsconvert produces.
+var swsFormats = map[string]bool{string(frame.BGR): true, string(frame.RGB): true}
+
+// ChooseConverter picks the colour converter for a published format.
+// preference auto takes swsconvert for BGR and RGB: libswscale's SIMD
+// YUV->RGB is 4.6x cheaper than videoconvert's (docs/performance.md);
+// planar and grey outputs are cheap for videoconvert and stay with it.
+func ChooseConverter(format, preference string) string {
+	if preference == "auto" && swsFormats[format] {
+		return ConverterSws
+	}
+	return ConverterVideoconvert
+}
+
 // ProtocolsFor maps config transport to rtspsrc's protocols flags.
 // "auto" is "udp+tcp": rtspsrc tries UDP and falls back to TCP when no UDP
 // packet arrives within the timeout property.
@@ -309,6 +337,7 @@ func ForCamera(cam config.Camera, dec Decoder) Params {
 		Format:         string(s.Format),
 		Width:          s.Width,
 		Height:         s.Height,
+		Converter:      ChooseConverter(string(s.Format), s.Converter),
 		ConvertThreads: s.ConvertThreads,
 		Sink:           SinkAppsink,
 	}

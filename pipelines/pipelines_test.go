@@ -27,6 +27,7 @@ func base() Params {
 		Decoder:        avdec("1"),
 		FPS:            10,
 		Format:         "BGR",
+		Converter:      ConverterSws,
 		ConvertThreads: 1,
 	}
 }
@@ -40,7 +41,7 @@ const goldenH264 = `rtspsrc name=src location="rtsp://192.168.1.10:554/Streaming
 	` ! avdec_h264 name=dec output-corrupt="false" max-threads="1"` +
 	` ! capssetter caps="video/x-raw,framerate=(fraction)120/1"` +
 	` ! videorate drop-only=true max-rate=10` +
-	` ! videoconvert n-threads=1` +
+	` ! swsconvert` +
 	` ! video/x-raw,format=BGR` +
 	` ! appsink name=sink sync=false max-buffers=2 drop=true enable-last-sample=false emit-signals=false qos=false wait-on-eos=false`
 
@@ -72,6 +73,7 @@ func TestRenderGolden(t *testing.T) {
 	p.Decoder = Decoder{Element: "nvh265dec", GPU: true}
 	p.FPS = 5
 	p.Format = "NV12"
+	p.Converter = ConverterVideoconvert
 	p.Width, p.Height = 640, 360
 	p.ConvertThreads = 0
 	p.Sink = SinkFakesink
@@ -159,7 +161,7 @@ func launchTokens(t *testing.T, line string) (elements []string, values map[stri
 }
 
 func TestRenderEscapesNastyLocations(t *testing.T) {
-	wantGraph := []string{"rtspsrc", "application/x-rtp,media=video,encoding-name=H264", "rtph264depay", "h264parse", "avdec_h264", "capssetter", "videorate", "videoconvert", "video/x-raw,format=BGR", "appsink"}
+	wantGraph := []string{"rtspsrc", "application/x-rtp,media=video,encoding-name=H264", "rtph264depay", "h264parse", "avdec_h264", "capssetter", "videorate", "swsconvert", "video/x-raw,format=BGR", "appsink"}
 	cases := []struct {
 		location string
 		quoted   string
@@ -322,7 +324,7 @@ func TestForCamera(t *testing.T) {
 	assert.Equal(t, Params{
 		Codec: "h265", Location: "rtsp://10.0.0.5:554/live", Protocols: "udp+tcp", LatencyMS: 150,
 		TCPTimeout: 6 * time.Second, UDPTimeout: 3 * time.Second, Decoder: dec,
-		FPS: 5, Format: "GRAY8", Width: 320, Height: 240, ConvertThreads: 2, Sink: SinkAppsink,
+		FPS: 5, Format: "GRAY8", Width: 320, Height: 240, Converter: ConverterVideoconvert, ConvertThreads: 2, Sink: SinkAppsink,
 	}, p)
 
 	cam.Settings.StallTimeout = time.Second
@@ -339,8 +341,29 @@ func TestForCamera(t *testing.T) {
 // Every format and size the config accepts renders.
 func TestForCameraRendersEveryFormat(t *testing.T) {
 	for _, f := range frame.Formats {
-		cam := config.Camera{Codec: "h264", Location: "rtsp://h/x", Settings: config.Settings{FPS: 120, Format: f, Transport: "tcp", StallTimeout: time.Second}}
-		_, err := Render(ForCamera(cam, avdec("1")))
-		assert.NoError(t, err, f)
+		for _, conv := range config.Converters {
+			cam := config.Camera{Codec: "h264", Location: "rtsp://h/x", Settings: config.Settings{FPS: 120, Format: f, Transport: "tcp", StallTimeout: time.Second, Converter: conv}}
+			_, err := Render(ForCamera(cam, avdec("1")))
+			assert.NoError(t, err, "%s %s", f, conv)
+		}
 	}
+}
+
+// BGR and RGB go through swsconvert unless the operator asks for
+// videoconvert; the other formats always take videoconvert.
+func TestChooseConverter(t *testing.T) {
+	for _, c := range []struct{ format, pref, want string }{
+		{"BGR", "auto", ConverterSws}, {"RGB", "auto", ConverterSws},
+		{"I420", "auto", ConverterVideoconvert}, {"NV12", "auto", ConverterVideoconvert}, {"GRAY8", "auto", ConverterVideoconvert},
+		{"BGR", "videoconvert", ConverterVideoconvert}, {"RGB", "videoconvert", ConverterVideoconvert},
+	} {
+		assert.Equal(t, c.want, ChooseConverter(c.format, c.pref), "%s %s", c.format, c.pref)
+	}
+	p := base()
+	p.Format = "I420"
+	_, err := Render(p)
+	assert.EqualError(t, err, "converter swsconvert cannot output I420")
+	p.Converter = "autovideoconvert"
+	_, err = Render(p)
+	assert.EqualError(t, err, `converter "autovideoconvert": want swsconvert or videoconvert`)
 }

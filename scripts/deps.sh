@@ -9,6 +9,7 @@ PACKAGES=(
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-rtsp
+  libswscale-dev libavutil-dev  # the swsconvert element (internal/gsthost/swsconvert.c)
   libgstrtspserver-1.0-dev redis-server
   prometheus  # prometheus and promtool: e2e tests of monitoring/ (alert rules, dashboard queries)
   ffmpeg      # ffprobe/ffmpeg as independent RTSP clients in camsim tests; the comparison in make bench

@@ -72,6 +72,7 @@ type Settings struct {
 	Reconnect      Reconnect
 	StallTimeout   time.Duration
 	Decoder        string
+	Converter      string
 	RingSize       int
 	ConvertThreads int
 	DecoderThreads int
@@ -126,6 +127,7 @@ const (
 var (
 	Transports = []string{"tcp", "udp", "auto"}
 	Decoders   = []string{"auto", "gpu", "cpu"}
+	Converters = []string{"auto", "videoconvert"}
 	Codecs     = []string{"h264", "h265", CodecAuto}
 	Actions    = []string{ActionDrop, ActionPass, ActionOff}
 	LogLevels  = []string{"debug", "info", "warn", "error"}
@@ -215,6 +217,7 @@ func defaultMap() map[string]any {
 			"reconnect":       map[string]any{"initial": "1s", "max": "30s"},
 			"stall_timeout":   "5s",
 			"decoder":         "auto",
+			"converter":       "auto",
 			"ring_size":       32,
 			"convert_threads": 1,
 			"decoder_threads": 1,

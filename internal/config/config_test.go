@@ -66,7 +66,7 @@ func TestDefaults(t *testing.T) {
 	want := Settings{
 		FPS: 10, Format: frame.BGR, Transport: "tcp", Latency: 200 * time.Millisecond,
 		Reconnect: Reconnect{Initial: time.Second, Max: 30 * time.Second}, StallTimeout: 5 * time.Second,
-		Decoder: "auto", RingSize: 32, ConvertThreads: 1, DecoderThreads: 1,
+		Decoder: "auto", Converter: "auto", RingSize: 32, ConvertThreads: 1, DecoderThreads: 1,
 		Validation: Validation{
 			Black:   BlackCheck{Action: "drop", MaxLuma: 16},
 			Uniform: UniformCheck{Action: "drop", MaxStddev: 2.0},
@@ -398,6 +398,8 @@ func TestValidationProblems(t *testing.T) {
 			[]string{"defaults.ring_size: must be between 1 and 100000, got 0"}},
 		{"negative threads", "defaults: {convert_threads: -1, decoder_threads: -2}\n" + oneCamera, nil,
 			[]string{"defaults.convert_threads: must be between 0 and 256, got -1", "defaults.decoder_threads: must be between 0 and 256, got -2"}},
+		{"unknown converter", cam("    converter: swscale\n"), nil,
+			[]string{"cameras[0].converter: must be one of auto, videoconvert, got \"swscale\""}},
 		{"max luma out of range", "defaults: {validation: {black: {max_luma: 300}}}\n" + oneCamera, nil,
 			[]string{"defaults.validation.black.max_luma: must be between 0 and 255, got 300"}},
 		{"negative stddev", "defaults: {validation: {uniform: {max_stddev: -1}}}\n" + oneCamera, nil,

@@ -1,8 +1,9 @@
 package gsthost
 
 /*
-#cgo pkg-config: gstreamer-1.0
+#cgo pkg-config: gstreamer-1.0 gstreamer-video-1.0 libswscale libavutil
 #include <gst/gst.h>
+#include "swsconvert.h"
 
 static gchar *gh_version(void) { return gst_version_string(); }
 
@@ -85,3 +86,12 @@ func (e busError) unauthorized() bool {
 }
 
 func setDefaultThreshold(l gst.DebugLevel) { C.gh_set_default_threshold(C.int(l)) }
+
+// registerSwsConvert makes the swsconvert element (swsconvert.c) available
+// to every pipeline of this process. A plugin file built from the same
+// source (make build: bin/gst-plugins) gives it to gst-launch-1.0.
+func registerSwsConvert() {
+	if C.gh_register_swsconvert() == 0 {
+		panic("gsthost: registering the swsconvert element failed")
+	}
+}

@@ -23,6 +23,7 @@ type Redactor func(string) string
 func Init(log *slog.Logger, redact Redactor) {
 	initOnce.Do(func() {
 		gst.Init(nil)
+		registerSwsConvert()
 		if redact == nil {
 			redact = func(s string) string { return s }
 		}

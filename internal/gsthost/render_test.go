@@ -28,7 +28,7 @@ func TestRenderedLaunchRoundTrip(t *testing.T) {
 		require.NoError(t, err, "cpu decoders %v", cpu)
 		for _, u := range urls {
 			launch, err := pipelines.Render(pipelines.Params{Codec: codec, Location: u, Protocols: "tcp", LatencyMS: 200, TCPTimeout: 5 * time.Second, UDPTimeout: 2 * time.Second,
-				Decoder: dec, FPS: 10, Format: "BGR", ConvertThreads: 1})
+				Decoder: dec, FPS: 10, Format: "BGR", Converter: pipelines.ConverterSws, ConvertThreads: 1})
 			require.NoError(t, err)
 			p, err := gst.NewPipelineFromString(launch)
 			require.NoError(t, err, "launch: %s", launch)
