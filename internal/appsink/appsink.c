@@ -1,24 +1,104 @@
 #include "appsink.h"
-#include "_cgo_export.h"
+
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Room for bursts (a keyframe decoded late, a GC pause); the goroutine
+   normally takes each sample within microseconds. */
+#define GC_QUEUE_CAP 8
+
+typedef struct {
+	GstSample *sample;
+	gint64 arrival_unix_ns;
+} gc_entry;
+
+struct gc_queue {
+	GMutex lock;
+	gc_entry items[GC_QUEUE_CAP];
+	guint head, len;
+	guint64 overflow;
+	int efd;
+};
+
+static gint64 unix_now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (gint64)ts.tv_sec * GST_SECOND + ts.tv_nsec;
+}
 
 static GstFlowReturn on_new_sample(GstAppSink *sink, gpointer user_data)
 {
-	return (GstFlowReturn)gcOnNewSample(sink, (uintptr_t)user_data);
+	gc_queue *q = user_data;
+	GstSample *s = gst_app_sink_try_pull_sample(sink, 0);
+	GstSample *dropped = NULL;
+	guint64 one = 1;
+
+	if (s == NULL)
+		return GST_FLOW_OK;
+	g_mutex_lock(&q->lock);
+	if (q->len == GC_QUEUE_CAP) {
+		dropped = q->items[q->head].sample;
+		q->head = (q->head + 1) % GC_QUEUE_CAP;
+		q->len--;
+		q->overflow++;
+	}
+	q->items[(q->head + q->len) % GC_QUEUE_CAP] = (gc_entry){s, unix_now_ns()};
+	q->len++;
+	g_mutex_unlock(&q->lock);
+	if (dropped != NULL)
+		gst_sample_unref(dropped);
+	/* Only fails when the counter would overflow: the reader is far behind
+	   and will drain the queue anyway. */
+	while (write(q->efd, &one, sizeof one) < 0 && errno == EINTR)
+		;
+	return GST_FLOW_OK;
 }
 
-void gc_attach(GstAppSink *sink, uintptr_t handle)
+gc_queue *gc_attach(GstAppSink *sink)
 {
 	GstAppSinkCallbacks cb;
+	gc_queue *q = g_new0(gc_queue, 1);
+
+	q->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->efd < 0) {
+		g_free(q);
+		return NULL;
+	}
+	g_mutex_init(&q->lock);
 	memset(&cb, 0, sizeof cb);
 	cb.new_sample = on_new_sample;
-	gst_app_sink_set_callbacks(sink, &cb, (gpointer)handle, NULL);
+	gst_app_sink_set_callbacks(sink, &cb, q, NULL);
+	return q;
 }
+
+int gc_queue_fd(gc_queue *q) { return q->efd; }
 
 void gc_detach(GstAppSink *sink)
 {
 	GstAppSinkCallbacks cb;
 	memset(&cb, 0, sizeof cb);
 	gst_app_sink_set_callbacks(sink, &cb, NULL, NULL);
+}
+
+guint64 gc_queue_overflow(gc_queue *q)
+{
+	guint64 n;
+	g_mutex_lock(&q->lock);
+	n = q->overflow;
+	g_mutex_unlock(&q->lock);
+	return n;
+}
+
+void gc_queue_free(gc_queue *q)
+{
+	for (guint i = 0; i < q->len; i++)
+		gst_sample_unref(q->items[(q->head + i) % GC_QUEUE_CAP].sample);
+	/* The eventfd belongs to Go (an os.File), which closes it. */
+	g_mutex_clear(&q->lock);
+	g_free(q);
 }
 
 /* NTP epoch (1900) to Unix epoch (1970), in nanoseconds. */
@@ -35,7 +115,7 @@ static GstCaps *ntp_caps(void)
 	return caps;
 }
 
-int gc_pull(GstAppSink *sink, gc_frame *f)
+int gc_take(gc_queue *q, gc_frame *f)
 {
 	GstVideoInfo info;
 	GstCaps *caps;
@@ -43,7 +123,14 @@ int gc_pull(GstAppSink *sink, gc_frame *f)
 	GstReferenceTimestampMeta *ref;
 
 	memset(f, 0, sizeof *f);
-	f->sample = gst_app_sink_try_pull_sample(sink, 0);
+	g_mutex_lock(&q->lock);
+	if (q->len > 0) {
+		f->sample = q->items[q->head].sample;
+		f->arrival_unix_ns = q->items[q->head].arrival_unix_ns;
+		q->head = (q->head + 1) % GC_QUEUE_CAP;
+		q->len--;
+	}
+	g_mutex_unlock(&q->lock);
 	if (f->sample == NULL)
 		return 1;
 	f->buffer = gst_sample_get_buffer(f->sample);

@@ -20,8 +20,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// run plays launch until EOS, handing every frame to h.
-func run(t *testing.T, launch string, h Handler) {
+// run plays launch until EOS, handing every frame to h, and returns the
+// hand-off queue's overflow count.
+func run(t *testing.T, launch string, h Handler) uint64 {
 	t.Helper()
 	p, err := gst.NewPipelineFromString(launch)
 	require.NoError(t, err)
@@ -45,8 +46,10 @@ func run(t *testing.T, launch string, h Handler) {
 		}
 	}
 	sink.Detach()
+	overflow := sink.Overflow()
 	require.NoError(t, p.SetState(gst.StateNull))
 	sink.Free()
+	return overflow
 }
 
 func rssBytes(t *testing.T) int64 {
@@ -101,4 +104,22 @@ func TestReleaseKeepsRSSFlat(t *testing.T) {
 	t.Logf("%d frames of 1920x1080 BGR (%.1f GB in total): RSS %d MB -> %d MB", n, float64(n)*1920*1080*3/1e9, before>>20, after>>20)
 	require.Equal(t, frames, n)
 	assert.Less(t, grow, int64(150<<20), "RSS grew by %d MB", grow>>20)
+}
+
+// A handler slower than the stream loses the oldest queued frames, counted,
+// never blocks the streaming thread, and sees the rest in order.
+func TestSlowHandlerOverflowIsCounted(t *testing.T) {
+	const frames = 40
+	var pts []time.Duration
+	overflow := run(t, "videotestsrc num-buffers="+strconv.Itoa(frames)+" ! video/x-raw,format=GRAY8,width=64,height=48,framerate=25/1 ! appsink name=sink sync=false", func(f *frame.Frame) {
+		pts = append(pts, f.PTS)
+		f.Release()
+		time.Sleep(20 * time.Millisecond)
+	})
+	t.Logf("%d delivered, %d dropped by the hand-off queue", len(pts), overflow)
+	assert.Positive(t, overflow)
+	assert.Equal(t, frames, len(pts)+int(overflow))
+	for i := 1; i < len(pts); i++ {
+		assert.Greater(t, pts[i], pts[i-1])
+	}
 }

@@ -145,6 +145,8 @@ type pipeline struct {
 	sink     *appsink.Sink
 	location string       // rtspsrc location (credential-free), "" when unknown
 	watch    *streamWatch // SDP check, keyframe and rate gates, decoder counts (watch.go)
+
+	handoffSeen uint64 // sink.Overflow() already counted
 }
 
 // release drops the references the Go wrappers of a stopped pipeline hold.
@@ -235,6 +237,7 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 			return streamed, e
 		}
 		pl.watch.sync(s.cam)
+		s.syncSink(pl)
 		now := time.Now()
 		last := s.lastFrame.Load()
 		switch {
@@ -386,12 +389,25 @@ func lastLine(s string) string {
 // and counted, because waiting would wedge this camera for good.
 func (s *Supervisor) teardown(pl *pipeline) {
 	pl.sink.Detach()
+	s.syncSink(pl)
 	if s.setNull(pl.p, "pipeline") {
 		pl.sink.Free()
 		pl.release()
 		return
 	}
 	s.dumpDot(pl, "frozen")
+}
+
+// syncSink counts the frames the appsink hand-off dropped since the last
+// call: out of the appsink (captured) and dropped, so captured stays
+// published + dropped.
+func (s *Supervisor) syncSink(pl *pipeline) {
+	n := pl.sink.Overflow()
+	if d := n - pl.handoffSeen; d > 0 {
+		s.cam.Captured.Add(d)
+		s.cam.Drop(stats.DropHandoff, d)
+		pl.handoffSeen = n
+	}
 }
 
 // setNull sets p to the NULL state within the teardown deadline. Past it,

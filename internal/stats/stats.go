@@ -20,10 +20,11 @@ const (
 	DropRingOverflow                   // ring full, oldest frame discarded
 	DropRedisError                     // XADD failed
 	DropShutdown                       // still queued when the shutdown deadline passed
+	DropHandoff                        // out of the appsink, but the hand-off queue to Go was full
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown"}
+var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow"}
 
 // String returns the metric label value of the reason.
 func (r DropReason) String() string {
