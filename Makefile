@@ -54,7 +54,7 @@ clean:
 # camsim streams. Run on an otherwise idle machine; see docs/performance.md.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/ring/ ./internal/validate/ ./internal/publish/ ./internal/appsink/
-	GSTCAPTURE_BENCH=1 GSTCAPTURE_BENCH_OUT=$(CURDIR)/bench-results/macro.txt $(GO) test -count=1 -timeout 90m -run TestMacroBenchmark -v ./e2e/
+	GSTCAPTURE_BENCH=1 GSTCAPTURE_BENCH_SECONDS=$(or $(BENCH_SECONDS),30) GSTCAPTURE_BENCH_OUT=$(CURDIR)/bench-results/macro.txt $(GO) test -count=1 -timeout 90m -run TestMacroBenchmark -v ./e2e/
 
 # Container image (docker/Dockerfile): Docker when an engine answers, else
 # buildah on locally made base images. IMAGE_TARGET=full for gst-libav.
