@@ -2,6 +2,7 @@ package gsthost
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -20,10 +21,19 @@ func oneFrame(t *testing.T, launch string) []byte {
 	el, err := p.GetElementByName("sink")
 	require.NoError(t, err)
 	require.NoError(t, p.SetState(gst.StatePlaying))
-	defer func() { _ = p.SetState(gst.StateNull) }()
+	// go-gst v1.4.0 frees objects from finalizers and keeps no wrapper alive
+	// during its own C calls: without KeepAlive the GC may dispose the
+	// pipeline in the middle of the state change.
+	defer func() {
+		_ = p.SetState(gst.StateNull)
+		runtime.KeepAlive(p)
+		runtime.KeepAlive(el)
+	}()
 	s := app.SinkFromElement(el).TryPullSample(gst.ClockTime(10 * time.Second))
 	require.NotNil(t, s, "no frame from %s", launch)
-	return s.GetBuffer().Bytes()
+	b := s.GetBuffer().Bytes()
+	runtime.KeepAlive(s)
+	return b
 }
 
 // swsconvert must give what videoconvert gives (to rounding and chroma
