@@ -71,9 +71,12 @@ compose-test:
 # Soak: 8 simulated cameras with faults on a 60 s cycle (stall, EOS,
 # disconnect, Redis kill, camsim kill) for DURATION, then a summary (frames,
 # drops by reason, reconnects, RSS/threads/fds trends) and exact accounting
-# checks. `make soak DURATION=1h`; e2e/soak_test.go.
+# checks. `make soak DURATION=1h`; e2e/soak_test.go. Then REBUILDS (3000)
+# pipeline rebuilds in-process, failing if RSS grows by 2 KB or more per
+# rebuild after warm-up (internal/gsthost/rebuild_leak_test.go, ~3 min).
 .PHONY: soak
 DURATION     ?= 5m
 SOAK_TIMEOUT ?= 6h
 soak: build
 	GSTCAPTURE_SOAK=$(DURATION) $(GO) test -count=1 -timeout $(SOAK_TIMEOUT) -run '^TestSoak$$' -v ./e2e/
+	GSTCAPTURE_REBUILDS=$(or $(REBUILDS),3000) $(GO) test -count=1 -timeout 20m -run '^TestRebuildsDoNotLeak$$' -v ./internal/gsthost/

