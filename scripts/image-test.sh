@@ -7,6 +7,7 @@
 #   no secrets: no .env file in the filesystem, none in the build history;
 #   `id -u` inside is not 0;
 #   `gstcapture probe` finds a decoder for h264 and h265;
+#   gst-launch-1.0 finds the swsconvert plugin file (to run `render` lines);
 #   a short capture against bin/camsim (H.264 with a password from the
 #   environment, and H.265) into a redis-server on this host: entries arrive;
 #   time from process start to /readyz 200;
@@ -154,6 +155,14 @@ test_image() {
   echo "$probe" | grep -q "\"h264\": \"$want264\"" || fail "$target: probe chose no $want264 for h264"
   echo "$probe" | grep -q "\"h265\": \"$want265\"" || fail "$target: probe chose no $want265 for h265"
   pass "$target: probe: h264 -> $want264, h265 -> $want265 (no GPU here; nvh26Xdec would come first)"
+
+  # --- swsconvert for gst-launch-1.0 (what `gstcapture render` prints)
+  local conv
+  conv=$(run_in -e GST_REGISTRY=/tmp/launch-registry.bin -e GST_PLUGIN_PATH=/usr/local/lib/gstcapture/gst-plugins "$c" -- \
+    gst-inspect-1.0 swsconvert 2>&1) || fail "$target: gst-inspect-1.0 finds no swsconvert plugin file: $conv"
+  echo "$conv" | grep -q "Filename.*/usr/local/lib/gstcapture/gst-plugins/libgstswsconvert.so" ||
+    fail "$target: swsconvert not loaded from the plugin file: $conv"
+  pass "$target: gst-launch-1.0 can load swsconvert from /usr/local/lib/gstcapture/gst-plugins"
 
   # --- capture against camsim and a host redis-server
   local ports redis_port rtsp264 rtsp265 http_port
