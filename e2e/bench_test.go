@@ -48,20 +48,13 @@ func cpuSeconds(pid int) (float64, error) {
 	return total / clkTck, nil
 }
 
-// rssMB reads VmRSS of pid in MB.
+// rssMB reads VmRSS of pid in MB, 0 when the process is gone.
 func rssMB(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	b, err := testenv.RSSBytes(pid)
 	if err != nil {
 		return 0
 	}
-	sc := bufio.NewScanner(strings.NewReader(string(b)))
-	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	return float64(b) / (1 << 20)
 }
 
 // histogram is one Prometheus histogram summed over cameras.

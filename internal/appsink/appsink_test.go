@@ -3,7 +3,6 @@ package appsink
 import (
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gstcapture/internal/frame"
+	"gstcapture/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
@@ -53,12 +53,9 @@ func run(t *testing.T, launch string, h Handler) uint64 {
 }
 
 func rssBytes(t *testing.T) int64 {
-	b, err := os.ReadFile("/proc/self/statm")
+	b, err := testenv.RSSBytes(0)
 	require.NoError(t, err)
-	f := strings.Fields(string(b))
-	pages, err := strconv.ParseInt(f[1], 10, 64)
-	require.NoError(t, err)
-	return pages * int64(os.Getpagesize())
+	return b
 }
 
 // Frames carry the caps' geometry and a zero-copy view of the pixels.

@@ -3,27 +3,20 @@ package gsthost
 import (
 	"os"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"gstcapture/internal/testenv"
 )
 
 func rssKB(t *testing.T) int64 {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
+	b, err := testenv.RSSBytes(0)
 	require.NoError(t, err)
-	for _, l := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(l, "VmRSS:") {
-			v, err := strconv.ParseInt(strings.Fields(l)[1], 10, 64)
-			require.NoError(t, err)
-			return v
-		}
-	}
-	t.Fatal("no VmRSS in /proc/self/status")
-	return 0
+	return b >> 10
 }
 
 // A camera that reconnects every few seconds for months rebuilds its
