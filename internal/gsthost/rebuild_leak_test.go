@@ -30,9 +30,12 @@ func rssKB(t *testing.T) int64 {
 // (growth that settles, not a per-rebuild leak); fds flat at 17.
 func TestRebuildsDoNotLeak(t *testing.T) {
 	n, err := strconv.Atoi(os.Getenv("GSTCAPTURE_REBUILDS"))
-	if err != nil || n < 30 {
+	if err != nil {
 		t.Skip("rebuild leak check: set GSTCAPTURE_REBUILDS (make soak runs 3000)")
 	}
+	// Allocator warm-up lasts a few hundred rebuilds (measured +6.3 KB per
+	// rebuild between 100 and 300): fewer would measure the warm-up.
+	require.GreaterOrEqual(t, n, 1500, "GSTCAPTURE_REBUILDS: at least 1500 rebuilds")
 	spec := Spec{
 		CameraID:         "rebuilds",
 		Launch:           "videotestsrc name=src num-buffers=2 ! video/x-raw,format=I420,width=320,height=240,framerate=50/1 ! swsconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false",
