@@ -39,6 +39,11 @@ typedef struct {
   gint corrupt_mode;            /* CAMSIM_CORRUPT_* */
   gint rtp_dropped;
   gint rtp_damaged;
+  /* Frame schedule, on the main context only: due times are start + n/fps
+   * so timer lateness never accumulates into drift. Each camera starts at
+   * its own phase of the frame interval, as independent cameras do. */
+  gint64 pump_start_us;
+  guint64 pump_ticks;
 } Cam;
 
 static GMutex lock;
@@ -62,11 +67,6 @@ static camsim_server_opts opts;
 
 static GstRTSPServer *server;
 static GMainLoop *loop;
-
-/* Frame pump schedule: due times are start + n/fps so timer lateness never
- * accumulates into drift. */
-static gint64 pump_start_us;
-static guint64 pump_ticks;
 
 static const char *CAM_KEY = "camsim-cam";
 
@@ -617,15 +617,13 @@ on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
 
 /* ---- frame pump -------------------------------------------------------- */
 
+/* Pushes cam's next frame to every client of it. Called with lock held. */
 static void
-pump_once (void)
+pump_camera (Cam * cam)
 {
-  int c;
   guint i;
 
-  g_mutex_lock (&lock);
-  for (c = 0; c < ncams; c++) {
-    Cam *cam = &cams[c];
+  {
     GstBuffer *frame;
     gboolean key;
 
@@ -683,26 +681,43 @@ pump_once (void)
     if (!cam->stalled)
       cam->index = (cam->index + 1) % params.clip_frames;
   }
-  g_mutex_unlock (&lock);
+}
+
+static gint64
+pump_due (const Cam * cam)
+{
+  return cam->pump_start_us +
+      (gint64) (cam->pump_ticks * G_USEC_PER_SEC / params.fps);
 }
 
 static gboolean
 pump_dispatch (GSource * source, GSourceFunc cb, gpointer data)
 {
   gint64 now = g_get_monotonic_time ();
-  gint64 due;
+  gint64 next = G_MAXINT64;
+  int c;
 
-  pump_once ();
-  pump_ticks++;
-  due = pump_start_us + (gint64) (pump_ticks * G_USEC_PER_SEC / params.fps);
-  if (now - due > G_USEC_PER_SEC) {
-    /* More than a second behind (process was stopped or starved): restart
-     * the schedule rather than bursting the backlog. */
-    pump_start_us = now;
-    pump_ticks = 0;
-    due = now + G_USEC_PER_SEC / params.fps;
+  g_mutex_lock (&lock);
+  for (c = 0; c < ncams; c++) {
+    Cam *cam = &cams[c];
+    gint64 due = pump_due (cam);
+
+    if (due <= now) {
+      pump_camera (cam);
+      cam->pump_ticks++;
+      due = pump_due (cam);
+      if (now - due > G_USEC_PER_SEC) {
+        /* More than a second behind (process was stopped or starved):
+         * restart the schedule rather than bursting the backlog. */
+        cam->pump_start_us = now + G_USEC_PER_SEC / params.fps;
+        cam->pump_ticks = 0;
+        due = cam->pump_start_us;
+      }
+    }
+    next = MIN (next, due);
   }
-  g_source_set_ready_time (source, due);
+  g_mutex_unlock (&lock);
+  g_source_set_ready_time (source, next);
   return G_SOURCE_CONTINUE;
 }
 
@@ -829,12 +844,24 @@ camsim_server_start (const camsim_server_opts * o, char **err)
   g_source_unref (src);
   g_object_unref (pool);
 
-  pump_start_us = g_get_monotonic_time ();
-  pump_ticks = 0;
-  src = g_source_new (&pump_funcs, sizeof (GSource));
+  {
+    /* Independent cameras do not tick together: each gets its own phase
+     * of the frame interval (reproducible pseudo-random, so runs compare),
+     * and a capture service sees frames spread out as it would in the
+     * field rather than every camera's frame at the same instant. */
+    gint64 start = g_get_monotonic_time ();
+    GRand *r = g_rand_new_with_seed (1);
+    for (i = 0; i < cameras; i++) {
+      cams[i].pump_start_us = start +
+          g_rand_int_range (r, 0, G_USEC_PER_SEC / params.fps);
+      cams[i].pump_ticks = 0;
+    }
+    g_rand_free (r);
+    src = g_source_new (&pump_funcs, sizeof (GSource));
+    g_source_set_ready_time (src, start);
+  }
   g_source_set_name (src, "camsim-pump");
   g_source_set_priority (src, G_PRIORITY_HIGH);
-  g_source_set_ready_time (src, pump_start_us);
   g_source_attach (src, NULL);
   g_source_unref (src);
 
