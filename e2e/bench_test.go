@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"gstcapture/internal/testenv"
@@ -316,16 +317,31 @@ func formatBench(rows []benchRow) string {
 	for _, r := range rows {
 		byKey[fmt.Sprintf("%s/%d/%s", r.Size, r.N, r.Tool)] = r
 	}
+	var notes []string
 	for _, r := range rows {
 		ratioBase, ratioFF := "", ""
 		if r.Tool == "gstcapture" {
 			base := byKey[fmt.Sprintf("%s/%d/gst-launch", r.Size, r.N)]
 			ff := byKey[fmt.Sprintf("%s/%d/ffmpeg", r.Size, r.N)]
-			if base.CPUPerCamSec > 0 {
-				ratioBase = fmt.Sprintf("%.2f", r.CPUPerCamSec/base.CPUPerCamSec)
-			}
-			if ff.CPUPerCamSec > 0 {
-				ratioFF = fmt.Sprintf("%.2f", r.CPUPerCamSec/ff.CPUPerCamSec)
+			switch {
+			case base.CPUPerCamSec > 0 && ff.CPUPerCamSec > 0 && base.CPUPerCamSec < ff.CPUPerCamSec/2:
+				// Both decode the same streams with libavcodec: a baseline
+				// at under half of ffmpeg's CPU did not decode them all.
+				ratioBase, ratioFF = "invalid", "invalid"
+				notes = append(notes, fmt.Sprintf("%s N=%d: gst-launch used %.4f CPU-s per camera-second, under half of ffmpeg's %.4f on the same streams: it did not decode every stream, so this row has no ratios",
+					r.Size, r.N, base.CPUPerCamSec, ff.CPUPerCamSec))
+			case r.Dropped > 0:
+				// Past the ceiling: gstcapture drops frames and the other
+				// tools fall behind too, so CPU per camera-second no longer
+				// compares like with like.
+				ratioBase, ratioFF = "sat.", "sat."
+			default:
+				if base.CPUPerCamSec > 0 {
+					ratioBase = fmt.Sprintf("%.2f", r.CPUPerCamSec/base.CPUPerCamSec)
+				}
+				if ff.CPUPerCamSec > 0 {
+					ratioFF = fmt.Sprintf("%.2f", r.CPUPerCamSec/ff.CPUPerCamSec)
+				}
 			}
 			fmt.Fprintf(&b, "%-9s %3d %-10s %9.4f %7.1f %7.1f %7d %7d %6d %8.2f %8.2f %8.1f %8.1f %8s %8s\n",
 				r.Size, r.N, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RSS, r.In, r.Published, r.Dropped, r.P50Sink, r.P99Sink, r.P50E2E, r.P99, ratioBase, ratioFF)
@@ -355,6 +371,9 @@ func formatBench(rows []benchRow) string {
 			}
 		}
 		fmt.Fprintf(&b, "%s ceiling: largest N with zero drops = %d\n", r.Size, ceiling)
+	}
+	for _, n := range notes {
+		fmt.Fprintln(&b, n)
 	}
 	return b.String()
 }
@@ -443,4 +462,37 @@ func runtimeCores() int {
 		return 1
 	}
 	return strings.Count(string(b), "processor\t:")
+}
+
+// The table withholds ratios where they would mislead: past the ceiling
+// (gstcapture dropping frames) and where the baseline did not decode.
+func TestFormatBenchWithholdsMisleadingRatios(t *testing.T) {
+	rows := []benchRow{
+		{Size: "1920x1080", N: 8, Tool: "gstcapture", Expected: 2400, CPUPerCamSec: 0.1241, In: 2401, Published: 2401},
+		{Size: "1920x1080", N: 8, Tool: "gst-launch", CPUPerCamSec: 0.0987},
+		{Size: "1920x1080", N: 8, Tool: "ffmpeg", CPUPerCamSec: 0.0970},
+		{Size: "1920x1080", N: 16, Tool: "gstcapture", Expected: 4800, CPUPerCamSec: 0.1007, In: 4246, Published: 974, Dropped: 3102},
+		{Size: "1920x1080", N: 16, Tool: "gst-launch", CPUPerCamSec: 0.1050},
+		{Size: "1920x1080", N: 16, Tool: "ffmpeg", CPUPerCamSec: 0.0532},
+		{Size: "1280x720", N: 4, Tool: "gstcapture", Expected: 1200, CPUPerCamSec: 0.0714, In: 1201, Published: 1201},
+		{Size: "1280x720", N: 4, Tool: "gst-launch", CPUPerCamSec: 0.0056},
+		{Size: "1280x720", N: 4, Tool: "ffmpeg", CPUPerCamSec: 0.0496},
+	}
+	out := formatBench(rows)
+	lines := strings.Split(out, "\n")
+	row := func(size string, n int) string {
+		for _, l := range lines {
+			f := strings.Fields(l)
+			if len(f) > 2 && f[0] == size && f[1] == strconv.Itoa(n) && f[2] == "gstcapture" {
+				return l
+			}
+		}
+		t.Fatalf("no gstcapture row for %s N=%d in:\n%s", size, n, out)
+		return ""
+	}
+	assert.True(t, strings.HasSuffix(row("1920x1080", 8), "1.26     1.28"), row("1920x1080", 8))
+	assert.True(t, strings.HasSuffix(row("1920x1080", 16), "sat.     sat."), row("1920x1080", 16))
+	assert.True(t, strings.HasSuffix(row("1280x720", 4), "invalid  invalid"), row("1280x720", 4))
+	assert.Contains(t, out, "1280x720 N=4: gst-launch used 0.0056 CPU-s per camera-second")
+	assert.Contains(t, out, "1920x1080 ceiling: largest N with zero drops = 8")
 }

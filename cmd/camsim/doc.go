@@ -10,8 +10,8 @@
 // frames at its own phase of the frame interval (pseudo-random, the same in
 // every run), not all cameras at the same instant: in lockstep, every
 // camera's frame reached the service's decoders and Redis together, which
-// no real fleet does and which doubled the p99 publish latency measured at
-// 8 cameras.
+// no real fleet does: at 8 cameras that more than doubled the median
+// appsink → Redis latency the benchmark measured (docs/performance.md).
 //
 //	camsim [--listen 127.0.0.1:8554] [--cameras 1] [--codec h264|h265]
 //	       [--size 1280x720] [--fps 25] [--gop 2*fps] [--bitrate kbps]
