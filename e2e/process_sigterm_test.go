@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"syscall"
 	"testing"
 	"time"
@@ -16,7 +17,9 @@ import (
 // frames each: nothing overflows in 3.5 s), SIGTERM arrives while Redis is
 // still frozen, and Redis wakes half a second later. Within the shutdown
 // deadline (default 5 s) every frame that waited at SIGTERM reaches Redis:
-// no shutdown drops, published grows by at least what waited, the newest
+// no shutdown drops (only the frames of a round trip the freeze itself cut
+// may be lost, settled as redis_error), published grows by at least what
+// waited, the newest
 // captured frame is the newest entry, published equals XLEN and the
 // process exits 0.
 func TestSIGTERMFlushesRing(t *testing.T) {
@@ -72,8 +75,15 @@ func TestSIGTERMFlushesRing(t *testing.T) {
 			id, waiting[id], a.Captured, a.Published, a.Published-h.Cams[id].Published, a.Dropped, n, last)
 		rfCheckIdentity(t, a)
 		assert.Equal(t, uint64(n), a.Published, "%s: published equals the entries in Redis", id)
-		assert.Zero(t, a.DroppedTotal, "%s: nothing dropped, shutdown included", id)
-		assert.GreaterOrEqual(t, a.Published-h.Cams[id].Published, waiting[id], "%s: what waited at SIGTERM was published", id)
+		// A round trip in flight at the instant Redis froze can time out
+		// half-written; its frames are settled against the stream and,
+		// not stored, dropped as redis_error. That is the freeze, not the
+		// shutdown: at most one round trip's worth, and the frames of it
+		// were counted as waiting at SIGTERM.
+		cut := a.Dropped["redis_error"]
+		assert.Equal(t, cut, settledDropped(t, svc.Output(), id), "%s: redis_error drops are exactly the settled frames of the cut round trip", id)
+		assert.Equal(t, cut, a.DroppedTotal, "%s: nothing dropped but a round trip cut by the freeze, shutdown included", id)
+		assert.GreaterOrEqual(t, a.Published-h.Cams[id].Published+cut, waiting[id], "%s: what waited at SIGTERM was published", id)
 		assert.Equal(t, a.Captured, last, "%s: the newest captured frame (seq = captured) is the newest entry", id)
 		waitingAll += waiting[id]
 	}
@@ -111,4 +121,29 @@ func TestSecondSignalExitsAtOnce(t *testing.T) {
 	assert.NotZero(t, code, "a second signal is an abnormal exit")
 	assert.Less(t, took, 3*time.Second, "the second signal exits at once, not at the 60 s flush deadline")
 	assert.NotEmpty(t, lines(svc.Output(), "second signal, exiting immediately"), "the exit says why")
+}
+
+// settledDropped is what the service's "settled frames of a failed round
+// trip" lines for camera id report as dropped, failing if there is more
+// than one such line: one freeze cuts at most one round trip per camera.
+func settledDropped(t testing.TB, out, id string) uint64 {
+	t.Helper()
+	var n int
+	var dropped uint64
+	for _, l := range rfLogs(out) {
+		if l.Msg != "settled frames of a failed round trip" {
+			continue
+		}
+		var s struct {
+			CameraID string `json:"camera_id"`
+			Dropped  uint64 `json:"dropped"`
+		}
+		require.NoError(t, json.Unmarshal(l.raw, &s), "settle line %s", l.raw)
+		if s.CameraID == id {
+			n++
+			dropped += s.Dropped
+		}
+	}
+	assert.LessOrEqual(t, n, 1, "%s: round trips cut by one freeze", id)
+	return dropped
 }
