@@ -622,65 +622,62 @@ static void
 pump_camera (Cam * cam)
 {
   guint i;
+  GstBuffer *frame;
+  gboolean key;
 
-  {
-    GstBuffer *frame;
-    gboolean key;
-
-    if (cam->next_clip != cam->clip && cam->index % params.gop == 0) {
-      /* A size switch, at a GOP start: the IDR that follows carries the new
-       * SPS/PPS in band, as a camera's would after a resolution change. The
-       * new caps travel in order with the data (appsrc queues them). */
-      cam->clip = cam->next_clip;
-      for (i = 0; i < cam->sinks->len; i++) {
-        Sink *s = g_ptr_array_index (cam->sinks, i);
-        gst_app_src_set_caps (GST_APP_SRC (s->appsrc),
-            clip_get (cam->clip)->caps);
-      }
-    }
-    frame = g_ptr_array_index (clip_get (cam->clip)->frames, cam->index);
-    key = !GST_BUFFER_FLAG_IS_SET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
+  if (cam->next_clip != cam->clip && cam->index % params.gop == 0) {
+    /* A size switch, at a GOP start: the IDR that follows carries the new
+     * SPS/PPS in band, as a camera's would after a resolution change. The
+     * new caps travel in order with the data (appsrc queues them). */
+    cam->clip = cam->next_clip;
     for (i = 0; i < cam->sinks->len; i++) {
       Sink *s = g_ptr_array_index (cam->sinks, i);
-      GstBuffer *b;
+      gst_app_src_set_caps (GST_APP_SRC (s->appsrc),
+          clip_get (cam->clip)->caps);
+    }
+  }
+  frame = g_ptr_array_index (clip_get (cam->clip)->frames, cam->index);
+  key = !GST_BUFFER_FLAG_IS_SET (frame, GST_BUFFER_FLAG_DELTA_UNIT);
+  for (i = 0; i < cam->sinks->len; i++) {
+    Sink *s = g_ptr_array_index (cam->sinks, i);
+    GstBuffer *b;
 
-      if (s->eos || (s->wait_key && !key))
-        continue;
-      /* A stalled camera still primes a new media with one frame: the
-       * media cannot finish preparing (and DESCRIBE cannot be answered)
-       * before its payloader has seen data. The frame goes nowhere, as no
-       * client has a transport yet; like a hung camera, the RTSP dialogue
-       * then works but no frame arrives. */
-      if (cam->stalled && s->primed)
-        continue;
-      s->wait_key = FALSE;
-      s->primed = TRUE;
-      /* Shallow copy: shares the encoded memory. Timestamps are cleared so
-       * do-timestamp stamps the running time of this media. */
-      b = gst_buffer_copy (frame);
+    if (s->eos || (s->wait_key && !key))
+      continue;
+    /* A stalled camera still primes a new media with one frame: the
+     * media cannot finish preparing (and DESCRIBE cannot be answered)
+     * before its payloader has seen data. The frame goes nowhere, as no
+     * client has a transport yet; like a hung camera, the RTSP dialogue
+     * then works but no frame arrives. */
+    if (cam->stalled && s->primed)
+      continue;
+    s->wait_key = FALSE;
+    s->primed = TRUE;
+    /* Shallow copy: shares the encoded memory. Timestamps are cleared so
+     * do-timestamp stamps the running time of this media. */
+    b = gst_buffer_copy (frame);
+    GST_BUFFER_PTS (b) = GST_CLOCK_TIME_NONE;
+    GST_BUFFER_DTS (b) = GST_CLOCK_TIME_NONE;
+    GST_BUFFER_DURATION (b) = GST_SECOND / params.fps;
+    GST_BUFFER_OFFSET (b) = GST_BUFFER_OFFSET_NONE;
+    GST_BUFFER_OFFSET_END (b) = GST_BUFFER_OFFSET_NONE;
+    GST_BUFFER_FLAG_UNSET (b, GST_BUFFER_FLAG_DISCONT);
+    if (gst_app_src_push_buffer (GST_APP_SRC (s->appsrc), b) == GST_FLOW_OK)
+      cam->pushed++;
+    if (s->audio) {
+      b = gst_buffer_copy (g_ptr_array_index (audio_clip->frames,
+              cam->index));
       GST_BUFFER_PTS (b) = GST_CLOCK_TIME_NONE;
       GST_BUFFER_DTS (b) = GST_CLOCK_TIME_NONE;
-      GST_BUFFER_DURATION (b) = GST_SECOND / params.fps;
       GST_BUFFER_OFFSET (b) = GST_BUFFER_OFFSET_NONE;
       GST_BUFFER_OFFSET_END (b) = GST_BUFFER_OFFSET_NONE;
-      GST_BUFFER_FLAG_UNSET (b, GST_BUFFER_FLAG_DISCONT);
-      if (gst_app_src_push_buffer (GST_APP_SRC (s->appsrc), b) == GST_FLOW_OK)
-        cam->pushed++;
-      if (s->audio) {
-        b = gst_buffer_copy (g_ptr_array_index (audio_clip->frames,
-                cam->index));
-        GST_BUFFER_PTS (b) = GST_CLOCK_TIME_NONE;
-        GST_BUFFER_DTS (b) = GST_CLOCK_TIME_NONE;
-        GST_BUFFER_OFFSET (b) = GST_BUFFER_OFFSET_NONE;
-        GST_BUFFER_OFFSET_END (b) = GST_BUFFER_OFFSET_NONE;
-        gst_app_src_push_buffer (GST_APP_SRC (s->audio), b);
-      }
+      gst_app_src_push_buffer (GST_APP_SRC (s->audio), b);
     }
-    /* A stalled camera keeps its position, so resuming continues the same
-     * decodable sequence instead of jumping into the middle of a GOP. */
-    if (!cam->stalled)
-      cam->index = (cam->index + 1) % params.clip_frames;
   }
+  /* A stalled camera keeps its position, so resuming continues the same
+   * decodable sequence instead of jumping into the middle of a GOP. */
+  if (!cam->stalled)
+    cam->index = (cam->index + 1) % params.clip_frames;
 }
 
 static gint64
