@@ -97,6 +97,10 @@ func cmdRender(args []string) int {
 			continue
 		}
 		found = true
+		// The printed line shows ${VAR} where the URL had one outside the
+		// host (a token in the path or query): its value is a secret, and a
+		// shell with the variable set expands it back.
+		cam.Location = cam.LocationWithVars()
 		// codec auto: the camera's SDP picks one of these at each connect.
 		codecs := []string{cam.Codec}
 		if cam.Codec == config.CodecAuto {
@@ -258,7 +262,7 @@ func cmdRun(args []string) int {
 		return 1
 	}
 	for _, p := range svc.Plans() {
-		log.Info("camera configured", "camera_id", p.Camera.ID, "url", p.Camera.Location, "codec", p.Camera.Codec, "decoder", p.Decoder.Element)
+		log.Info("camera configured", "camera_id", p.Camera.ID, "url", config.Redact(p.Camera.Location, secrets...), "codec", p.Camera.Codec, "decoder", p.Decoder.Element)
 	}
 
 	checker := health.NewChecker(svc, health.Options{MinReady: cfg.Health.MinReady, MaxFrozen: cfg.Health.MaxFrozen})

@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -143,6 +144,78 @@ type Camera struct {
 	// User and Password come from the URL user-info, password_env or
 	// password_file. Never log them; pass Password to Redact.
 	User, Password string
+	// urlVars are the ${VAR}s of the URL outside the host; their values are
+	// secrets (Config.Secrets) and LocationWithVars writes them back.
+	urlVars []urlVar
+}
+
+// LocationWithVars is Location with each ${VAR} value in its path, query
+// or fragment written back as ${VAR}: safe to print, and a shell where the
+// variables are set expands it to the same location.
+func (c Camera) LocationWithVars() string {
+	values, names := c.urlVarSecrets()
+	if len(values) == 0 {
+		return c.Location
+	}
+	type form struct{ text, name string }
+	var forms []form
+	for i, v := range values {
+		for _, f := range encodedForms(v) {
+			forms = append(forms, form{f, names[i]})
+		}
+	}
+	sort.SliceStable(forms, func(a, b int) bool { return len(forms[a].text) > len(forms[b].text) })
+
+	// One pass, so that a value found inside an inserted "${NAME}" is not
+	// replaced again; the host is left as it is.
+	head, tail := splitLocation(c.Location)
+	var b strings.Builder
+	b.WriteString(head)
+next:
+	for len(tail) > 0 {
+		for _, f := range forms {
+			if strings.HasPrefix(tail, f.text) {
+				b.WriteString("${" + f.name + "}")
+				tail = tail[len(f.text):]
+				continue next
+			}
+		}
+		b.WriteByte(tail[0])
+		tail = tail[1:]
+	}
+	return b.String()
+}
+
+// urlVarSecrets returns the non-empty values of the URL's ${VAR}s with the
+// name of each. A value is also listed percent-decoded: url.URL.String
+// writes a path from its decoded form when other characters in it force
+// re-encoding.
+func (c Camera) urlVarSecrets() (values, names []string) {
+	for _, v := range c.urlVars {
+		if v.value == "" {
+			continue
+		}
+		values, names = append(values, v.value), append(names, v.name)
+		if d, err := url.PathUnescape(v.value); err == nil && d != v.value && d != "" {
+			values, names = append(values, d), append(names, v.name)
+		}
+	}
+	return values, names
+}
+
+// splitLocation cuts a URL without user-info before its path, query or
+// fragment.
+func splitLocation(loc string) (head, tail string) {
+	_, rest, ok := strings.Cut(loc, "://")
+	if !ok {
+		return loc, ""
+	}
+	i := strings.IndexAny(rest, "/?#")
+	if i < 0 {
+		return loc, ""
+	}
+	n := len(loc) - len(rest) + i
+	return loc[:n], loc[n:]
 }
 
 // StreamKey expands a stream template such as "frames:{camera_id}".
@@ -151,7 +224,8 @@ func (c Camera) StreamKey(template string) string {
 }
 
 // Secrets returns every secret the configuration holds (camera passwords,
-// the Redis password), for Redact.
+// the values of ${VAR} in camera URLs outside the host, the Redis
+// password), for Redact.
 func (c *Config) Secrets() []string {
 	var out []string
 	for _, cam := range c.Cameras {
@@ -160,11 +234,13 @@ func (c *Config) Secrets() []string {
 			// base64-encoded, so that form is a secret too.
 			out = append(out, cam.Password, base64.StdEncoding.EncodeToString([]byte(cam.User+":"+cam.Password)))
 		}
+		values, _ := cam.urlVarSecrets()
+		out = append(out, values...)
 	}
 	if pw := redisPassword(c.Redis.URL); pw != "" {
 		out = append(out, pw)
 	}
-	return out
+	return dedupe(out)
 }
 
 // EnvPrefix starts every environment override; "__" separates levels:

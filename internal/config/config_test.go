@@ -607,3 +607,114 @@ func TestCodecAuto(t *testing.T) {
 	assert.Equal(t, CodecAuto, cfg.Cameras[0].Codec)
 	assert.Equal(t, "h265", cfg.Cameras[1].Codec)
 }
+
+// A ${VAR} anywhere in a camera URL but the host is a secret: token-style
+// cameras carry their credential in the path or query.
+func TestURLVarsAreSecrets(t *testing.T) {
+	cases := []struct {
+		name, url  string
+		env        []string
+		location   string   // Camera.Location
+		withVars   string   // Camera.LocationWithVars
+		secrets    []string // Config.Secrets
+		notSecrets []string // values that must stay visible
+	}{
+		{
+			name:     "token in the query",
+			url:      "rtsp://cam.example/stream?token=${CAM1_TOKEN}",
+			env:      []string{"CAM1_TOKEN=t0k3n-abc"},
+			location: "rtsp://cam.example/stream?token=t0k3n-abc",
+			withVars: "rtsp://cam.example/stream?token=${CAM1_TOKEN}",
+			secrets:  []string{"t0k3n-abc"},
+		},
+		{
+			name:     "token in the path",
+			url:      "rtsp://cam.example:8554/${CAM1_KEY}/live",
+			env:      []string{"CAM1_KEY=k3y-path"},
+			location: "rtsp://cam.example:8554/k3y-path/live",
+			withVars: "rtsp://cam.example:8554/${CAM1_KEY}/live",
+			secrets:  []string{"k3y-path"},
+		},
+		{
+			name:       "host stays visible, path value is secret",
+			url:        "rtsp://${ADDR}/${P}",
+			env:        []string{"ADDR=10.1.2.3:554", "P=s3cret-p4th"},
+			location:   "rtsp://10.1.2.3:554/s3cret-p4th",
+			withVars:   "rtsp://10.1.2.3:554/${P}",
+			secrets:    []string{"s3cret-p4th"},
+			notSecrets: []string{"10.1.2.3:554"},
+		},
+		{
+			name:     "user and password from the environment",
+			url:      "rtsp://${U}:${PW}@cam.example/x",
+			env:      []string{"U=us3r-name", "PW=pa55word"},
+			location: "rtsp://cam.example/x",
+			withVars: "rtsp://cam.example/x",
+			secrets:  []string{"us3r-name", "pa55word", "dXMzci1uYW1lOnBhNTV3b3Jk"},
+		},
+		{
+			name:     "value re-encoded in the path",
+			url:      "rtsp://cam.example/a/${T}",
+			env:      []string{"T=to ken/x"},
+			location: "rtsp://cam.example/a/to%20ken/x",
+			withVars: "rtsp://cam.example/a/${T}",
+			secrets:  []string{"to ken/x"},
+		},
+		{
+			name:     "value decoded because the path is re-encoded",
+			url:      "rtsp://cam.example/a b/${T}",
+			env:      []string{"T=%41tok"},
+			location: "rtsp://cam.example/a%20b/Atok",
+			withVars: "rtsp://cam.example/a%20b/${T}",
+			secrets:  []string{"%41tok", "Atok"},
+		},
+		{
+			name:     "value containing another value",
+			url:      "rtsp://cam.example/${A}?t=${B}",
+			env:      []string{"A=abcdef", "B=abc"},
+			location: "rtsp://cam.example/abcdef?t=abc",
+			withVars: "rtsp://cam.example/${A}?t=${B}",
+			secrets:  []string{"abcdef", "abc"},
+		},
+		{
+			name:     "empty value",
+			url:      "rtsp://cam.example/live?token=${EMPTY}",
+			env:      []string{"EMPTY="},
+			location: "rtsp://cam.example/live?token=",
+			withVars: "rtsp://cam.example/live?token=",
+			secrets:  nil,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := mustLoad(t, "cameras:\n  - {id: a, url: '"+tc.url+"', codec: h264}\n", tc.env...)
+			c := cfg.Cameras[0]
+			assert.Equal(t, tc.location, c.Location)
+			assert.Equal(t, tc.withVars, c.LocationWithVars())
+			assert.ElementsMatch(t, tc.secrets, cfg.Secrets())
+
+			logged := Redact("connect to "+c.Location+" failed", cfg.Secrets()...)
+			for _, sec := range tc.secrets {
+				assert.NotContains(t, logged, sec)
+			}
+			for _, v := range tc.notSecrets {
+				assert.Contains(t, logged, v)
+			}
+		})
+	}
+}
+
+func TestRedactURLEncodedForms(t *testing.T) {
+	cases := []struct {
+		in, secret, want string
+	}{
+		{"rtsp://h/a/b%20c/x", "a/b c", "rtsp://h/***/x"},     // url.URL path escaping keeps '/'
+		{"rtsp://h/x#fr%20ag", "fr ag", "rtsp://h/x#***"},     // fragment escaping
+		{"rtsp://h/x?t=a+b%2Fc", "a b/c", "rtsp://h/x?t=***"}, // QueryEscape
+		{"rtsp://h/a%2Fb%20c/x", "a/b c", "rtsp://h/***/x"},   // PathEscape
+		{"rtsp://h/x?t=a b/c&y=1", "a b/c", "rtsp://h/x?t=***&y=1"},
+	}
+	for _, tc := range cases {
+		assert.Equal(t, tc.want, Redact(tc.in, tc.secret), tc.in)
+	}
+}

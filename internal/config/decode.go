@@ -266,7 +266,7 @@ func (r *reader) credentials(base string, m map[string]any, cam *Camera, lookup 
 		return
 	}
 	cam.Location = cu.loc.String()
-	cam.User, cam.Password = cu.user, cu.password
+	cam.User, cam.Password, cam.urlVars = cu.user, cu.password, cu.vars
 	switch {
 	case !pwConfigured:
 	case cu.hasPassword:

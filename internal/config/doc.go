@@ -6,6 +6,9 @@
 // It owns the secrets rules: camera passwords come from the URL user-info,
 // ${VAR} expansion, password_env or password_file, are kept out of
 // Camera.Location and of every Problem, and Redact scrubs them from text.
+// The value of a ${VAR} outside the URL's host (a token in the path or
+// query) is in Location, so it is a secret too (Config.Secrets), and
+// Camera.LocationWithVars writes it back as ${VAR} for printing.
 //
 // It may import only the standard library, internal/frame and koanf.
 package config

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/url"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,7 +17,11 @@ type cameraURL struct {
 	user        string
 	password    string
 	hasPassword bool
+	vars        []urlVar // ${VAR} used outside the host, see Camera.urlVars
 }
+
+// urlVar is one ${NAME} of a camera URL and the value it expanded to.
+type urlVar struct{ name, value string }
 
 // parseCameraURL expands ${VAR} in raw and splits off the user-info.
 //
@@ -53,23 +58,39 @@ func parseCameraURL(raw string, lookup func(string) (string, bool)) (cu cameraUR
 		}
 		return v, ok
 	}
+	// A value in the user-info, path or query is a credential (a token
+	// camera: rtsp://cam/stream?token=${CAM1_TOKEN}); one in the host is an
+	// address, which logs must keep showing.
+	lookupSecret := func(name string) (string, bool) {
+		v, ok := lookupRec(name)
+		if ok {
+			cu.vars = append(cu.vars, urlVar{name, v})
+		}
+		return v, ok
+	}
 	if hasUserinfo {
 		userT, passT, hasPass := strings.Cut(userinfo, ":")
-		if cu.user, err = expand(userT, lookupRec, url.PathUnescape); err != nil {
+		if cu.user, err = expand(userT, lookupSecret, url.PathUnescape); err != nil {
 			return cu, nil, err
 		}
 		if hasPass {
-			if cu.password, err = expand(passT, lookupRec, url.PathUnescape); err != nil {
+			if cu.password, err = expand(passT, lookupSecret, url.PathUnescape); err != nil {
 				return cu, nil, err
 			}
 			cu.hasPassword = true
 		}
 	}
 	plain := func(s string) (string, error) { return s, nil }
-	expanded, err := expand(scheme+"://"+hostport+tail, lookupRec, plain)
+	// No ${NAME} spans the split: a name holds no '/', '?' or '#'.
+	head, err := expand(scheme+"://"+hostport, lookupRec, plain)
 	if err != nil {
 		return cu, nil, err
 	}
+	expandedTail, err := expand(tail, lookupSecret, plain)
+	if err != nil {
+		return cu, nil, err
+	}
+	expanded := head + expandedTail
 	if len(miss) > 0 {
 		return cameraURL{}, dedupe(miss), nil
 	}
@@ -157,17 +178,47 @@ var userinfoRe = regexp.MustCompile(`([A-Za-z][A-Za-z0-9+.\-]*://)[^\s/]*@`)
 // percent-encoded forms) becomes "***", and the user-info of every URL
 // (rtsp://user:pass@host -> rtsp://host) is removed.
 func Redact(s string, secrets ...string) string {
-	var forms []string
-	for _, sec := range secrets {
+	return userinfoRe.ReplaceAllString(replaceForms(s, secrets, func(int) string { return "***" }), "$1")
+}
+
+// replaceForms replaces in s every form (see encodedForms) of each
+// non-empty secrets[i] by with(i), longest form first so that a secret
+// containing another is replaced whole.
+func replaceForms(s string, secrets []string, with func(i int) string) string {
+	type form struct {
+		text string
+		i    int
+	}
+	var forms []form
+	for i, sec := range secrets {
 		if sec == "" {
 			continue
 		}
-		forms = append(forms, sec, url.PathEscape(sec), url.QueryEscape(sec))
+		for _, f := range encodedForms(sec) {
+			forms = append(forms, form{f, i})
+		}
 	}
-	// Longest first, so a secret that contains another is replaced whole.
-	sort.Slice(forms, func(i, j int) bool { return len(forms[i]) > len(forms[j]) })
+	sort.SliceStable(forms, func(a, b int) bool { return len(forms[a].text) > len(forms[b].text) })
 	for _, f := range forms {
-		s = strings.ReplaceAll(s, f, "***")
+		s = strings.ReplaceAll(s, f.text, with(f.i))
 	}
-	return userinfoRe.ReplaceAllString(s, "$1")
+	return s
+}
+
+// encodedForms returns sec as it is and as each URL encoder may write it:
+// PathEscape and QueryEscape, and the path and fragment escaping that
+// url.URL.String applies to a value placed there.
+func encodedForms(sec string) []string {
+	forms := []string{sec}
+	for _, f := range []string{
+		url.PathEscape(sec),
+		url.QueryEscape(sec),
+		(&url.URL{Path: sec}).EscapedPath(),
+		(&url.URL{Fragment: sec}).EscapedFragment(),
+	} {
+		if !slices.Contains(forms, f) {
+			forms = append(forms, f)
+		}
+	}
+	return forms
 }
