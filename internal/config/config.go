@@ -37,7 +37,7 @@ type HTTP struct{ Listen string }
 type Redis struct {
 	URL     string        // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
 	Stream  string        // key template, "{camera_id}" is replaced, see Camera.StreamKey
-	MaxLen  int64         // XADD MAXLEN ~ (approximate trimming)
+	MaxLen  int64         // XADD MAXLEN ~ (approximate trimming); 0 = no MAXLEN, the stream is never trimmed
 	Batch   int           // entries per pipelined round trip
 	Timeout time.Duration // per round trip
 }

@@ -469,8 +469,8 @@ cameras:
 			[]string{"redis.url: has no socket path"}},
 		{"stream template empty", "redis: {stream: ''}\n" + oneCamera, nil,
 			[]string{"redis.stream: must not be empty"}},
-		{"redis numbers", "redis: {maxlen: 0, batch: 0, timeout: 0s}\n" + oneCamera, nil,
-			[]string{"redis.maxlen: must be >= 1, got 0", "redis.batch: must be between 1 and 1000, got 0", "redis.timeout: must be between 1ms and 1m0s, got 0s"}},
+		{"redis numbers", "redis: {maxlen: -1, batch: 0, timeout: 0s}\n" + oneCamera, nil,
+			[]string{"redis.maxlen: must be >= 0, got -1", "redis.batch: must be between 1 and 1000, got 0", "redis.timeout: must be between 1ms and 1m0s, got 0s"}},
 		{"http listen", "http: {listen: '8000'}\n" + oneCamera, nil,
 			[]string{"http.listen: must be host:port"}},
 		{"min_ready above cameras", "health: {min_ready: 2}\n" + oneCamera, nil,
@@ -717,4 +717,41 @@ func TestRedactURLEncodedForms(t *testing.T) {
 	for _, tc := range cases {
 		assert.Equal(t, tc.want, Redact(tc.in, tc.secret), tc.in)
 	}
+}
+
+// redis.maxlen 0 turns trimming off (docs/redis-schema.md); below 0 is a
+// problem naming the path, also when the environment set it.
+func TestMaxLen(t *testing.T) {
+	cases := []struct {
+		name string
+		yml  string
+		env  []string
+		want int64
+		prob string // "" = loads
+	}{
+		{"default", oneCamera, nil, 1000, ""},
+		{"zero is no trimming", "redis: {maxlen: 0}\n" + oneCamera, nil, 0, ""},
+		{"zero from the environment", oneCamera, []string{"GSTCAPTURE_REDIS__MAXLEN=0"}, 0, ""},
+		{"positive", "redis: {maxlen: 5}\n" + oneCamera, nil, 5, ""},
+		{"negative", "redis: {maxlen: -1}\n" + oneCamera, nil, 0, "redis.maxlen: must be >= 0, got -1"},
+		{"negative from the environment", oneCamera, []string{"GSTCAPTURE_REDIS__MAXLEN=-5"}, 0,
+			"redis.maxlen: must be >= 0, got -5 (set by GSTCAPTURE_REDIS__MAXLEN)"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.prob != "" {
+				assert.Equal(t, []string{tc.prob}, problemStrings(problems(t, tc.yml, tc.env...)))
+				return
+			}
+			assert.Equal(t, tc.want, mustLoad(t, tc.yml, tc.env...).Redis.MaxLen)
+		})
+	}
+}
+
+func problemStrings(ps Problems) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.String()
+	}
+	return out
 }

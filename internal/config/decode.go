@@ -74,7 +74,7 @@ func (r *reader) config(m map[string]any, lookup func(string) (string, bool), ba
 			cfg.Redis.Stream = s
 		}
 		var maxLen int
-		r.intField(sec, "redis", "maxlen", &maxLen, between(1, noMax))
+		r.intField(sec, "redis", "maxlen", &maxLen, between(0, noMax))
 		cfg.Redis.MaxLen = int64(maxLen)
 		r.intField(sec, "redis", "batch", &cfg.Redis.Batch, between(1, 1000))
 		r.durField(sec, "redis", "timeout", &cfg.Redis.Timeout, durBetween(time.Millisecond, time.Minute))

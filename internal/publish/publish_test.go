@@ -232,6 +232,28 @@ func TestMaxLenApproximateTrimming(t *testing.T) {
 	}
 }
 
+// MaxLen 0 (redis.maxlen: 0) sends XADD without MAXLEN: nothing is trimmed.
+func TestMaxLenZeroKeepsEveryEntry(t *testing.T) {
+	rs := testenv.StartRedis(t)
+	c := rs.Client(t)
+	const total = 1500 // above a node's 100 entries, so "~" trimming would show
+	p := New(c, Options{MaxLen: 0, Batch: 32}, nil, nil)
+	cam := stats.NewCamera("untrimmed")
+	ring := newFakeRing(total, cam)
+	fs := newFrames(t)
+	for range total {
+		ring.Push(fs.New(cam.ID, 8, 8, frame.GRAY8))
+	}
+	// A MAXLEN 0 clause would empty the stream on every XADD.
+	require.Equal(t, total, p.Flush(ctxTimeout(t, 10*time.Second), cam, ring))
+
+	n, err := c.XLen(ctxTimeout(t, time.Second), StreamKey(DefaultStream, cam.ID)).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(total), n)
+	fs.assertReleasedOnce(0)
+	assertIdentity(t, cam, 0)
+}
+
 func TestRedisDownAndBack(t *testing.T) {
 	rs := testenv.StartRedis(t)
 	c := rs.Client(t)
