@@ -181,8 +181,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		}
 		st := s.reg.Add(cc.ID)
 		st.SetDecoder(cc.Codec, plan.Decoder.Element)
-		c := &camera{plan: plan, stats: st, validator: validate.New(rules), obs: s.metrics.Camera(cc.ID), tracer: s.tracer}
-		c.ring = ring.New(cc.Settings.RingSize, st)
+		c := newCamera(plan, st, rules, s.metrics.Camera(cc.ID), s.tracer)
 		spec := gsthost.Spec{
 			CameraID:         cc.ID,
 			Launch:           plan.Launch,
@@ -199,6 +198,12 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		s.byID[cc.ID] = c
 	}
 	return s, nil
+}
+
+// newCamera assembles one camera's per-frame path: validator, ring and
+// observers; the supervisor is added by New.
+func newCamera(plan Plan, st *stats.Camera, rules validate.Rules, obs *telemetry.CameraObservers, tr *telemetry.Tracer) *camera {
+	return &camera{plan: plan, stats: st, validator: validate.New(rules), ring: ring.New(plan.Camera.Settings.RingSize, st), obs: obs, tracer: tr}
 }
 
 // Rules converts a camera's validation settings.
@@ -235,7 +240,7 @@ func (c *camera) onFrame(f *frame.Frame) {
 	res := c.validator.Check(f, f.SinkTime)
 	t1 := time.Now()
 	c.obs.Validate.Observe(t1.Sub(t0).Seconds())
-	span.Child(c.tracer, telemetry.SpanValidate, t0, t1, f)
+	span.Child(c.tracer, telemetry.SpanValidate, t0, t1)
 	if res.Drop {
 		c.stats.Drop(res.Reason, 1)
 		span.End(res.Reason.String())
@@ -243,10 +248,13 @@ func (c *camera) onFrame(f *frame.Frame) {
 		return
 	}
 	c.snap.offer(f)
+	// The publisher owns f from here and may already have released it, and
+	// its pool reused it: below this line f is not read (span holds the
+	// identity the enqueue span needs).
 	c.ring.Push(f)
 	t2 := time.Now()
 	c.obs.Enqueue.Observe(t2.Sub(t1).Seconds())
-	span.Child(c.tracer, telemetry.SpanEnqueue, t1, t2, f)
+	span.Child(c.tracer, telemetry.SpanEnqueue, t1, t2)
 	span.End("")
 }
 

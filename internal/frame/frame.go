@@ -90,9 +90,12 @@ func (f *Frame) Release() {
 		return
 	}
 	f.Data = nil
-	if f.release != nil {
-		f.release()
-		f.release = nil
+	// The release function may hand the frame back to its pool, where the
+	// next sample reuses it at once: nothing may touch f after the call.
+	fn := f.release
+	f.release = nil
+	if fn != nil {
+		fn()
 	}
 }
 

@@ -45,3 +45,25 @@ func TestReleaseOnce(t *testing.T) {
 	var nilFrame *Frame
 	nilFrame.Release()
 }
+
+// Release lets go of the frame before its release function runs, because
+// that function may put the frame back in a pool where the next sample
+// reuses it at once (internal/appsink does). Run with -race.
+func TestReleaseLetsGoBeforeGivingBack(t *testing.T) {
+	pool := make(chan *Frame, 1)
+	f := &Frame{Data: []byte{1}}
+	f.SetRelease(func() { pool <- f })
+	reused := make(chan struct{})
+	var secondRelease bool
+	go func() {
+		g := <-pool
+		g.Reset()
+		g.Data = []byte{2}
+		g.SetRelease(func() { secondRelease = true })
+		close(reused)
+	}()
+	f.Release()
+	<-reused
+	f.Release() // the next sample's release function must still be set
+	assert.True(t, secondRelease)
+}

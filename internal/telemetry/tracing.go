@@ -120,10 +120,14 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 }
 
 // FrameSpan is the capture span of one frame while the streaming thread
-// handles it.
+// handles it. It keeps the frame's identity so that child spans ended after
+// the frame was handed on (enqueue) need not read the frame again.
 type FrameSpan struct {
-	ctx  context.Context
-	span trace.Span
+	ctx      context.Context
+	span     trace.Span
+	cameraID string
+	seq      uint64
+	size     int
 }
 
 // StartCapture opens the frame's root span at its appsink time and stores
@@ -147,16 +151,17 @@ func (t *Tracer) StartCapture(f *frame.Frame) FrameSpan {
 	f.Span = frame.SpanRef{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: byte(sc.TraceFlags()), Valid: sc.IsValid()}
 	f.TraceParent = traceparent(sc)
 	f.TraceState = sc.TraceState().String()
-	return FrameSpan{ctx: ctx, span: span}
+	return FrameSpan{ctx: ctx, span: span, cameraID: f.CameraID, seq: f.Seq, size: len(f.Data)}
 }
 
 // Child records a finished child span (validate, enqueue) of the capture.
-func (s FrameSpan) Child(t *Tracer, name string, start, end time.Time, f *frame.Frame) {
+// It reads nothing of the frame, which may be gone by then.
+func (s FrameSpan) Child(t *Tracer, name string, start, end time.Time) {
 	if t == nil || s.span == nil || !s.span.IsRecording() {
 		return
 	}
 	_, c := t.tr.Start(s.ctx, name, trace.WithTimestamp(start), trace.WithAttributes(
-		attribute.String("camera_id", f.CameraID), attribute.Int64("seq", int64(f.Seq)), attribute.Int("size", len(f.Data))))
+		attribute.String("camera_id", s.cameraID), attribute.Int64("seq", int64(s.seq)), attribute.Int("size", s.size)))
 	c.End(trace.WithTimestamp(end))
 }
 

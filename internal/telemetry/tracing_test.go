@@ -111,9 +111,9 @@ func captureFrame(tr *Tracer, f *frame.Frame) {
 	span := tr.StartCapture(f)
 	t0 := time.Now()
 	t1 := t0.Add(10 * time.Microsecond)
-	span.Child(tr, SpanValidate, t0, t1, f)
+	span.Child(tr, SpanValidate, t0, t1)
 	t2 := t1.Add(time.Microsecond)
-	span.Child(tr, SpanEnqueue, t1, t2, f)
+	span.Child(tr, SpanEnqueue, t1, t2)
 	span.End("")
 	tr.Published(f, t2, t2.Add(time.Millisecond))
 }
@@ -276,7 +276,7 @@ func TestDroppedFrameSpan(t *testing.T) {
 	f := testFrame("cam-1", 3)
 	span := tr.StartCapture(f)
 	now := time.Now()
-	span.Child(tr, SpanValidate, now, now.Add(time.Microsecond), f)
+	span.Child(tr, SpanValidate, now, now.Add(time.Microsecond))
 	span.End("black")
 	flush(t, tr)
 
