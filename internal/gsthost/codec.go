@@ -139,8 +139,13 @@ func (s *Supervisor) probeSDP(ctx context.Context) ([]string, outcome, bool) {
 	w := newWatch(p, "", true)
 	defer w.release()
 	bus := p.GetPipelineBus()
-	defer s.stopProbe(p, bus)
-	if err := p.SetState(gst.StatePaused); err != nil {
+	g := &guard{what: "codec auto probe"}
+	defer s.stopProbe(g, p, bus)
+	started, err := s.start(g, p, gst.StatePaused)
+	if !started {
+		return nil, s.frozenStart("codec auto probe"), false
+	}
+	if err != nil {
 		if e, ok := probeBusError(bus); ok {
 			return nil, s.classify(e, ""), false
 		}
@@ -212,11 +217,13 @@ func (s *Supervisor) setCredentials(src *gst.Element) error {
 }
 
 // stopProbe sets the probe pipeline to NULL within the teardown deadline;
-// one that misses it is abandoned and counted as frozen, like a capture
-// pipeline (rtspsrc sends TEARDOWN on the way, which a wedged camera may
-// never answer).
-func (s *Supervisor) stopProbe(p *gst.Pipeline, bus *gst.Bus) {
-	if s.setNull(p, "codec auto probe") {
+// one that misses it, or its start deadline, is abandoned and counted as
+// frozen once, like a capture pipeline (rtspsrc sends TEARDOWN on the way,
+// which a wedged camera may never answer).
+func (s *Supervisor) stopProbe(g *guard, p *gst.Pipeline, bus *gst.Bus) {
+	if s.setNull(g, p) {
 		unref(bus.Object, p.Bin.Element.Object)
+		return
 	}
+	s.dumpDot(g, p, "probe-frozen")
 }

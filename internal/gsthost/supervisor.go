@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -35,9 +34,11 @@ type Spec struct {
 	StallTimeout     time.Duration // no frame for this long while streaming: rebuild
 	ReconnectInitial time.Duration
 	ReconnectMax     time.Duration
-	// TeardownTimeout bounds setting the pipeline to NULL; past it the
-	// pipeline is abandoned and counted as frozen.
+	// TeardownTimeout bounds setting the pipeline to NULL, StartTimeout
+	// setting it to PLAYING (the codec auto probe to PAUSED); past either
+	// the pipeline is abandoned and counted as frozen.
 	TeardownTimeout time.Duration
+	StartTimeout    time.Duration
 }
 
 // firstFrameAllowance is how long a fresh pipeline may take to deliver its
@@ -52,6 +53,10 @@ type Hooks struct {
 	// BeforeTeardown runs on the teardown goroutine before the pipeline is
 	// set to NULL; a hook that blocks simulates a wedged element.
 	BeforeTeardown func(cameraID string)
+	// BeforeStart runs on the start goroutine before the pipeline is set
+	// to PLAYING (the codec auto probe to PAUSED); a hook that blocks
+	// simulates an element wedged in its state change.
+	BeforeStart func(cameraID string)
 }
 
 // Supervisor owns one camera's pipeline: one goroutine (Run) builds it,
@@ -73,6 +78,11 @@ type Supervisor struct {
 func NewSupervisor(spec Spec, cam *stats.Camera, handler appsink.Handler, log *slog.Logger, redact Redactor, frozen *atomic.Int64, hooks Hooks) *Supervisor {
 	if spec.TeardownTimeout <= 0 {
 		spec.TeardownTimeout = 5 * time.Second
+	}
+	if spec.StartTimeout <= 0 {
+		// Longer than teardown: opening a decoder (a GPU context) on a busy
+		// host happens here, and a false frozen count costs liveness.
+		spec.StartTimeout = 15 * time.Second
 	}
 	if redact == nil {
 		redact = func(s string) string { return s }
@@ -139,6 +149,7 @@ func (s *Supervisor) setState(st stats.State, text string, attrs ...any) {
 
 // pipeline is one built graph and its appsink.
 type pipeline struct {
+	guard
 	p        *gst.Pipeline
 	bus      *gst.Bus     // taken once: every GetPipelineBus is a new reference
 	src, el  *gst.Element // wrappers holding references, dropped by release
@@ -194,7 +205,7 @@ func (s *Supervisor) build(launch, codec string) (*pipeline, error) {
 	}
 	loc, _ := src.GetProperty("location")
 	location, _ := loc.(string)
-	return &pipeline{p: p, bus: p.GetPipelineBus(), src: src, el: el, sink: sink, location: location, watch: attachWatch(p, codec)}, nil
+	return &pipeline{guard: guard{what: "pipeline"}, p: p, bus: p.GetPipelineBus(), src: src, el: el, sink: sink, location: location, watch: attachWatch(p, codec)}, nil
 }
 
 func (s *Supervisor) onFrame(f *frame.Frame) {
@@ -218,7 +229,11 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 	}
 	defer pl.watch.release() // after teardown
 	defer s.teardown(pl)
-	if err := pl.p.SetState(gst.StatePlaying); err != nil {
+	started, err := s.start(&pl.guard, pl.p, gst.StatePlaying)
+	if !started {
+		return false, s.frozenStart("pipeline")
+	}
+	if err != nil {
 		if e, ok := s.drainBus(ctx, pl); ok {
 			return false, e
 		}
@@ -277,7 +292,7 @@ func (s *Supervisor) handleMessage(ctx context.Context, pl *pipeline, m *gst.Mes
 	switch m.Type() {
 	case gst.MessageError:
 		e := parseBusError(m)
-		s.dumpDot(pl, "error")
+		s.dumpDot(&pl.guard, pl.p, "error")
 		var cause string
 		if e.failedToConnect() {
 			cause = explainConnect(ctx, pl.location, min(s.spec.StallTimeout, 2*time.Second))
@@ -384,18 +399,18 @@ func lastLine(s string) string {
 	return s
 }
 
-// teardown stops the pipeline within the deadline. A pipeline that does
-// not reach NULL in time is abandoned (its goroutine and C objects leak)
-// and counted, because waiting would wedge this camera for good.
+// teardown stops the pipeline within the deadline. A pipeline that is
+// abandoned, now or by an earlier call, keeps its C objects (they may be in
+// use by the call still running) and gets a DOT dump.
 func (s *Supervisor) teardown(pl *pipeline) {
 	pl.sink.Detach()
 	s.syncSink(pl)
-	if s.setNull(pl.p, "pipeline") {
+	if s.setNull(&pl.guard, pl.p) {
 		pl.sink.Free()
 		pl.release()
 		return
 	}
-	s.dumpDot(pl, "frozen")
+	s.dumpDot(&pl.guard, pl.p, "frozen")
 }
 
 // syncSink counts the frames the appsink hand-off dropped since the last
@@ -410,46 +425,72 @@ func (s *Supervisor) syncSink(pl *pipeline) {
 	}
 }
 
-// setNull sets p to the NULL state within the teardown deadline. Past it,
-// p is abandoned (its goroutine and C objects leak), counted as frozen and
-// false is returned: waiting would wedge this camera for good.
-func (s *Supervisor) setNull(p *gst.Pipeline, what string) bool {
+// guard records whether one of a pipeline's blocking GStreamer calls
+// missed its deadline: the pipeline is then abandoned, counted as frozen
+// once, and not touched again but for a DOT dump.
+type guard struct {
+	what   string // names the pipeline in the log: "pipeline", "codec auto probe"
+	frozen string // the call that missed its deadline; "" while none has
+}
+
+// bounded runs call, a GStreamer call that can block, on its own goroutine
+// after hook (a test fault; nil in production), and waits at most d for it.
+// A C call cannot be cancelled: one that misses the deadline is left
+// running, its pipeline abandoned (that goroutine and the pipeline's C
+// objects leak), counted as frozen and logged, because waiting would wedge
+// this camera for good. bounded reports whether call returned in time; only
+// then may the caller read what call wrote.
+func (s *Supervisor) bounded(g *guard, op string, d time.Duration, hook func(cameraID string), call func()) bool {
 	done := make(chan struct{})
 	go func() {
-		if h := s.hooks.BeforeTeardown; h != nil {
-			h(s.spec.CameraID)
+		defer close(done)
+		if hook != nil {
+			hook(s.spec.CameraID)
 		}
-		_ = p.SetState(gst.StateNull)
-		close(done)
+		call()
 	}()
-	t := time.NewTimer(s.spec.TeardownTimeout)
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-done:
 		return true
 	case <-t.C:
-		s.cam.Frozen.Add(1)
-		n := s.frozen.Add(1)
-		s.cam.Error("frozen")
-		s.log.Error(what+" frozen: teardown missed its deadline, abandoned", "deadline", s.spec.TeardownTimeout, "frozen_total", n)
+	}
+	if g.frozen != "" {
+		s.log.Warn(g.what+" "+op+" missed its deadline as well", "deadline", d, "frozen_by", g.frozen)
 		return false
 	}
+	g.frozen = op
+	s.cam.Frozen.Add(1)
+	n := s.frozen.Add(1)
+	s.cam.Error("frozen")
+	s.log.Error(g.what+" frozen: "+op+" missed its deadline, abandoned", "deadline", d, "frozen_total", n)
+	return false
 }
 
-// dumpDot writes the graph when GST_DEBUG_DUMP_DOT_DIR is set, as
-// gst-launch-1.0 does; it is bounded like every other blocking call.
-func (s *Supervisor) dumpDot(pl *pipeline, what string) {
-	if os.Getenv("GST_DEBUG_DUMP_DOT_DIR") == "" {
-		return
+// start sets p to st (PLAYING, or PAUSED for the probe) within the start
+// deadline. ok is false when p missed it and was abandoned; err is
+// SetState's otherwise.
+func (s *Supervisor) start(g *guard, p *gst.Pipeline, st gst.State) (ok bool, err error) {
+	var setErr error // written by the call, read only once it returned
+	if !s.bounded(g, "start", s.spec.StartTimeout, s.hooks.BeforeStart, func() { setErr = p.SetState(st) }) {
+		return false, nil
 	}
-	done := make(chan struct{})
-	go func() {
-		pl.p.DebugBinToDotFileWithTs(gst.DebugGraphShowAll, "gstcapture-"+s.spec.CameraID+"-"+what)
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-		s.log.Warn("DOT dump timed out")
+	return true, setErr
+}
+
+// frozenStart is the outcome of a pipeline abandoned at its start deadline
+// (counted as a "frozen" error already).
+func (s *Supervisor) frozenStart(what string) outcome {
+	return outcome{reason: "error", state: stats.StateError,
+		text: fmt.Sprintf("%s did not start within %s: abandoned as frozen", what, s.spec.StartTimeout)}
+}
+
+// setNull sets p to NULL within the teardown deadline and reports whether
+// it got there; an abandoned p is not touched again.
+func (s *Supervisor) setNull(g *guard, p *gst.Pipeline) bool {
+	if g.frozen != "" {
+		return false
 	}
+	return s.bounded(g, "teardown", s.spec.TeardownTimeout, s.hooks.BeforeTeardown, func() { _ = p.SetState(gst.StateNull) })
 }

@@ -120,6 +120,71 @@ func TestSupervisorFrozenTeardown(t *testing.T) {
 	require.Eventually(t, func() bool { return cam.ReconnectsByReason()["eos"] >= 3 }, 10*time.Second, 20*time.Millisecond)
 }
 
+// A pipeline whose start (SetState PLAYING) misses its deadline is
+// abandoned at the deadline, counted as frozen once, and the camera is
+// rebuilt and streams.
+func TestSupervisorFrozenStart(t *testing.T) {
+	const deadline = 300 * time.Millisecond
+	release := make(chan struct{})
+	defer close(release)
+	var starts atomic.Int64
+	wedged := make(chan time.Time, 1)
+	hooks := Hooks{BeforeStart: func(string) {
+		if starts.Add(1) == 1 {
+			wedged <- time.Now()
+			<-release // wedge the first start only
+		}
+	}}
+	spec := Spec{
+		CameraID:         "frozenstart",
+		Launch:           "videotestsrc name=src is-live=true num-buffers=5 ! video/x-raw,width=64,height=48,framerate=50/1 ! videoconvert ! video/x-raw,format=BGR ! appsink name=sink sync=false",
+		StallTimeout:     2 * time.Second,
+		ReconnectInitial: 100 * time.Millisecond,
+		ReconnectMax:     200 * time.Millisecond,
+		StartTimeout:     deadline,
+	}
+	cam, col, frozen, _, _ := runSupervisor(t, spec, hooks)
+	var tWedged time.Time
+	select {
+	case tWedged = <-wedged:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the supervisor never started a pipeline")
+	}
+	require.Eventually(t, func() bool { return frozen.Load() == 1 }, 10*time.Second, 5*time.Millisecond)
+	elapsed := time.Since(tWedged)
+	t.Logf("wedged start abandoned after %s (deadline %s)", elapsed, deadline)
+	assert.GreaterOrEqual(t, elapsed, deadline, "abandoned before its deadline")
+	assert.Less(t, elapsed, deadline+2*time.Second, "abandoned long after its deadline")
+	assert.Equal(t, uint64(1), cam.Frozen.Load())
+	assert.Equal(t, uint64(1), cam.ErrorsByType()["frozen"])
+
+	// The camera is rebuilt: later pipelines start and stream.
+	require.Eventually(t, func() bool { return cam.ReconnectsByReason()["eos"] >= 3 }, 10*time.Second, 20*time.Millisecond)
+	assert.Positive(t, col.n.Load())
+	assert.Equal(t, int64(1), frozen.Load(), "the abandoned pipeline is counted once (its teardown and dump are not counted again)")
+	assert.Equal(t, uint64(1), cam.ReconnectsByReason()["error"], "the frozen start is one rebuild")
+}
+
+// The codec auto probe's start (SetState PAUSED) has the same deadline:
+// every wedged probe is abandoned, counted as frozen, and retried.
+func TestSupervisorFrozenProbeStart(t *testing.T) {
+	wedged := make(chan struct{})
+	defer close(wedged)
+	hooks := Hooks{BeforeStart: func(string) { <-wedged }}
+	spec := Spec{
+		CameraID:         "frozenprobe",
+		Codec:            CodecSpec{Name: CodecAuto, ProbeLaunch: "videotestsrc name=src is-live=true ! fakesink"},
+		StallTimeout:     2 * time.Second,
+		ReconnectInitial: 50 * time.Millisecond,
+		ReconnectMax:     50 * time.Millisecond,
+		StartTimeout:     200 * time.Millisecond,
+	}
+	cam, _, frozen, _, _ := runSupervisor(t, spec, hooks)
+	require.Eventually(t, func() bool { return frozen.Load() >= 2 }, 10*time.Second, 10*time.Millisecond)
+	assert.GreaterOrEqual(t, cam.ReconnectsByReason()["error"], uint64(1), "retried after the frozen probe")
+	assert.Contains(t, cam.Snapshot(time.Now()).LastError, "codec auto probe did not start within 200ms")
+}
+
 // An unparsable launch string is an error state, retried with backoff, not a crash.
 func TestSupervisorBadLaunch(t *testing.T) {
 	spec := Spec{CameraID: "bad", Launch: "nosuchelement ! appsink name=sink", StallTimeout: time.Second,
