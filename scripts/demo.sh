@@ -39,7 +39,7 @@ gstcapture demo is running (logs in $WORK).
   Health:             curl -s http://127.0.0.1:$HTTP_PORT/health
   Readiness:          curl -si http://127.0.0.1:$HTTP_PORT/readyz
   Frames in Redis:    redis-cli -p $REDIS_PORT XLEN frames:cam1
-  Newest entry:       redis-cli -p $REDIS_PORT --no-raw XREVRANGE frames:cam1 + - COUNT 1 | grep -v -A1 '^.*"data"' | head -40
+  Newest entry:       redis-cli -p $REDIS_PORT --no-raw XREVRANGE frames:cam1 + - COUNT 1 | cut -c1-2000 | awk 'skip { sub(/".*/, "(pixels omitted, see size_bytes)"); skip = 0 } /\) "data"\$/ { skip = 1 } { print }'
   Pipelines:          bin/gstcapture render --config configs/demo.yaml
   Service log:        tail -f $WORK/gstcapture.log
 
