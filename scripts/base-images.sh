@@ -12,9 +12,16 @@
 # so that the Dockerfile stays the one users build on a normal machine.
 # Images that exist already are kept; --force rebuilds both.
 #
-# Usage: scripts/base-images.sh [--force]
-# Env:   STORAGE_DRIVER (vfs), GO_ROOT (/usr/local/go), MIRROR (from
-#        /etc/apt/sources.list.d/debian.sources), SUITE (bookworm)
+# The mirror is the host's own, so that a local mirror keeps working: the
+# first Debian source in its apt sources (deb, component main) for SUITE,
+# else for another Debian suite; deb.debian.org only when there is none.
+#
+# Usage: scripts/base-images.sh [--force | --print-mirror]
+#        --print-mirror prints the mirror it would use, and does nothing else
+# Env:   STORAGE_DRIVER (vfs), GO_ROOT (/usr/local/go), SUITE (bookworm),
+#        MIRROR (from the apt sources: /etc/apt/sources.list,
+#        /etc/apt/sources.list.d/*.list and *.sources), APT_ROOT (/, where
+#        those are read from; for tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,12 +30,124 @@ GO_IMAGE=docker.io/library/golang:1.26-bookworm
 STORAGE_DRIVER=${STORAGE_DRIVER:-vfs}
 GO_ROOT=${GO_ROOT:-/usr/local/go}
 SUITE=${SUITE:-bookworm}
-SOURCES=/etc/apt/sources.list.d/debian.sources
+APT_ROOT=${APT_ROOT:-}
+SOURCES=$APT_ROOT/etc/apt/sources.list.d/debian.sources
+DEFAULT_MIRROR=http://deb.debian.org/debian
 FORCE=0
-[ "${1:-}" = "--force" ] && FORCE=1
+PRINT_MIRROR=0
+case "${1:-}" in
+  "") ;;
+  --force) FORCE=1 ;;
+  --print-mirror) PRINT_MIRROR=1 ;;
+  *) echo "base-images: unknown argument $1 (usage: scripts/base-images.sh [--force | --print-mirror])" >&2; exit 2 ;;
+esac
 
 log() { echo "base-images: $*" >&2; }
 die() { echo "base-images: ERROR: $*" >&2; exit 1; }
+
+# apt_mirrors: "RANK<TAB>URI" for each Debian source under $APT_ROOT, in
+# the order apt reads them. Rank 1: suite $SUITE at a path ending in
+# /debian, the archive's layout (third-party repositories with a bookworm
+# suite, such as packages.sury.org/php, seldom have it); 2: another Debian
+# suite there (bookworm-updates, trixie); 3 and 4: the same elsewhere.
+# Only "deb" entries with component main count: not deb-src, disabled
+# (Enabled: no) or security entries, nor URI schemes debootstrap cannot
+# fetch from (cdrom:, mirror+http:), nor suites that are no Debian release
+# (nodistro, jammy) or components that are not main (Docker's stable).
+apt_mirrors() {
+  local f files=()
+  [ -f "$APT_ROOT/etc/apt/sources.list" ] && files+=("$APT_ROOT/etc/apt/sources.list")
+  for f in "$APT_ROOT"/etc/apt/sources.list.d/*; do
+    case "$f" in *.list | *.sources) [ -f "$f" ] && files+=("$f") ;; esac
+  done
+  local common='
+    function release(s) {
+      sub(/-.*/, "", s)
+      return s ~ /^(sid|stable|testing|unstable|oldstable|oldoldstable|experimental|sarge|etch|lenny|squeeze|wheezy|jessie|stretch|buster|bullseye|bookworm|trixie|forky|duke)$/
+    }
+    function emit(uri, suites, comps,   n, s, i, r, best) {
+      if (uri !~ /^(https?|ftp|file):/ || uri ~ /debian-security/) return
+      if ((" " comps " ") !~ /[ \t]main[ \t]/) return
+      sub(/\/+$/, "", uri)
+      best = 0
+      n = split(suites, s, /[ \t]+/)
+      for (i = 1; i <= n; i++) {
+        if (s[i] == "" || s[i] ~ /-security$/) continue
+        r = s[i] == suite ? 1 : (release(s[i]) ? 2 : 0)
+        if (r && (!best || r < best)) best = r
+      }
+      if (!best) return
+      if (uri !~ /\/debian$/) best += 2
+      print best "\t" uri
+    }'
+  for f in ${files[@]+"${files[@]}"}; do
+    case "$f" in
+      *.sources) # deb822: stanzas of "Field: value", continuation lines indented
+        awk -v suite="$SUITE" "$common"'
+          function flush(   u) {
+            if (uris != "" && (" " types " ") ~ /[ \t]deb[ \t]/ && tolower(enabled) !~ /^[ \t]*no[ \t]*$/) {
+              split(uris, u, /[ \t]+/)
+              emit(u[1] != "" ? u[1] : u[2], suites, comps)
+            }
+            types = uris = suites = comps = enabled = field = ""
+          }
+          /^#/ { next }
+          /^[ \t]*$/ { flush(); next }
+          /^[ \t]/ {
+            if (field == "types") types = types " " $0
+            else if (field == "uris") uris = uris " " $0
+            else if (field == "suites") suites = suites " " $0
+            else if (field == "components") comps = comps " " $0
+            next
+          }
+          {
+            i = index($0, ":")
+            field = tolower(substr($0, 1, i - 1))
+            value = i ? substr($0, i + 1) : ""
+            if (field == "types") types = value
+            else if (field == "uris") uris = value
+            else if (field == "suites") suites = value
+            else if (field == "components") comps = value
+            else if (field == "enabled") enabled = value
+          }
+          END { flush() }' "$f" ;;
+      *) # one-line: deb [options] URI SUITE COMPONENT...
+        awk -v suite="$SUITE" "$common"'
+          {
+            line = $0
+            sub(/#.*/, "", line)
+            gsub(/\[[^]]*\]/, " ", line)
+            n = split(line, w, /[ \t]+/)
+            i = w[1] == "" ? 2 : 1
+            if (w[i] != "deb" || i + 3 > n) next
+            comps = ""
+            for (j = i + 3; j <= n; j++) comps = comps " " w[j]
+            emit(w[i + 1], w[i + 2], comps)
+          }' "$f" ;;
+    esac
+  done
+}
+
+# find_mirror: MIRROR, else the best apt source (first of the lowest rank),
+# else DEFAULT_MIRROR.
+find_mirror() {
+  if [ -n "${MIRROR:-}" ]; then
+    echo "$MIRROR"
+    return
+  fi
+  local m
+  m=$(apt_mirrors | sort -s -t "$(printf '\t')" -k1,1n | awk -F '\t' 'NR == 1 { print $2 }') || m=""
+  if [ -z "$m" ]; then
+    log "no Debian mirror in the apt sources under ${APT_ROOT}/etc/apt; using $DEFAULT_MIRROR"
+    m=$DEFAULT_MIRROR
+  fi
+  echo "$m"
+}
+
+if [ "$PRINT_MIRROR" = 1 ]; then
+  find_mirror
+  exit 0
+fi
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (debootstrap, chroot and container storage need it)"
 scripts/image-tools.sh
@@ -40,11 +159,7 @@ if [ "$FORCE" = 0 ] && have_image "$DEBIAN_IMAGE" && have_image "$GO_IMAGE"; the
   exit 0
 fi
 
-if [ -z "${MIRROR:-}" ]; then
-  [ -r "$SOURCES" ] || die "no MIRROR given and $SOURCES is missing"
-  MIRROR=$(awk '/^URIs:/ {print $2; exit}' "$SOURCES")
-fi
-[ -n "$MIRROR" ] || die "cannot find a Debian mirror in $SOURCES; set MIRROR=http://deb.debian.org/debian"
+MIRROR=$(find_mirror)
 
 WORK=$(mktemp -d "${TMPDIR:-/var/tmp}/gstcapture-base.XXXXXX")
 MOUNTS=()
