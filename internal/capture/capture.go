@@ -226,7 +226,9 @@ func Rules(v config.Validation) (validate.Rules, error) {
 }
 
 // onFrame runs on the GStreamer streaming thread: count, validate, enqueue,
-// return. It never blocks (the ring drops the oldest frame when full).
+// return. It never blocks (the ring drops the oldest frame when full). A
+// frame that fails a rule with action pass is counted as flagged and
+// published with the rules in its flags field.
 func (c *camera) onFrame(f *frame.Frame) {
 	c.stats.FrameCaptured(f.SinkTime)
 	f.CameraID = c.plan.Camera.ID
@@ -246,6 +248,11 @@ func (c *camera) onFrame(f *frame.Frame) {
 		span.End(res.Reason.String())
 		f.Release()
 		return
+	}
+	if !res.Flagged.Empty() {
+		c.stats.Flag(res.Flagged)
+		f.Flags = res.Flagged.String()
+		span.Flag(f.Flags)
 	}
 	c.snap.offer(f)
 	// The publisher owns f from here and may already have released it, and
@@ -361,6 +368,13 @@ func (s *Service) logAccounting() {
 			total += n
 			dropped = append(dropped, slog.Uint64(r.String(), n))
 		}
+		// Flagged frames were kept, so they are not a term of the identity.
+		flagged := make([]any, 0, len(stats.ValidationReasons()))
+		for _, r := range stats.ValidationReasons() {
+			if n := st.Flagged(r); n > 0 {
+				flagged = append(flagged, slog.Uint64(r.String(), n))
+			}
+		}
 		left := uint64(c.ring.Len())
 		pending, gaveUp := s.pub.Unconfirmed(st.ID)
 		balanced := captured == published+total+left+uint64(pending)
@@ -370,7 +384,7 @@ func (s *Service) logAccounting() {
 		}
 		s.log.Log(context.Background(), lvl, "final accounting", "camera_id", st.ID,
 			"captured", captured, "published", published, "dropped_total", total,
-			slog.Group("dropped", dropped...), "left_in_ring", left,
+			slog.Group("dropped", dropped...), slog.Group("flagged", flagged...), "left_in_ring", left,
 			"unconfirmed", pending, "unconfirmed_dropped", gaveUp, "balanced", balanced)
 	}
 }

@@ -152,3 +152,34 @@ func TestOnFrameLetsGoAfterHandOff(t *testing.T) {
 		"captured = published + dropped + left in ring")
 	assert.Len(t, pool.free, cap(pool.free), "every frame given back")
 }
+
+// A rule with action pass keeps the frame: it goes into the ring marked with
+// the rule (the Redis flags field) and is counted as flagged, not dropped.
+func TestOnFramePassFlagsFrame(t *testing.T) {
+	rules := validate.DefaultRules()
+	rules.Black.Action = validate.Pass
+	c, _, _ := newTestCamera(t, "cam", rules)
+	black := func(corrupt bool) *frame.Frame {
+		return &frame.Frame{Width: 16, Height: 16, Stride: 16, Format: frame.GRAY8, Data: make([]byte, 16*16),
+			SinkTime: time.Now(), Corrupt: corrupt}
+	}
+
+	c.onFrame(black(false))
+	c.onFrame(black(true)) // corrupt is still dropped
+	got := c.ring.PopBatch(make([]*frame.Frame, 0, 4))
+	require.Len(t, got, 1)
+	assert.Equal(t, "black", got[0].Flags)
+	assert.EqualValues(t, 1, got[0].Seq)
+
+	st := c.stats
+	assert.EqualValues(t, 1, st.Flagged(stats.DropBlack))
+	assert.Zero(t, st.Dropped(stats.DropBlack))
+	assert.EqualValues(t, 1, st.Dropped(stats.DropCorrupt))
+	assert.Equal(t, map[string]uint64{"black": 1}, st.Snapshot(time.Now()).Flagged)
+
+	// A frame that passes every rule carries no flags.
+	c.onFrame(newFramePool(1).get())
+	got = c.ring.PopBatch(make([]*frame.Frame, 0, 4))
+	require.Len(t, got, 1)
+	assert.Empty(t, got[0].Flags)
+}

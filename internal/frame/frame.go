@@ -59,6 +59,10 @@ type Frame struct {
 	Data     []byte
 	// Corrupt is set when the decoder flagged the buffer as corrupted.
 	Corrupt bool
+	// Flags names the validation rules with action pass that the frame
+	// failed, comma-separated ("black"); empty when none. It becomes the
+	// Redis entry's flags field.
+	Flags string
 	// TraceParent and TraceState carry W3C trace context for the frame,
 	// written into its Redis entry.
 	TraceParent string

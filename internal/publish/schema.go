@@ -30,6 +30,7 @@ const (
 	FieldData        = "data"
 	FieldTraceParent = "traceparent"
 	FieldTraceState  = "tracestate"
+	FieldFlags       = "flags"
 )
 
 // CameraIDPlaceholder is replaced by the camera id in Options.Stream.
@@ -94,6 +95,7 @@ type entry struct {
 	format      string
 	traceParent string
 	traceState  string
+	flags       string
 	frameID     bytesArg
 	data        bytesArg
 }
@@ -117,7 +119,7 @@ func NewEncoder(stream, cameraID, instance string, maxLen int64) *Encoder {
 }
 
 // ArgsPerEntry is the most arguments Append adds for one frame.
-const ArgsPerEntry = 6 + 2*15
+const ArgsPerEntry = 6 + 2*16
 
 // Append appends "XADD <key> [MAXLEN ~ n] * <field> <value> ..." for f to
 // dst and returns the extended slice.
@@ -140,7 +142,7 @@ func (e *Encoder) Append(dst []any, f *frame.Frame) []any {
 	s.width, s.height, s.stride, s.size = f.Width, f.Height, f.Stride, len(f.Data)
 	s.tsSource = string(f.CaptureSource)
 	s.format = string(f.Format)
-	s.traceParent, s.traceState = f.TraceParent, f.TraceState
+	s.traceParent, s.traceState, s.flags = f.TraceParent, f.TraceState, f.Flags
 	s.frameID.b = strconv.AppendUint(append(s.frameID.b[:0], e.idPrefix...), f.Seq, 10)
 	s.data.b = f.Data
 
@@ -169,6 +171,10 @@ func (e *Encoder) Append(dst []any, f *frame.Frame) []any {
 	if s.traceState != "" {
 		dst = append(dst, FieldTraceState, &s.traceState)
 	}
+	// Optional, hence last: only frames a pass rule flagged carry it.
+	if s.flags != "" {
+		dst = append(dst, FieldFlags, &s.flags)
+	}
 	return dst
 }
 
@@ -177,7 +183,7 @@ func (e *Encoder) Append(dst []any, f *frame.Frame) []any {
 func (e *Encoder) Reset() {
 	for _, s := range e.slots[:e.n] {
 		s.data.b = nil
-		s.traceParent, s.traceState = "", ""
+		s.traceParent, s.traceState, s.flags = "", "", ""
 	}
 	e.n = 0
 }

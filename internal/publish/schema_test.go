@@ -4,11 +4,13 @@ import (
 	"encoding"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"gstcapture/internal/frame"
+	"gstcapture/internal/testenv"
 )
 
 func TestStreamKeyAndFrameID(t *testing.T) {
@@ -97,12 +99,57 @@ func TestEncoderAppend(t *testing.T) {
 	assert.Equal(t, []string{"xadd", "frames:cam-1", "*", "v", "1"}, got[:5])
 }
 
+// flags is the last field, present only on a frame a pass rule flagged.
+func TestEncoderFlagsField(t *testing.T) {
+	fs := newFrames(t)
+	f := fs.New("cam-1", 4, 2, frame.GRAY8)
+	f.TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	f.TraceState = "vendor=x"
+	f.Flags = "black,frozen"
+	plain := fs.New("cam-1", 4, 2, frame.GRAY8)
+
+	e := NewEncoder("frames:cam-1", "cam-1", "inst", 1000)
+	args := e.Append(nil, f)
+	assert.LessOrEqual(t, len(args), ArgsPerEntry)
+	got := render(t, args)
+	assert.Equal(t, []string{"traceparent", f.TraceParent, "tracestate", "vendor=x", "flags", "black,frozen"}, got[len(got)-6:],
+		"optional fields come after every v1 field, flags last")
+	e.Reset()
+
+	got = render(t, e.Append(nil, plain))
+	assert.NotContains(t, got, FieldFlags, "an unflagged frame has no flags field")
+	assert.Equal(t, FieldData, got[len(got)-2])
+}
+
+// A flagged frame's entry reads back from a real Redis with flags last.
+func TestFlagsFieldInRedis(t *testing.T) {
+	rs := testenv.StartRedis(t)
+	c := rs.Client(t)
+	fs := newFrames(t)
+	flagged := fs.New("cam-1", 4, 2, frame.GRAY8)
+	flagged.Flags = "black"
+	plain := fs.New("cam-1", 4, 2, frame.GRAY8)
+
+	e := NewEncoder("frames:cam-1", "cam-1", "inst", 0)
+	for _, f := range []*frame.Frame{flagged, plain} {
+		require.NoError(t, c.Do(ctxTimeout(t, 5*time.Second), e.Append(nil, f)...).Err())
+		e.Reset()
+	}
+	entries := xrange(t, c, "frames:cam-1")
+	require.Len(t, entries, 2)
+	assert.Equal(t, []string{"size_bytes", "8", "data", string(flagged.Data), "flags", "black"}, entries[0][len(entries[0])-6:])
+	assert.NotContains(t, entries[1], "flags")
+}
+
 func TestEncoderZeroAllocs(t *testing.T) {
 	fs := newFrames(t)
 	batch := make([]*frame.Frame, 16)
 	for i := range batch {
 		batch[i] = fs.New("cam-1", 64, 48, frame.BGR)
 		batch[i].TraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+		if i%2 == 0 {
+			batch[i].Flags = "black"
+		}
 	}
 	e := NewEncoder("frames:cam-1", "cam-1", NewInstanceID(), 1000)
 	args := make([]any, 0, len(batch)*ArgsPerEntry)

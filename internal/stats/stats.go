@@ -43,6 +43,57 @@ func Reasons() []DropReason {
 	return out
 }
 
+// numValidation counts the validation reasons, DropBlack to DropCorrupt:
+// the names of the rules, which also label frames a rule flagged (action
+// pass) instead of dropping.
+const numValidation = DropCorrupt + 1
+
+// ValidationReasons lists the reasons a validation rule reports, in rule
+// label order: the label set of the flagged counters.
+func ValidationReasons() []DropReason { return Reasons()[:numValidation] }
+
+// ReasonSet is a set of reasons, for the rules a frame failed.
+type ReasonSet uint16
+
+// Add returns s with r added.
+func (s ReasonSet) Add(r DropReason) ReasonSet { return s | 1<<r }
+
+// Has reports whether r is in s.
+func (s ReasonSet) Has(r DropReason) bool { return s&(1<<r) != 0 }
+
+// Empty reports whether s holds no reason.
+func (s ReasonSet) Empty() bool { return s == 0 }
+
+// String returns the reasons' labels comma-separated in label order
+// ("black,frozen"), "" for the empty set. Sets of validation reasons come
+// from a table, so the per-frame path does not allocate.
+func (s ReasonSet) String() string {
+	if s < 1<<numValidation {
+		return validationSets[s]
+	}
+	return s.join()
+}
+
+func (s ReasonSet) join() string {
+	out := ""
+	for r := range numReasons {
+		if s.Has(r) {
+			if out != "" {
+				out += ","
+			}
+			out += r.String()
+		}
+	}
+	return out
+}
+
+var validationSets = func() (t [1 << numValidation]string) {
+	for i := range t {
+		t[i] = ReasonSet(i).join()
+	}
+	return t
+}()
+
 // State is a camera's connection state.
 type State string
 
@@ -69,6 +120,9 @@ type Camera struct {
 	Captured  atomic.Uint64
 	Published atomic.Uint64
 	dropped   [numReasons]atomic.Uint64
+	// flagged counts frames a validation rule with action pass flagged:
+	// they are kept (published or dropped later), so outside the identity.
+	flagged [numValidation]atomic.Uint64
 
 	LastFrameUnixNano atomic.Int64
 	Reconnects        atomic.Uint64 // sum over reasons
@@ -111,6 +165,24 @@ func (c *Camera) DroppedTotal() uint64 {
 		t += c.dropped[i].Load()
 	}
 	return t
+}
+
+// Flag counts one frame flagged, once under each validation reason in s.
+func (c *Camera) Flag(s ReasonSet) {
+	for r := range numValidation {
+		if s.Has(r) {
+			c.flagged[r].Add(1)
+		}
+	}
+}
+
+// Flagged returns the number of frames flagged for validation reason r (0
+// for any other reason).
+func (c *Camera) Flagged(r DropReason) uint64 {
+	if r < 0 || r >= numValidation {
+		return 0
+	}
+	return c.flagged[r].Load()
 }
 
 // FrameCaptured records one frame out of the appsink at now.
@@ -162,12 +234,15 @@ type Snapshot struct {
 	Captured            uint64            `json:"frames_captured"`
 	Published           uint64            `json:"frames_published"`
 	Dropped             map[string]uint64 `json:"frames_dropped"`
-	Reconnects          uint64            `json:"reconnects"`
-	Frozen              uint64            `json:"frozen_pipelines"`
-	Codec               string            `json:"codec,omitempty"`
-	Decoder             string            `json:"decoder,omitempty"`
-	LastError           string            `json:"last_error,omitempty"`
-	LatencySource       string            `json:"latency_source,omitempty"`
+	// Flagged counts frames kept but flagged by a validation rule whose
+	// action is pass, by rule; they are in Published or Dropped as well.
+	Flagged       map[string]uint64 `json:"frames_flagged"`
+	Reconnects    uint64            `json:"reconnects"`
+	Frozen        uint64            `json:"frozen_pipelines"`
+	Codec         string            `json:"codec,omitempty"`
+	Decoder       string            `json:"decoder,omitempty"`
+	LastError     string            `json:"last_error,omitempty"`
+	LatencySource string            `json:"latency_source,omitempty"`
 	// SkippedUndecodable and DiscardedByDecoder count frames lost before
 	// capture, which frames_dropped (captured frames only) does not hold.
 	SkippedUndecodable uint64 `json:"frames_skipped_undecodable"`
@@ -194,6 +269,12 @@ func (c *Camera) Snapshot(now time.Time) Snapshot {
 	for i := range c.dropped {
 		if v := c.dropped[i].Load(); v > 0 {
 			s.Dropped[DropReason(i).String()] = v
+		}
+	}
+	s.Flagged = map[string]uint64{}
+	for i := range c.flagged {
+		if v := c.flagged[i].Load(); v > 0 {
+			s.Flagged[DropReason(i).String()] = v
 		}
 	}
 	if last := c.LastFrameUnixNano.Load(); last > 0 {

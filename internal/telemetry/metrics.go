@@ -126,6 +126,7 @@ var (
 	descCaptured   = prometheus.NewDesc("rtsp_frames_captured_total", "Frames out of the appsink.", []string{"camera_id"}, nil)
 	descPublished  = prometheus.NewDesc("rtsp_frames_published_total", "Frames acknowledged by Redis.", []string{"camera_id"}, nil)
 	descDropped    = prometheus.NewDesc("rtsp_frames_dropped_total", "Captured frames not published, by reason.", []string{"camera_id", "reason"}, nil)
+	descFlagged    = prometheus.NewDesc("rtsp_frames_flagged_total", "Frames kept but flagged by a validation rule whose action is pass, by rule.", []string{"camera_id", "reason"}, nil)
 	descConnected  = prometheus.NewDesc("rtsp_connection_status", "1 while the camera is streaming, else 0.", []string{"camera_id"}, nil)
 	descState      = prometheus.NewDesc("rtsp_camera_state", "1 for the camera's current state, 0 for the others.", []string{"camera_id", "state"}, nil)
 	descReconnects = prometheus.NewDesc("rtsp_reconnects_total", "Pipeline rebuilds, by reason.", []string{"camera_id", "reason"}, nil)
@@ -140,7 +141,7 @@ var (
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCaptured, descPublished, descDropped, descConnected, descState, descReconnects, descErrors, descRing, descDecoder, descLastFrame, descFrozen, descSkipped, descDecoder2, descRedisUp} {
+	for _, d := range []*prometheus.Desc{descCaptured, descPublished, descDropped, descFlagged, descConnected, descState, descReconnects, descErrors, descRing, descDecoder, descLastFrame, descFrozen, descSkipped, descDecoder2, descRedisUp} {
 		ch <- d
 	}
 }
@@ -159,6 +160,9 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descPublished, prometheus.CounterValue, float64(s.Published), id)
 		for _, r := range stats.Reasons() {
 			ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(cam.Dropped(r)), id, r.String())
+		}
+		for _, r := range stats.ValidationReasons() {
+			ch <- prometheus.MustNewConstMetric(descFlagged, prometheus.CounterValue, float64(cam.Flagged(r)), id, r.String())
 		}
 		up := 0.0
 		if s.State == stats.StateStreaming {

@@ -172,6 +172,27 @@ rtsp_connection_status{camera_id="cam-2"} 0
 	assert.Equal(t, 0.0, gatherValue(t, m, "rtsp_last_frame_timestamp_seconds", map[string]string{"camera_id": "cam-2"}))
 }
 
+// Frames a pass rule flagged are counted per rule, each validation rule
+// with a series from the start and no other reason among them.
+func TestFlaggedFromStats(t *testing.T) {
+	src := fakeSource{reg: newRegistry("cam-1")}
+	m := NewMetrics(src, []string{"cam-1"}, BuildInfo{})
+	cam, _ := src.reg.Get("cam-1")
+	cam.Flag(stats.ReasonSet(0).Add(stats.DropBlack))
+	cam.Flag(stats.ReasonSet(0).Add(stats.DropBlack).Add(stats.DropCorrupt))
+
+	assert.Equal(t, `# HELP rtsp_frames_flagged_total Frames kept but flagged by a validation rule whose action is pass, by rule.
+# TYPE rtsp_frames_flagged_total counter
+rtsp_frames_flagged_total{camera_id="cam-1",reason="black"} 2
+rtsp_frames_flagged_total{camera_id="cam-1",reason="corrupt"} 1
+rtsp_frames_flagged_total{camera_id="cam-1",reason="frozen"} 0
+rtsp_frames_flagged_total{camera_id="cam-1",reason="size"} 0
+rtsp_frames_flagged_total{camera_id="cam-1",reason="uniform"} 0
+`, exposition(t, m.Registry(), "rtsp_frames_flagged_total"))
+	assert.Equal(t, 0.0, gatherValue(t, m, "rtsp_frames_dropped_total", map[string]string{"camera_id": "cam-1", "reason": "black"}),
+		"flagged frames are not dropped")
+}
+
 func TestPublishedObservesHistograms(t *testing.T) {
 	m := NewMetrics(fakeSource{reg: newRegistry("cam-1")}, []string{"cam-1"}, BuildInfo{})
 	f := testFrame("cam-1", 1)

@@ -165,6 +165,15 @@ func (s FrameSpan) Child(t *Tracer, name string, start, end time.Time) {
 	c.End(trace.WithTimestamp(end))
 }
 
+// Flag records on the capture span the validation rules (action pass) the
+// frame failed, as its Redis flags field names them.
+func (s FrameSpan) Flag(flags string) {
+	if s.span == nil || !s.span.IsRecording() {
+		return
+	}
+	s.span.SetAttributes(attribute.String("flags", flags))
+}
+
 // End closes the capture span, with the drop reason when the frame was not
 // enqueued.
 func (s FrameSpan) End(dropReason string) {

@@ -406,3 +406,19 @@ func TestShutdownFlushesQueue(t *testing.T) {
 	require.NoError(t, tr.Shutdown(ctx))
 	assert.Len(t, exp.Spans(), 40)
 }
+
+// A frame a pass rule flagged carries the rules on its capture span.
+func TestFlaggedFrameSpan(t *testing.T) {
+	noOTLPEnv(t)
+	exp := &recordingExporter{}
+	tr := newTestTracer(t, nil, TracingOptions{SampleRatio: 1, Exporter: exp})
+
+	span := tr.StartCapture(testFrame("cam-1", 4))
+	span.Flag("black")
+	span.End("")
+	flush(t, tr)
+
+	spans := exp.Spans()
+	require.Len(t, spans, 1)
+	assert.Equal(t, "black", attrs(spans[0])["flags"].AsString())
+}

@@ -4,7 +4,8 @@
 //
 // The checks read a sparse grid of luma samples (about 14k per frame at
 // 720p and 1080p) so a Check costs microseconds and never allocates. Each
-// rule has an Action: Drop discards the frame, Pass only reports it.
+// rule has an Action: Drop discards the frame, Pass keeps it and flags it,
+// Off skips the rule.
 //
 // It may import only the standard library, internal/frame and internal/stats.
 package validate

@@ -11,7 +11,8 @@ import (
 type Action int
 
 const (
-	// Pass reports the failure (Result.Failed) but keeps the frame.
+	// Pass keeps the frame and flags it (Result.Flagged): it is published
+	// with the rule in its flags field and counted as flagged.
 	Pass Action = iota
 	// Drop discards the frame.
 	Drop

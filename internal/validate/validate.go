@@ -12,11 +12,15 @@ import (
 // Result is the outcome of one Check.
 type Result struct {
 	// Failed says a rule triggered; Reason names it and is meaningful only
-	// when Failed is set.
+	// when Failed is set: the rule that dropped the frame, else the first
+	// that flagged it.
 	Failed bool
 	Reason stats.DropReason
-	// Drop says the triggered rule's action is Drop.
+	// Drop says a triggered rule's action is Drop: the frame goes no further.
 	Drop bool
+	// Flagged holds the rules that triggered with action Pass: the frame is
+	// kept and marked with them.
+	Flagged stats.ReasonSet
 	// Mean and Stddev are the luma statistics of the sample grid, for log
 	// lines; zero when the pixels were not read (corrupt or size failure).
 	Mean, Stddev float64
@@ -37,23 +41,30 @@ type Validator struct {
 // first; New does not.
 func New(r Rules) *Validator { return &Validator{rules: r} }
 
-// Check applies the rules in order corrupt, size, black, uniform, frozen and
-// reports the first that triggers. now is the frame's arrival time; the
-// frozen rule measures how long the picture has been unchanged against it.
-// Check never allocates.
+// Check applies the rules in order corrupt, size, black, uniform, frozen.
+// The first rule that triggers with action Drop ends the check; one with
+// action Pass flags the frame and the checks go on, so a pass rule never
+// switches off a later drop rule. Of black, uniform and frozen only the
+// first that triggers counts (a black picture is also uniform and, when it
+// lasts, frozen). now is the frame's arrival time; the frozen rule measures
+// how long the picture has been unchanged against it. Check never
+// allocates.
 func (v *Validator) Check(f *frame.Frame, now time.Time) Result {
+	var res Result
 	if f.Corrupt && v.rules.Corrupt.Action != Off {
-		return failed(Result{}, stats.DropCorrupt, v.rules.Corrupt.Action)
+		if res.fail(stats.DropCorrupt, v.rules.Corrupt.Action) {
+			return res
+		}
 	}
 	g, ok := newGrid(f)
 	if !ok {
-		if v.rules.Size.Action == Off {
-			return Result{} // the pixels cannot be sampled safely; nothing else to check
+		if v.rules.Size.Action != Off {
+			res.fail(stats.DropSize, v.rules.Size.Action)
 		}
-		return failed(Result{}, stats.DropSize, v.rules.Size.Action)
+		return res // the pixels cannot be sampled safely; nothing else to check
 	}
 	s := g.sample(f.Data)
-	res := Result{Mean: s.mean, Stddev: s.stddev}
+	res.Mean, res.Stddev = s.mean, s.stddev
 
 	// Track every readable picture, even one that fails below, so content
 	// that returns after a black spell is not mistaken for frozen.
@@ -61,18 +72,28 @@ func (v *Validator) Check(f *frame.Frame, now time.Time) Result {
 
 	switch {
 	case v.rules.Black.Action != Off && s.mean <= float64(v.rules.Black.MaxLuma) && s.stddev <= BlackMaxStddev:
-		return failed(res, stats.DropBlack, v.rules.Black.Action)
+		res.fail(stats.DropBlack, v.rules.Black.Action)
 	case v.rules.Uniform.Action != Off && s.stddev <= v.rules.Uniform.MaxStddev:
-		return failed(res, stats.DropUniform, v.rules.Uniform.Action)
+		res.fail(stats.DropUniform, v.rules.Uniform.Action)
 	case v.rules.Frozen.Action != Off && v.rules.Frozen.After > 0 && unchanged >= v.rules.Frozen.After:
-		return failed(res, stats.DropFrozen, v.rules.Frozen.Action)
+		res.fail(stats.DropFrozen, v.rules.Frozen.Action)
 	}
 	return res
 }
 
-func failed(res Result, reason stats.DropReason, a Action) Result {
-	res.Failed, res.Reason, res.Drop = true, reason, a == Drop
-	return res
+// fail records that rule reason triggered with action a and reports
+// whether the frame is dropped.
+func (res *Result) fail(reason stats.DropReason, a Action) bool {
+	if !res.Failed || a == Drop {
+		res.Reason = reason
+	}
+	res.Failed = true
+	if a == Drop {
+		res.Drop = true
+		return true
+	}
+	res.Flagged = res.Flagged.Add(reason)
+	return false
 }
 
 // unchangedFor records picture hash h seen at now and returns how long the

@@ -277,12 +277,71 @@ func TestActionPass(t *testing.T) {
 		assert.True(t, res.Failed, c.name)
 		assert.False(t, res.Drop, c.name)
 		assert.Equal(t, c.reason, res.Reason, c.name)
+		assert.True(t, res.Flagged.Has(c.reason), "%s: flagged, not dropped", c.name)
 	}
 	v := New(rules)
 	f := build(t, frame.BGR, 16, 16, 0, noisy(0, 255, 8))
 	v.Check(f, t0)
 	res := v.Check(f, t0.Add(time.Second))
-	assert.Equal(t, Result{Failed: true, Reason: stats.DropFrozen}, Result{Failed: res.Failed, Reason: res.Reason, Drop: res.Drop})
+	assert.Equal(t, Result{Failed: true, Reason: stats.DropFrozen, Flagged: stats.ReasonSet(0).Add(stats.DropFrozen)},
+		Result{Failed: res.Failed, Reason: res.Reason, Drop: res.Drop, Flagged: res.Flagged})
+	assert.Equal(t, "frozen", res.Flagged.String())
+
+	// A frame no rule fails is not flagged.
+	assert.Equal(t, Result{}, clean(New(rules).Check(build(t, frame.BGR, 16, 16, 0, noisy(0, 255, 9)), t0)))
+}
+
+func clean(res Result) Result {
+	res.Mean, res.Stddev = 0, 0
+	return res
+}
+
+// A pass rule flags the frame and the checks go on: later rules can flag
+// it too, and a later drop rule still drops it.
+func TestPassFlagsAndGoesOn(t *testing.T) {
+	set := func(rs ...stats.DropReason) (s stats.ReasonSet) {
+		for _, r := range rs {
+			s = s.Add(r)
+		}
+		return s
+	}
+	black := func() *frame.Frame {
+		f := build(t, frame.GRAY8, 16, 16, 0, grey(0))
+		f.Corrupt = true
+		return f
+	}
+	cases := []struct {
+		name    string
+		rules   func(*Rules)
+		f       *frame.Frame
+		want    Result
+		flagged string
+	}{
+		{"corrupt pass, black drop", func(r *Rules) { r.Corrupt.Action = Pass }, black(),
+			Result{Failed: true, Reason: stats.DropBlack, Drop: true, Flagged: set(stats.DropCorrupt)}, "corrupt"},
+		{"corrupt and black pass", func(r *Rules) { r.Corrupt.Action, r.Black.Action = Pass, Pass }, black(),
+			Result{Failed: true, Reason: stats.DropCorrupt, Flagged: set(stats.DropCorrupt, stats.DropBlack)}, "black,corrupt"},
+		{"corrupt and size pass", func(r *Rules) { r.Corrupt.Action, r.Size.Action = Pass, Pass }, &frame.Frame{Corrupt: true},
+			Result{Failed: true, Reason: stats.DropCorrupt, Flagged: set(stats.DropCorrupt, stats.DropSize)}, "size,corrupt"},
+		{"corrupt drop ends the check", func(r *Rules) { r.Black.Action = Pass }, black(),
+			Result{Failed: true, Reason: stats.DropCorrupt, Drop: true}, ""},
+		// One content verdict: a black picture is uniform too, not both.
+		{"black and uniform pass", func(r *Rules) { r.Corrupt.Action, r.Black.Action, r.Uniform.Action = Off, Pass, Pass }, black(),
+			Result{Failed: true, Reason: stats.DropBlack, Flagged: set(stats.DropBlack)}, "black"},
+		{"off is not flagged", func(r *Rules) { r.Corrupt.Action, r.Black.Action, r.Uniform.Action = Off, Off, Off }, black(),
+			Result{}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := DefaultRules()
+			c.rules(&r)
+			res := clean(New(r).Check(c.f, t0))
+			assert.Equal(t, c.want, res)
+			if !res.Drop {
+				assert.Equal(t, c.flagged, res.Flagged.String())
+			}
+		})
+	}
 }
 
 func TestFrozen(t *testing.T) {
