@@ -56,6 +56,9 @@ static int ncams;
 typedef struct {
   int width, height;
   GPtrArray *frames;            /* of GstBuffer*, one access unit each */
+  /* Per frame, in decode order: how far its presentation time lies after
+   * its decode time (ns); non-zero only with B-frames. */
+  GArray *pts_offsets;          /* of GstClockTime */
   GstCaps *caps;
   int keys;
 } Clip;
@@ -102,18 +105,36 @@ dupf (const char *fmt, ...)
 static char *
 encoder_desc (const camsim_clip_params * p)
 {
-  /* Both encoders: no B-frames, no scene-cut keyframes, so IDRs land exactly
-   * every gop frames and the loop can restart on frame 0. x264's ultrafast
+  /* Both encoders: no scene-cut keyframes and closed GOPs, so IDRs land
+   * exactly every gop frames and the loop can restart on frame 0. Without
+   * --bframes, no B-frames either (tune=zerolatency). x264's ultrafast
    * preset turns CABAC off, which makes the stream Constrained Baseline;
-   * cameras send Main or High, so CABAC is switched back on (Main). AUDs are
-   * off because cameras rarely send them. */
-  if (p->h265)
+   * cameras send Main or High, so CABAC is switched back on (Main), and with
+   * B-frames the 8x8 transform too (High, as encoders' defaults send). AUDs
+   * are off because cameras rarely send them. */
+  if (p->h265) {
+    if (p->bframes > 0)
+      return dupf ("x265enc speed-preset=ultrafast key-int-max=%d bitrate=%d "
+          "log-level=error option-string=\"scenecut=0:open-gop=0:bframes=%d:"
+          "b-adapt=0:b-pyramid=1:rc-lookahead=%d\" "
+          "! h265parse config-interval=-1 "
+          "! video/x-h265,stream-format=byte-stream,alignment=au",
+          p->gop, p->bitrate_kbps, p->bframes, p->bframes + 1);
     return dupf ("x265enc speed-preset=ultrafast tune=zerolatency "
         "key-int-max=%d bitrate=%d log-level=error "
         "option-string=\"scenecut=0:open-gop=0:bframes=0\" "
         "! h265parse config-interval=-1 "
         "! video/x-h265,stream-format=byte-stream,alignment=au",
         p->gop, p->bitrate_kbps);
+  }
+  if (p->bframes > 0)
+    return dupf ("x264enc speed-preset=ultrafast bframes=%d b-adapt=false "
+        "b-pyramid=true dct8x8=true key-int-max=%d bitrate=%d cabac=true "
+        "aud=false option-string=\"scenecut=0\" "
+        "! video/x-h264,profile=high "
+        "! h264parse config-interval=-1 "
+        "! video/x-h264,stream-format=byte-stream,alignment=au",
+        p->bframes, p->gop, p->bitrate_kbps);
   return dupf ("x264enc speed-preset=ultrafast tune=zerolatency bframes=0 "
       "key-int-max=%d bitrate=%d cabac=true aud=false "
       "option-string=\"scenecut=0\" "
@@ -148,6 +169,8 @@ clip_free (Clip * c)
 {
   if (c->frames)
     g_ptr_array_unref (c->frames);
+  if (c->pts_offsets)
+    g_array_unref (c->pts_offsets);
   if (c->caps)
     gst_caps_unref (c->caps);
   g_free (c);
@@ -198,7 +221,12 @@ encode (const char *desc, Clip * clip, char **err)
       GstBuffer *b = gst_sample_get_buffer (s);
       if (clip->caps == NULL)
         clip->caps = gst_caps_ref (gst_sample_get_caps (s));
+      GstClockTime off = 0;
+      if (GST_BUFFER_PTS_IS_VALID (b) && GST_BUFFER_DTS_IS_VALID (b)
+          && GST_BUFFER_PTS (b) > GST_BUFFER_DTS (b))
+        off = GST_BUFFER_PTS (b) - GST_BUFFER_DTS (b);
       g_ptr_array_add (clip->frames, gst_buffer_ref (b));
+      g_array_append_val (clip->pts_offsets, off);
       gst_sample_unref (s);
       continue;
     }
@@ -234,6 +262,7 @@ clip_new (int width, int height)
   clip->height = height;
   clip->frames =
       g_ptr_array_new_with_free_func ((GDestroyNotify) gst_buffer_unref);
+  clip->pts_offsets = g_array_new (FALSE, FALSE, sizeof (GstClockTime));
   return clip;
 }
 
@@ -248,7 +277,8 @@ camsim_encode_clip (const camsim_clip_params * p, char **err)
     clips = g_ptr_array_new_with_free_func ((GDestroyNotify) clip_free);
     params = *p;
   } else if (p->h265 != params.h265 || p->fps != params.fps
-      || p->gop != params.gop || p->clip_frames != params.clip_frames) {
+      || p->gop != params.gop || p->clip_frames != params.clip_frames
+      || p->bframes != params.bframes) {
     *err = dupf ("clip %dx%d: codec, fps, gop and length must match the "
         "first clip", p->width, p->height);
     return -1;
@@ -544,6 +574,58 @@ corrupt_probe (GstPad * pad, GstPadProbeInfo * info, gpointer data)
   return GST_PAD_PROBE_OK;
 }
 
+/* ---- capture timestamps ------------------------------------------------ */
+
+/* A camera stamps each frame with its capture clock, so its RTP timestamps
+ * are exactly 1/fps apart however late the frame leaves; and with B-frames
+ * a frame is presented after it is sent (PTS after DTS), so the RTP
+ * timestamps (from the PTS) are not monotonic. The pump puts the frame's
+ * due time on its schedule (GST_BUFFER_OFFSET, us) and its PTS offset
+ * (GST_BUFFER_OFFSET_END, ns) on the buffer; this probe on the appsrc's src
+ * pad, after do-timestamp stamped the running time of sending, turns them
+ * into DTS = running time of the due time and PTS = DTS + offset. Measured
+ * before: with the push time as timestamp, a loaded machine's timer
+ * lateness went into the stream, and ffprobe guessed 301/12 fps for a
+ * 25 fps camera. Runs on the appsrc's streaming thread only. */
+typedef struct {
+  gboolean anchored;
+  GstClockTime base_ts;         /* running time of ... */
+  guint64 base_due_us;          /* ... this due time */
+} Stamp;
+
+/* A stamp further than this from the schedule re-anchors it: the media's
+ * running time restarted (prepare, then PLAY) or the pump restarted its
+ * schedule after falling behind. */
+#define STAMP_REANCHOR (500 * GST_MSECOND)
+
+static GstPadProbeReturn
+stamp_probe (GstPad * pad, GstPadProbeInfo * info, gpointer data)
+{
+  Stamp *st = data;
+  GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER (info);
+  guint64 due = GST_BUFFER_OFFSET (b);
+  GstClockTime off = GST_BUFFER_OFFSET_END (b), sent = GST_BUFFER_PTS (b);
+  GstClockTime dts;
+
+  if (due == GST_BUFFER_OFFSET_NONE || !GST_CLOCK_TIME_IS_VALID (sent))
+    return GST_PAD_PROBE_OK;
+  dts = st->base_ts + (due - st->base_due_us) * GST_USECOND;
+  if (!st->anchored || due < st->base_due_us
+      || (dts > sent ? dts - sent : sent - dts) > STAMP_REANCHOR) {
+    st->anchored = TRUE;
+    st->base_ts = sent;
+    st->base_due_us = due;
+    dts = sent;
+  }
+  b = gst_buffer_make_writable (b);
+  GST_BUFFER_DTS (b) = dts;
+  GST_BUFFER_PTS (b) = dts + (off == GST_BUFFER_OFFSET_NONE ? 0 : off);
+  GST_BUFFER_OFFSET (b) = GST_BUFFER_OFFSET_NONE;
+  GST_BUFFER_OFFSET_END (b) = GST_BUFFER_OFFSET_NONE;
+  GST_PAD_PROBE_INFO_DATA (info) = b;
+  return GST_PAD_PROBE_OK;
+}
+
 static void
 on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
     gpointer data)
@@ -574,6 +656,10 @@ on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
         corrupt_probe, cam, NULL);
     gst_object_unref (pad);
     gst_object_unref (pay);
+    pad = gst_element_get_static_pad (src, "src");
+    gst_pad_add_probe (pad, GST_PAD_PROBE_TYPE_BUFFER, stamp_probe,
+        g_new0 (Stamp, 1), g_free);
+    gst_object_unref (pad);
   }
   /* Bounded queue, dropping the oldest: a wedged media must not grow
    * without bound (normally it holds about one frame). */
@@ -617,9 +703,10 @@ on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
 
 /* ---- frame pump -------------------------------------------------------- */
 
-/* Pushes cam's next frame to every client of it. Called with lock held. */
+/* Pushes cam's next frame, due at due_us on its schedule, to every client
+ * of it. Called with lock held. */
 static void
-pump_camera (Cam * cam)
+pump_camera (Cam * cam, gint64 due_us)
 {
   guint i;
   GstBuffer *frame;
@@ -654,13 +741,15 @@ pump_camera (Cam * cam)
     s->wait_key = FALSE;
     s->primed = TRUE;
     /* Shallow copy: shares the encoded memory. Timestamps are cleared so
-     * do-timestamp stamps the running time of this media. */
+     * do-timestamp stamps the running time of this media; stamp_probe then
+     * puts the frame on the camera's schedule. */
     b = gst_buffer_copy (frame);
     GST_BUFFER_PTS (b) = GST_CLOCK_TIME_NONE;
     GST_BUFFER_DTS (b) = GST_CLOCK_TIME_NONE;
     GST_BUFFER_DURATION (b) = GST_SECOND / params.fps;
-    GST_BUFFER_OFFSET (b) = GST_BUFFER_OFFSET_NONE;
-    GST_BUFFER_OFFSET_END (b) = GST_BUFFER_OFFSET_NONE;
+    GST_BUFFER_OFFSET (b) = (guint64) due_us;
+    GST_BUFFER_OFFSET_END (b) = g_array_index (clip_get (cam->clip)->pts_offsets,
+        GstClockTime, cam->index);
     GST_BUFFER_FLAG_UNSET (b, GST_BUFFER_FLAG_DISCONT);
     if (gst_app_src_push_buffer (GST_APP_SRC (s->appsrc), b) == GST_FLOW_OK)
       cam->pushed++;
@@ -700,7 +789,7 @@ pump_dispatch (GSource * source, GSourceFunc cb, gpointer data)
     gint64 due = pump_due (cam);
 
     if (due <= now) {
-      pump_camera (cam);
+      pump_camera (cam, due);
       cam->pump_ticks++;
       due = pump_due (cam);
       if (now - due > G_USEC_PER_SEC) {

@@ -17,6 +17,7 @@ typedef struct {
   int gop;           /* frames between IDR frames */
   int bitrate_kbps;
   int clip_frames;   /* a whole number of GOPs */
+  int bframes;       /* B-frames between references, 0: none */
 } camsim_clip_params;
 
 typedef struct {

@@ -31,6 +31,7 @@ type config struct {
 	extraSizes [][2]int
 	tcpOnly    bool // refuse UDP transports
 	audio      bool // add an audio stream to every camera
+	bframes    int  // B-frames between reference frames, 0 = none
 }
 
 // errUsage marks a command-line error: the message names the flag, and the
@@ -67,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	extraSizes := fs.String("extra-sizes", "", "further clip sizes `WxH[,WxH...]` a camera can switch to (POST /cameras/{n}/size)")
 	tcpOnly := fs.Bool("tcp-only", false, "refuse UDP transports: only RTP over the RTSP connection works")
 	audio := fs.Bool("audio", false, "add an audio stream (G.711 A-law, 8 kHz) to every camera")
+	bframes := fs.Int("bframes", 0, "B-frames between reference frames (0-4; H.264 is then High profile), as encoders' defaults send")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: camsim [flags]\n\nServes a looped synthetic clip as RTSP cameras.\n\n")
 		fs.PrintDefaults()
@@ -95,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		control:     *control,
 		tcpOnly:     *tcpOnly,
 		audio:       *audio,
+		bframes:     *bframes,
 	}
 	var err error
 	if c.listenHost, c.listenPort, err = splitHostPort(*listen); err != nil {
@@ -136,6 +139,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if c.gop < 1 || c.gop > 1000 {
 		return config{}, usageErr("--gop %d: want 1 to 1000", c.gop)
+	}
+	if c.bframes < 0 || c.bframes > 4 {
+		return config{}, usageErr("--bframes %d: want 0 to 4", c.bframes)
+	}
+	if c.bframes >= c.gop {
+		return config{}, usageErr("--bframes %d: must be less than --gop %d", c.bframes, c.gop)
 	}
 	if c.bitrateKbps == 0 {
 		c.bitrateKbps = defaultBitrate(c.width, c.height)

@@ -16,7 +16,7 @@
 //	camsim [--listen 127.0.0.1:8554] [--cameras 1] [--codec h264|h265]
 //	       [--size 1280x720] [--fps 25] [--gop 2*fps] [--bitrate kbps]
 //	       [--clip-seconds 4] [--user U --password P] [--control HOST:PORT]
-//	       [--extra-sizes WxH[,WxH...]] [--tcp-only] [--audio]
+//	       [--extra-sizes WxH[,WxH...]] [--tcp-only] [--audio] [--bframes N]
 //
 // --extra-sizes encodes one more clip per size at start-up (same codec,
 // fps, GOP and length; bitrate scaled by area) for the size control below.
@@ -24,6 +24,12 @@
 // Transport, as behind a firewall that only lets the RTSP connection
 // through. --audio adds a G.711 A-law 8 kHz stream to every camera,
 // pre-encoded and pushed with the video (stall and eos apply to both).
+// --bframes N encodes N B-frames between reference frames (H.264 High,
+// H.265 Main, B-pyramid, closed GOPs), so frames are sent in decode order
+// and their RTP timestamps (presentation times) are not monotonic, as with
+// encoders' defaults. Every frame is timestamped by the camera's schedule
+// (exactly 1/fps apart), not by when it happened to leave, as a camera's
+// capture clock does.
 //
 // When serving it prints one line to stdout,
 // "camsim ready rtsp://HOST:PORT/cam1 … rtsp://HOST:PORT/camN", and logs to

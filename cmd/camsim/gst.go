@@ -35,6 +35,7 @@ func encodeClip(cfg config, w, h int) error {
 		gop:          C.int(cfg.gop),
 		bitrate_kbps: C.int(cfg.bitrateFor(w, h)),
 		clip_frames:  C.int(cfg.clipFrames()),
+		bframes:      C.int(cfg.bframes),
 	}
 	if cfg.codec == "h265" {
 		p.h265 = 1
