@@ -22,7 +22,9 @@ import (
 
 // Handler receives each frame on the sink's goroutine, in order. It owns
 // the frame and must release it (directly or through whoever it hands it
-// to). It must not block: frames queue behind it.
+// to). It must not block: frames queue behind it. A sample that could not
+// be read arrives too, as a frame with PullError set and no pixels, so that
+// the handler, which counts captured frames, counts it captured and dropped.
 type Handler func(f *frame.Frame)
 
 // Sink is the Go side of one appsink element. GStreamer's streaming thread
@@ -45,9 +47,7 @@ type Sink struct {
 	lastFormatPtr *C.gchar
 	lastFormat    frame.Format
 
-	// PullErrors counts samples that could not be turned into frames.
-	PullErrors atomic.Uint64
-	closed     atomic.Bool
+	closed atomic.Bool
 }
 
 // slot pairs a frame with the C state that keeps its pixels alive, so one
@@ -144,15 +144,10 @@ func (sl *slot) giveBack() {
 // deliver hands the oldest queued sample to the handler; false when none.
 func (s *Sink) deliver() bool {
 	sl := s.pool.Get().(*slot)
-	switch rc := C.gc_take(s.queue, &sl.c); rc {
-	case 0:
-	case 1:
+	rc := C.gc_take(s.queue, &sl.c)
+	if rc == 1 {
 		s.pool.Put(sl)
 		return false
-	default:
-		s.PullErrors.Add(1)
-		s.pool.Put(sl)
-		return true
 	}
 	arrival := time.Unix(0, int64(sl.c.arrival_unix_ns))
 	f := &sl.f
@@ -160,6 +155,12 @@ func (s *Sink) deliver() bool {
 	f.SinkTime = arrival
 	f.CaptureTime = arrival
 	f.CaptureSource = frame.SourceArrival
+	if rc != 0 {
+		// gc_take holds nothing on failure; releasing only returns the slot.
+		f.PullError = true
+		s.handler(f)
+		return true
+	}
 	if ntp := int64(sl.c.ntp_unix_ns); ntp > 0 {
 		f.CaptureTime = time.Unix(0, ntp)
 		f.CaptureSource = frame.SourceRTCP

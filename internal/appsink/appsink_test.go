@@ -120,3 +120,33 @@ func TestSlowHandlerOverflowIsCounted(t *testing.T) {
 		assert.Greater(t, pts[i], pts[i-1])
 	}
 }
+
+// A sample that cannot be read as raw video (here audio) still reaches the
+// handler, marked and without pixels, so that it is counted as captured and
+// dropped (pull_error) instead of vanishing.
+func TestUnreadableSampleReachesHandler(t *testing.T) {
+	type seen struct {
+		pullError bool
+		data      int
+		at        time.Time
+	}
+	var got []seen
+	run(t, "audiotestsrc num-buffers=3 ! audio/x-raw,rate=8000 ! appsink name=sink sync=false", func(f *frame.Frame) {
+		got = append(got, seen{f.PullError, len(f.Data), f.SinkTime})
+		f.Release()
+	})
+	require.Len(t, got, 3)
+	for i, s := range got {
+		assert.True(t, s.pullError, "sample %d", i)
+		assert.Zero(t, s.data, "sample %d has no pixels", i)
+		assert.False(t, s.at.IsZero(), "sample %d keeps its arrival time", i)
+	}
+
+	// The slot goes back clean: the next readable sample is a normal frame.
+	var ok []bool
+	run(t, "videotestsrc num-buffers=2 ! video/x-raw,format=GRAY8,width=16,height=16 ! appsink name=sink sync=false", func(f *frame.Frame) {
+		ok = append(ok, !f.PullError && len(f.Data) == 16*16)
+		f.Release()
+	})
+	assert.Equal(t, []bool{true, true}, ok)
+}

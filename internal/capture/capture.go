@@ -233,6 +233,13 @@ func (c *camera) onFrame(f *frame.Frame) {
 	c.stats.FrameCaptured(f.SinkTime)
 	f.CameraID = c.plan.Camera.ID
 	f.Seq = c.seq.Add(1)
+	if f.PullError {
+		// Captured (it left the appsink) but unreadable: counted here, by
+		// the owner of the captured count, so the identity holds.
+		c.stats.Drop(stats.DropPullError, 1)
+		f.Release()
+		return
+	}
 	if prev, _ := c.latSrc.Load().(frame.CaptureSource); prev != f.CaptureSource {
 		c.latSrc.Store(f.CaptureSource)
 		c.stats.SetLatencySource(string(f.CaptureSource))

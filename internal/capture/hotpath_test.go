@@ -183,3 +183,22 @@ func TestOnFramePassFlagsFrame(t *testing.T) {
 	require.Len(t, got, 1)
 	assert.Empty(t, got[0].Flags)
 }
+
+// A sample the appsink could not read is captured and dropped as
+// pull_error by onFrame, so captured = published + dropped still holds.
+func TestOnFramePullErrorIsDropped(t *testing.T) {
+	c, _, _ := newTestCamera(t, "cam", validate.DefaultRules())
+	released := false
+	f := &frame.Frame{PullError: true, SinkTime: time.Now()}
+	f.SetRelease(func() { released = true })
+	c.onFrame(f)
+	c.onFrame(newFramePool(1).get())
+
+	st := c.stats
+	assert.EqualValues(t, 2, st.Captured.Load())
+	assert.EqualValues(t, 1, st.Dropped(stats.DropPullError))
+	assert.EqualValues(t, 1, st.DroppedTotal(), "nothing else: not validated as a size failure")
+	assert.True(t, released)
+	assert.Equal(t, 1, c.ring.Len(), "only the readable frame is queued")
+	assert.Equal(t, st.Captured.Load(), st.Published.Load()+st.DroppedTotal()+uint64(c.ring.Len()))
+}

@@ -21,10 +21,11 @@ const (
 	DropRedisError                     // XADD failed
 	DropShutdown                       // still queued when the shutdown deadline passed
 	DropHandoff                        // out of the appsink, but the hand-off queue to Go was full
+	DropPullError                      // out of the appsink, but not raw video or its buffer could not be mapped
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow"}
+var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error"}
 
 // String returns the metric label value of the reason.
 func (r DropReason) String() string {
