@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -106,11 +107,13 @@ func cfAssertNoLeak(t *testing.T, what string, data []byte, forms map[string]str
 // TestCamFaultCredentialsNeverLeak runs cameras with known credentials
 // through the camera faults (kill and restart, stall, disconnect, EOS, wrong
 // password, wrong path after a successful login, unresolvable name, refused
-// connection) with debug logging and trace export, then searches every
-// output for either password, as is and as a Basic Authorization value:
-// gstcapture's log, /health, /healthz, /readyz, /api/v1/cameras (list and
-// each camera), /metrics, every field of every Redis entry (pixel data
-// included), the exported traces, and `gstcapture render` / `validate`.
+// connection) with debug logging, trace export and GST_DEBUG_DUMP_DOT_DIR,
+// then searches every output for either password, as is and as a Basic
+// Authorization value: gstcapture's log, /health, /healthz, /readyz,
+// /api/v1/cameras (list and each camera), /metrics, every field of every
+// Redis entry (pixel data included), the exported traces, every DOT dump
+// the failing pipelines left (operators copy those off the machine), and
+// `gstcapture render` / `validate`.
 func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 	const user = "operator"
 	pw, wrong := cfSecret(t, "Cam-"), cfSecret(t, "Wrong-")
@@ -132,8 +135,9 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 		{ID: "refused", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + refused + "/cam1"},
 	}
 	cfg := cfConfig(rd.URL, "debug", cams...)
+	dotDir := t.TempDir()
 	env := []string{"CF_CAM_PASSWORD=" + pw, "CF_WRONG_PASSWORD=" + wrong, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + otlp.Endpoint()}
-	svc := startService(t, cfg, env...)
+	svc := startService(t, cfg, append(env, "GST_DEBUG_DUMP_DOT_DIR="+dotDir)...)
 
 	rc.WaitEntry(t, "secure", time.Now().Add(-time.Minute), 30*time.Second, "secure first frame")
 	cfWaitState(t, svc, "wrongpw", "unauthorized", 20*time.Second)
@@ -211,6 +215,30 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 	outputs["exported traces (OTLP)"] = traces
 	require.True(t, bytes.Contains(traces, []byte("frame.capture")), "no frame span was exported: the trace check would be empty")
 
+	// Every DOT dump: the failing cameras' pipelines (wrong password,
+	// unreachable) each left at least one, with rtspsrc's credential
+	// properties in it.
+	dumps, err := os.ReadDir(dotDir)
+	require.NoError(t, err)
+	require.NotEmpty(t, dumps, "no DOT dump was written: the dump check would be empty")
+	withCredentials := 0
+	for _, d := range dumps {
+		b, err := os.ReadFile(filepath.Join(dotDir, d.Name()))
+		require.NoError(t, err)
+		outputs["DOT dump "+d.Name()] = b
+		if bytes.Contains(b, []byte("GstRTSPSrc")) && bytes.Contains(b, []byte(`\nuser-pw=`)) {
+			withCredentials++
+		}
+		info, err := d.Info()
+		require.NoError(t, err)
+		assert.Zero(t, info.Mode().Perm()&0o007, "DOT dump %s is readable by others: %s", d.Name(), info.Mode())
+	}
+	require.NotZero(t, withCredentials, "no DOT dump shows rtspsrc's user-pw property: the dump check would prove little")
+	for _, id := range []string{"wrongpw", "refused"} {
+		found, _ := filepath.Glob(filepath.Join(dotDir, "*-gstcapture-"+id+"-error.dot"))
+		assert.NotEmpty(t, found, "no DOT dump of camera %s's failing pipeline", id)
+	}
+
 	// The faults really happened (otherwise the search proves little).
 	for _, st := range []string{"stalled", "disconnected", "unauthorized", "error"} {
 		assert.True(t, bytes.Contains(log, []byte(`"state":"`+st+`"`)), "the log never shows state %s", st)
@@ -222,8 +250,8 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 	for what, data := range outputs {
 		sizes = append(sizes, fmt.Sprintf("%s %d B", what, len(data)))
 	}
-	t.Logf("searched %d outputs (%d Redis entries, %d OTLP requests) for 2 passwords in 2 forms: %s",
-		len(outputs), entries, len(otlp.bodies), strings.Join(sizes, "; "))
+	t.Logf("searched %d outputs (%d Redis entries, %d OTLP requests, %d DOT dumps) for 2 passwords in 2 forms: %s",
+		len(outputs), entries, len(otlp.bodies), len(dumps), strings.Join(sizes, "; "))
 }
 
 func cfGet(t testing.TB, url string) []byte {

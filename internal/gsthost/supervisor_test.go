@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -121,9 +122,11 @@ func TestSupervisorFrozenTeardown(t *testing.T) {
 }
 
 // A pipeline whose start (SetState PLAYING) misses its deadline is
-// abandoned at the deadline, counted as frozen once, and the camera is
-// rebuilt and streams.
+// abandoned at the deadline, counted as frozen once, gets a DOT dump, and
+// the camera is rebuilt and streams.
 func TestSupervisorFrozenStart(t *testing.T) {
+	dotDir := t.TempDir()
+	t.Setenv("GST_DEBUG_DUMP_DOT_DIR", dotDir)
 	const deadline = 300 * time.Millisecond
 	release := make(chan struct{})
 	defer close(release)
@@ -163,6 +166,9 @@ func TestSupervisorFrozenStart(t *testing.T) {
 	assert.Positive(t, col.n.Load())
 	assert.Equal(t, int64(1), frozen.Load(), "the abandoned pipeline is counted once (its teardown and dump are not counted again)")
 	assert.Equal(t, uint64(1), cam.ReconnectsByReason()["error"], "the frozen start is one rebuild")
+	dumps, err := filepath.Glob(filepath.Join(dotDir, "*-gstcapture-frozenstart-frozen.dot"))
+	require.NoError(t, err)
+	assert.Len(t, dumps, 1, "one DOT dump of the abandoned pipeline")
 }
 
 // The codec auto probe's start (SetState PAUSED) has the same deadline:
