@@ -33,7 +33,7 @@ func base() Params {
 }
 
 const goldenH264 = `rtspsrc name=src location="rtsp://192.168.1.10:554/Streaming/Channels/101" protocols=tcp latency=200` +
-	` drop-on-latency=true do-rtcp=true add-reference-timestamp-meta=true buffer-mode=slave ntp-sync=false` +
+	` drop-on-latency=false do-rtcp=true add-reference-timestamp-meta=true buffer-mode=slave ntp-sync=false` +
 	` tcp-timeout=5000000 timeout=2500000` +
 	` ! application/x-rtp,media=video,encoding-name=H264` +
 	` ! rtph264depay request-keyframe=true` +
@@ -46,7 +46,7 @@ const goldenH264 = `rtspsrc name=src location="rtsp://192.168.1.10:554/Streaming
 	` ! appsink name=sink sync=false max-buffers=2 drop=true enable-last-sample=false emit-signals=false qos=false wait-on-eos=false`
 
 const goldenH265Scaled = `rtspsrc name=src location="rtsps://cam.example/live" protocols=udp+tcp latency=0` +
-	` drop-on-latency=true do-rtcp=true add-reference-timestamp-meta=true buffer-mode=slave ntp-sync=false` +
+	` drop-on-latency=false do-rtcp=true add-reference-timestamp-meta=true buffer-mode=slave ntp-sync=false` +
 	` tcp-timeout=3000000 timeout=1000000` +
 	` ! application/x-rtp,media=video,encoding-name=H265` +
 	` ! rtph265depay` +

@@ -240,6 +240,12 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 		return false, outcome{reason: "error", state: stats.StateError, errType: "core", text: "pipeline refused to start"}
 	}
 	start := time.Now()
+	// While the keyframe gate holds frames back, the camera is sending and
+	// only the next keyframe will help: a rebuild would wait for one too.
+	// So the watchdog counts from the newest gated frame as well. A camera
+	// with a 10 s GOP (libx265's default) joined mid-GOP, or after a loss,
+	// was rebuilt before its keyframe came, and again, for good.
+	var gatedAt time.Time
 	tick := time.NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
@@ -251,15 +257,17 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 		if e, ok := s.drainBus(ctx, pl); ok {
 			return streamed, e
 		}
-		pl.watch.sync(s.cam)
-		s.syncSink(pl)
 		now := time.Now()
+		if pl.watch.sync(s.cam) {
+			gatedAt = now
+		}
+		s.syncSink(pl)
 		last := s.lastFrame.Load()
 		switch {
-		case last == 0 && now.Sub(start) > s.spec.firstFrameAllowance():
+		case last == 0 && now.Sub(laterOf(start, gatedAt)) > s.spec.firstFrameAllowance():
 			return false, outcome{reason: "no_frames", state: stats.StateStalled, errType: "stall",
 				text: fmt.Sprintf("no frame within %s of starting the pipeline", s.spec.firstFrameAllowance())}
-		case last != 0 && now.Sub(time.Unix(0, last)) > s.spec.StallTimeout:
+		case last != 0 && now.Sub(laterOf(time.Unix(0, last), gatedAt)) > s.spec.StallTimeout:
 			return true, outcome{reason: "stall", state: stats.StateStalled, errType: "stall",
 				text: fmt.Sprintf("no frame for %s (stall_timeout)", s.spec.StallTimeout)}
 		case last != 0 && !streamed:
@@ -267,6 +275,13 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 			s.setState(stats.StateStreaming, "")
 		}
 	}
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 // drainBus handles every pending bus message and reports the first one

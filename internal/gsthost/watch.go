@@ -30,15 +30,20 @@ typedef struct {
 	guint protocols; // rtspsrc's GstRTSPLowerTrans flags, 0 without rtspsrc
 	// Keyframe gate, touched only by the decoder's sink-pad streaming thread.
 	gboolean waiting;
+	gboolean joined; // a keyframe has passed since the pipeline started
 	guint run;
 	guint64 skipped, dec_in, dec_out;
+	guint64 joining; // skipped before the first keyframe: not counted as lost
 	// Rate gate, touched only by videorate's sink-pad streaming thread.
 	GstClockTime interval, next;
 } gh_watch;
 
 // A camera that never sends a keyframe (periodic intra refresh) must not be
 // cut off for good: after this many skipped frames in a row the gate opens.
-#define GH_GATE_MAX_RUN 150
+// Above the 250-frame keyframe interval that libx264's and libx265's
+// defaults use: at 150, a long-GOP camera's gate opened before its next
+// keyframe and let undecodable frames through.
+#define GH_GATE_MAX_RUN 300
 
 static gh_watch *gh_watch_ref(gh_watch *w) { g_atomic_int_inc(&w->refs); return w; }
 
@@ -164,7 +169,10 @@ static gboolean gh_select_stream(GstElement *src, guint num, GstCaps *caps, gpoi
 // After a discontinuity (a DISCONT buffer: packets were lost, or the stream
 // started) or a GAP event, frames up to the next keyframe reference
 // pictures the decoder never got; libav decodes them anyway, as grey or
-// smeared pictures, without flagging them. They are skipped and counted.
+// smeared pictures, without flagging them. They are skipped, and counted
+// once the stream has started: joining a camera (or a relay) mid-GOP, the
+// frames before the first keyframe are waited out, not lost, and a clean
+// stream must show no skipped frame.
 static GstPadProbeReturn gh_dec_in(GstPad *pad, GstPadProbeInfo *info, gpointer data)
 {
 	gh_watch *w = data;
@@ -181,10 +189,11 @@ static GstPadProbeReturn gh_dec_in(GstPad *pad, GstPadProbeInfo *info, gpointer 
 	if (w->waiting) {
 		if (GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_DELTA_UNIT) && w->run < GH_GATE_MAX_RUN) {
 			w->run++;
-			__atomic_fetch_add(&w->skipped, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(w->joined ? &w->skipped : &w->joining, 1, __ATOMIC_RELAXED);
 			return GST_PAD_PROBE_DROP;
 		}
 		w->waiting = FALSE;
+		w->joined = TRUE;
 		w->run = 0;
 	}
 	__atomic_fetch_add(&w->dec_in, 1, __ATOMIC_RELAXED);
@@ -309,9 +318,10 @@ static int gh_watch_refused(gh_watch *w)
 
 static guint gh_watch_protocols(gh_watch *w) { return w->protocols; }
 
-static void gh_watch_counts(gh_watch *w, guint64 *skipped, guint64 *in, guint64 *out)
+static void gh_watch_counts(gh_watch *w, guint64 *skipped, guint64 *joining, guint64 *in, guint64 *out)
 {
 	*skipped = __atomic_load_n(&w->skipped, __ATOMIC_RELAXED);
+	*joining = __atomic_load_n(&w->joining, __ATOMIC_RELAXED);
 	*in = __atomic_load_n(&w->dec_in, __ATOMIC_RELAXED);
 	*out = __atomic_load_n(&w->dec_out, __ATOMIC_RELAXED);
 }
@@ -334,6 +344,9 @@ type streamWatch struct {
 	c *C.gh_watch
 	// Counts already added to the camera's stats.
 	skipped, in, out uint64
+	// gated is the count of frames the keyframe gate held back (lost or
+	// joining), as of the last sync.
+	gated uint64
 }
 
 // attachWatch installs the watch on p; codec is the configured codec or ""
@@ -381,13 +394,19 @@ func (w *streamWatch) announced() ([]string, bool) {
 	return strings.Split(s, ","), true
 }
 
-// sync adds what the watch counted since the last call to cam.
-func (w *streamWatch) sync(cam *stats.Camera) {
+// sync adds what the watch counted since the last call to cam, and
+// reports whether the keyframe gate held back a frame since then: frames
+// are arriving, but none can be decoded before the next keyframe.
+func (w *streamWatch) sync(cam *stats.Camera) (gating bool) {
 	if w == nil || w.c == nil {
-		return
+		return false
 	}
-	var skipped, in, out C.guint64
-	C.gh_watch_counts(w.c, &skipped, &in, &out)
+	var skipped, joining, in, out C.guint64
+	C.gh_watch_counts(w.c, &skipped, &joining, &in, &out)
+	if g := uint64(skipped) + uint64(joining); g != w.gated {
+		gating = true
+		w.gated = g
+	}
 	add := func(dst interface{ Add(uint64) uint64 }, now uint64, last *uint64) {
 		if now > *last {
 			dst.Add(now - *last)
@@ -397,6 +416,7 @@ func (w *streamWatch) sync(cam *stats.Camera) {
 	add(&cam.SkippedUndecodable, uint64(skipped), &w.skipped)
 	add(&cam.DecoderIn, uint64(in), &w.in)
 	add(&cam.DecoderOut, uint64(out), &w.out)
+	return gating
 }
 
 // refusedAll reports whether the watch refused every stream of the SDP.

@@ -1,0 +1,117 @@
+// Command rtsprelay is the third-party RTSP relay the end-to-end tests put
+// between a publisher (ffmpeg) and gstcapture: gortsplib's server, the RTSP
+// stack of MediaMTX, which forwards the publisher's RTP packets to every
+// reader as they arrive, without depayloading or re-timestamping them. It
+// is a module of its own so gortsplib stays out of the service's go.mod;
+// this file is only the glue (a path per publisher, a listen flag).
+//
+//	rtsprelay --listen 127.0.0.1:PORT
+//
+// Publish with `ffmpeg ... -f rtsp -rtsp_transport tcp rtsp://HOST:PORT/NAME`
+// and read rtsp://HOST:PORT/NAME over TCP (UDP is off). It prints
+// "rtsprelay ready" on stdout once listening, and "rtsprelay publishing
+// /NAME" when a publisher starts recording.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"sync"
+
+	"github.com/bluenviron/gortsplib/v4"
+	"github.com/bluenviron/gortsplib/v4/pkg/base"
+	"github.com/bluenviron/gortsplib/v4/pkg/description"
+	"github.com/bluenviron/gortsplib/v4/pkg/format"
+	"github.com/pion/rtp"
+)
+
+type path struct {
+	stream    *gortsplib.ServerStream
+	publisher *gortsplib.ServerSession
+}
+
+type relay struct {
+	server *gortsplib.Server
+	mu     sync.Mutex
+	paths  map[string]*path
+}
+
+func (r *relay) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, p := range r.paths {
+		if p.publisher == ctx.Session {
+			p.stream.Close()
+			delete(r.paths, name)
+		}
+	}
+}
+
+func (r *relay) lookup(name string) (*gortsplib.ServerStream, *base.Response) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.paths[name]
+	if !ok {
+		return nil, &base.Response{StatusCode: base.StatusNotFound}
+	}
+	return p.stream, &base.Response{StatusCode: base.StatusOK}
+}
+
+func (r *relay) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	s, res := r.lookup(ctx.Path)
+	return res, s, nil
+}
+
+func (r *relay) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Response, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if old, ok := r.paths[ctx.Path]; ok {
+		old.stream.Close()
+		old.publisher.Close()
+	}
+	s := &gortsplib.ServerStream{Server: r.server, Desc: ctx.Description}
+	if err := s.Initialize(); err != nil {
+		return &base.Response{StatusCode: base.StatusBadRequest}, err
+	}
+	r.paths[ctx.Path] = &path{stream: s, publisher: ctx.Session}
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (r *relay) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	if ctx.Session.State() == gortsplib.ServerSessionStatePreRecord {
+		return &base.Response{StatusCode: base.StatusOK}, nil, nil
+	}
+	s, res := r.lookup(ctx.Path)
+	return res, s, nil
+}
+
+func (r *relay) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (r *relay) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Response, error) {
+	s, res := r.lookup(ctx.Path)
+	if s == nil {
+		return res, nil
+	}
+	ctx.Session.OnPacketRTPAny(func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
+		_ = s.WritePacketRTP(m, pkt)
+	})
+	fmt.Printf("rtsprelay publishing %s\n", ctx.Path)
+	return res, nil
+}
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:8554", "RTSP `HOST:PORT`")
+	flag.Parse()
+	r := &relay{paths: map[string]*path{}}
+	r.server = &gortsplib.Server{Handler: r, RTSPAddress: *listen}
+	if err := r.server.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, "rtsprelay:", err)
+		os.Exit(1)
+	}
+	fmt.Println("rtsprelay ready")
+	log.Fatal(r.server.Wait())
+}
