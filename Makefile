@@ -30,8 +30,14 @@ unit: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 $(UNIT_PKGS)
 
-e2e: build
+# TestRaceCapture runs a real capture against this -race build and fails on
+# any race report.
+e2e: build bin/gstcapture-race
 	$(GO) test -count=1 -timeout 30m ./e2e/
+
+.PHONY: bin/gstcapture-race
+bin/gstcapture-race: deps bin/gst-plugins/libgstswsconvert.so
+	$(GO) build -race -ldflags "$(LDFLAGS)" -o $@ ./cmd/gstcapture
 
 # The Jaeger binary the tracing e2e test needs takes ~10 min to build on a
 # fresh machine: start that build (cached afterwards) alongside the unit tests.

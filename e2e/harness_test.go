@@ -166,12 +166,19 @@ type service struct {
 
 func startService(t testing.TB, configYAML string, env ...string) *service {
 	t.Helper()
+	return startServiceBin(t, "gstcapture", configYAML, env...)
+}
+
+// startServiceBin is startService with another build of gstcapture in bin/
+// (gstcapture-race).
+func startServiceBin(t testing.TB, bin, configYAML string, env ...string) *service {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := writeFile(t, dir, "config.yaml", configYAML)
 	port := testenv.FreePort(t)
 	s := &service{HTTP: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	env = append(env, fmt.Sprintf("GSTCAPTURE_HTTP__LISTEN=127.0.0.1:%d", port))
-	s.proc = start(t, env, binary(t, "gstcapture"), "run", "--config", cfg)
+	s.proc = start(t, env, binary(t, bin), "run", "--config", cfg)
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(s.HTTP + "/healthz")
 		if err != nil {
