@@ -67,6 +67,9 @@ func TestParseFlagsErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--password", "p"}, "--user"},
 		{[]string{"--user", "a:b", "--password", "p"}, "--user"},
 		{[]string{"--fps", "x"}, "-fps"},
+		{[]string{"--bframes", "5"}, "--bframes 5"},
+		{[]string{"--bframes", "-1"}, "--bframes -1"},
+		{[]string{"--bframes", "2", "--gop", "2"}, "less than --gop"},
 		{[]string{"--nosuchflag"}, "nosuchflag"},
 		{[]string{"extra"}, "extra"},
 	}
