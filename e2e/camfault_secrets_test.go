@@ -118,6 +118,10 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 	const user = "operator"
 	pw, wrong := cfSecret(t, "Cam-"), cfSecret(t, "Wrong-")
 	forms := cfLeakForms(user, pw, wrong)
+	// Token-style camera URLs: a ${VAR} in the query and in the path.
+	queryToken, pathToken := cfSecret(t, "Qtok-"), cfSecret(t, "Ptok-")
+	forms[queryToken] = "query token " + queryToken[:6] + "…"
+	forms[pathToken] = "path token " + pathToken[:6] + "…"
 	// The search works (the test can fail).
 	probe := []byte("xx" + base64.StdEncoding.EncodeToString([]byte(user+":"+wrong)) + "yy")
 	require.Len(t, cfFindLeaks(probe, forms), 1, "the search does not find a planted Basic auth value")
@@ -133,15 +137,23 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 		{ID: "badpath", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + sim.Addr + "/no-such-camera"},
 		{ID: "nodns", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@camera.invalid:8554/cam1"},
 		{ID: "refused", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + refused + "/cam1"},
+		// The camera wants a password: unauthorized, with the query token in
+		// every request.
+		{ID: "querytoken", URL: "rtsp://" + sim.Addr + "/cam1?token=${CF_QUERY_TOKEN}"},
+		// Logged in, then 404 for a path that holds the token.
+		{ID: "pathtoken", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + sim.Addr + "/t/${CF_PATH_TOKEN}/cam1"},
 	}
 	cfg := cfConfig(rd.URL, "debug", cams...)
 	dotDir := t.TempDir()
-	env := []string{"CF_CAM_PASSWORD=" + pw, "CF_WRONG_PASSWORD=" + wrong, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + otlp.Endpoint()}
+	env := []string{"CF_CAM_PASSWORD=" + pw, "CF_WRONG_PASSWORD=" + wrong, "CF_QUERY_TOKEN=" + queryToken, "CF_PATH_TOKEN=" + pathToken,
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + otlp.Endpoint()}
 	svc := startService(t, cfg, append(env, "GST_DEBUG_DUMP_DOT_DIR="+dotDir)...)
 
 	rc.WaitEntry(t, "secure", time.Now().Add(-time.Minute), 30*time.Second, "secure first frame")
 	cfWaitState(t, svc, "wrongpw", "unauthorized", 20*time.Second)
 	cfWaitState(t, svc, "badpath", "error", 20*time.Second)
+	cfWaitState(t, svc, "querytoken", "unauthorized", 20*time.Second)
+	cfWaitState(t, svc, "pathtoken", "error", 20*time.Second)
 
 	// The faults, each followed by recovery.
 	sim.Do(1, "stall")
@@ -250,7 +262,7 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 	for what, data := range outputs {
 		sizes = append(sizes, fmt.Sprintf("%s %d B", what, len(data)))
 	}
-	t.Logf("searched %d outputs (%d Redis entries, %d OTLP requests, %d DOT dumps) for 2 passwords in 2 forms: %s",
+	t.Logf("searched %d outputs (%d Redis entries, %d OTLP requests, %d DOT dumps) for 2 passwords in 2 forms and 2 URL tokens: %s",
 		len(outputs), entries, len(otlp.bodies), len(dumps), strings.Join(sizes, "; "))
 }
 
