@@ -7,8 +7,10 @@
 // (codec.go, codec auto), video streams only, a keyframe gate after loss,
 // decoder in/out counts and a rate gate in front of videorate.
 //
-// Every GStreamer call that can block runs with a deadline; a pipeline that
-// misses its teardown deadline is abandoned and counted as frozen.
+// Every GStreamer call that can block runs with a deadline: start (PLAYING,
+// the codec auto probe's PAUSED), teardown (NULL) and the DOT dump. A
+// pipeline whose call misses its deadline is abandoned and counted as frozen
+// once.
 //
 // It may import go-gst, internal/appsink, internal/backoff, internal/frame,
 // internal/stats and the standard library. Only this package and
