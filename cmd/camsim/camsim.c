@@ -703,6 +703,16 @@ on_media_configure (GstRTSPMediaFactory * factory, GstRTSPMedia * media,
 
 /* ---- frame pump -------------------------------------------------------- */
 
+/* Whether el (an appsrc of a media) has reached PLAYING; never blocks. */
+static gboolean
+element_playing (GstElement * el)
+{
+  GstState cur = GST_STATE_VOID_PENDING;
+
+  gst_element_get_state (el, &cur, NULL, 0);
+  return cur == GST_STATE_PLAYING;
+}
+
 /* Pushes cam's next frame, due at due_us on its schedule, to every client
  * of it. Called with lock held. */
 static void
@@ -730,6 +740,18 @@ pump_camera (Cam * cam, gint64 due_us)
     GstBuffer *b;
 
     if (s->eos || (s->wait_key && !key))
+      continue;
+    /* Nothing before the media's pipeline is PLAYING: appsrc's
+     * do-timestamp stamps a buffer with the running time when it is
+     * pushed, and before the pipeline has a base time that is the clock's
+     * absolute time (the machine's uptime). gst-rtsp-server's sinks sync
+     * to the clock (rate control), so a first frame stamped 1h48m waited
+     * 1h48m and held back every later one: the client got PLAY 200 OK and
+     * RTCP, and no RTP packet (seen for 2 of 60 first clients of a fresh
+     * camsim under CPU load, when the pump ran between media-configure
+     * and PLAYING). The media goes PLAYING while it prepares, then waits
+     * for this first frame. */
+    if (!element_playing (s->appsrc))
       continue;
     /* A stalled camera still primes a new media with one frame: the
      * media cannot finish preparing (and DESCRIBE cannot be answered)

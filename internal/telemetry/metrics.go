@@ -135,7 +135,7 @@ var (
 	descDecoder    = prometheus.NewDesc("rtsp_decoder_info", "The camera's codec and decoder element; value 1.", []string{"camera_id", "codec", "decoder"}, nil)
 	descLastFrame  = prometheus.NewDesc("rtsp_last_frame_timestamp_seconds", "Unix time of the camera's newest frame (0 before the first).", []string{"camera_id"}, nil)
 	descFrozen     = prometheus.NewDesc("rtsp_frozen_pipelines_total", "Pipelines abandoned because teardown missed its deadline.", []string{"camera_id"}, nil)
-	descSkipped    = prometheus.NewDesc("rtsp_frames_skipped_undecodable_total", "Encoded frames skipped between a packet loss (or a mid-GOP join) and the next keyframe; they never reach the decoder.", []string{"camera_id"}, nil)
+	descSkipped    = prometheus.NewDesc("rtsp_frames_skipped_undecodable_total", "Encoded frames skipped between a packet loss and the next keyframe (not those before a connection's first keyframe); they never reach the decoder.", []string{"camera_id"}, nil)
 	descDecoder2   = prometheus.NewDesc("rtsp_decoder_frames_total", "Frames into (in) and out of (out) the decoder; in - out is what the decoder discarded (plus at most one in flight).", []string{"camera_id", "direction"}, nil)
 	descRedisUp    = prometheus.NewDesc("rtsp_redis_up", "1 while the publisher considers Redis reachable, else 0.", nil, nil)
 )
