@@ -80,6 +80,8 @@ type cfCamsim struct {
 	p       *proc
 	Ready   time.Time // when this test saw the latest start's ready line
 	Starts  int
+	// Past holds the output of every earlier start (Kill keeps it).
+	Past strings.Builder
 }
 
 // cfStartCamsim starts camsim at a free port (fixed for its lifetime).
@@ -152,7 +154,11 @@ func (c *cfCamsim) Kill() {
 	case <-time.After(10 * time.Second):
 		c.t.Fatalf("camsim at %s did not die within 10 s of SIGKILL", c.Addr)
 	}
+	c.Past.WriteString(c.p.Output())
 }
+
+// Output returns what every start of the simulator printed so far.
+func (c *cfCamsim) Output() string { return c.Past.String() + c.p.Output() }
 
 // Do posts a control action (stall, resume, eos, disconnect) for camera n.
 func (c *cfCamsim) Do(n int, action string) {

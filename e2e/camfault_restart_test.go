@@ -94,6 +94,18 @@ func TestCamFaultKillRestart(t *testing.T) {
 		sorted[cycles-1].Round(time.Millisecond), capped)
 	t.Logf("kill noticed (not streaming in /health): median %s, max %s", detections[cycles/2].Round(time.Millisecond), detections[cycles-1].Round(time.Millisecond))
 
+	// camsim rewinds a camera nobody watches to its GOP start for a new
+	// client. When it did not hold there until the client's media played,
+	// 3 of 50 restarts began on a P-frame and waited 1.9 s for the next
+	// IDR: recoveries of 3.2 s, and 4.9 s after the backoff reached its cap.
+	var midGOP []string
+	for _, line := range strings.Split(sim.Output(), "\n") {
+		if strings.Contains(line, "first frame is not a keyframe") {
+			midGOP = append(midGOP, line)
+		}
+	}
+	assert.Empty(t, midGOP, "every restart's first client starts on an IDR")
+
 	h := svc.health(t)
 	m := cfMetrics(t, svc)
 	assert.Zero(t, cfMetric(m, "rtsp_frozen_pipelines_total", "camera_id", "restarted"), "no pipeline missed its teardown deadline")

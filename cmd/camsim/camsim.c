@@ -720,7 +720,7 @@ pump_camera (Cam * cam, gint64 due_us)
 {
   guint i;
   GstBuffer *frame;
-  gboolean key;
+  gboolean key, watched = FALSE;
 
   if (cam->next_clip != cam->clip && cam->index % params.gop == 0) {
     /* A size switch, at a GOP start: the IDR that follows carries the new
@@ -760,6 +760,13 @@ pump_camera (Cam * cam, gint64 due_us)
      * then works but no frame arrives. */
     if (cam->stalled && s->primed)
       continue;
+    /* A new client's first frame opens its stream: one that is not an
+     * IDR leaves the client waiting a GOP for the next one. The rewind and
+     * the hold below prevent that; this says so if they ever do not. */
+    if (!s->primed && !key)
+      g_warning ("camsim: cam%d: a new client's first frame is not a "
+          "keyframe (frame %d of the GOP)", cam->id,
+          cam->index % params.gop);
     s->wait_key = FALSE;
     s->primed = TRUE;
     /* Shallow copy: shares the encoded memory. Timestamps are cleared so
@@ -785,9 +792,16 @@ pump_camera (Cam * cam, gint64 due_us)
       gst_app_src_push_buffer (GST_APP_SRC (s->audio), b);
     }
   }
+  for (i = 0; i < cam->sinks->len && !watched; i++)
+    watched = ((Sink *) g_ptr_array_index (cam->sinks, i))->primed;
   /* A stalled camera keeps its position, so resuming continues the same
-   * decodable sequence instead of jumping into the middle of a GOP. */
-  if (!cam->stalled)
+   * decodable sequence instead of jumping into the middle of a GOP. So
+   * does a camera whose only clients have not had a frame yet (their
+   * media is not PLAYING): the rewind to the GOP start in media_configure
+   * must still hold when the first frame goes out. Advancing meanwhile
+   * started a fresh camera's first client on a P-frame, and it waited up
+   * to a GOP (2 s by default) for the next IDR. */
+  if (!cam->stalled && (watched || cam->sinks->len == 0))
     cam->index = (cam->index + 1) % params.clip_frames;
 }
 
