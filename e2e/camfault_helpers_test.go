@@ -54,6 +54,7 @@ func cfConfig(redisURL, logLevel string, cams ...cfCam) string {
 redis:
   url: %s
   maxlen: 100000
+  retention: 1h
 log: {level: %s, format: json}
 health: {min_ready: 0}
 defaults:

@@ -20,6 +20,7 @@ const captureConfig = `
 redis:
   url: %s
   maxlen: 100000
+  retention: 1h
 defaults:
   fps: 10
   format: BGR

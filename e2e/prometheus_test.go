@@ -255,6 +255,8 @@ func alertCameras(alerts []promAlert, name string) map[string]string {
 const promCaptureConfig = `
 redis:
   url: %s
+  maxlen: 1000
+  retention: 1h
 defaults:
   fps: 10
   stall_timeout: 2s

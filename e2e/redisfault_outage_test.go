@@ -23,6 +23,7 @@ func rfConfig(redisURL, camsimAddr string, cams, ringSize int, extra string) str
 redis:
   url: %s
   maxlen: 100000
+  retention: 1h
 log: {level: info, format: json}
 defaults:
   fps: 10

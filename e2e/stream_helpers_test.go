@@ -119,7 +119,7 @@ func streamHealth(t *testing.T, svc *service) map[string]streamCam {
 // style).
 func streamConfig(redisURL string, cams ...string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "redis:\n  url: %s\n  maxlen: 100000\nlog:\n  format: json\n", redisURL)
+	fmt.Fprintf(&b, "redis:\n  url: %s\n  maxlen: 100000\n  retention: 1h\nlog:\n  format: json\n", redisURL)
 	b.WriteString("defaults:\n  fps: 10\n  format: BGR\n  stall_timeout: 5s\n  reconnect: {initial: 500ms, max: 3s}\ncameras:\n")
 	for _, c := range cams {
 		b.WriteString("  - " + c + "\n")

@@ -275,6 +275,7 @@ const tracingConfig = `
 redis:
   url: %s
   maxlen: 1000
+  retention: 1h
 tracing:
   sample_ratio: 1.0
 defaults:

@@ -161,12 +161,19 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	s.pub = publish.New(rc, publish.Options{
-		Stream:   cfg.Redis.Stream,
-		MaxLen:   cfg.Redis.MaxLen,
-		Batch:    cfg.Redis.Batch,
-		Timeout:  cfg.Redis.Timeout,
-		Instance: publish.NewInstanceID(),
+		Stream:       cfg.Redis.Stream,
+		Retention:    cfg.Redis.Retention,
+		MaxLen:       cfg.Redis.MaxLen,
+		MemoryBudget: cfg.Redis.MemoryBudget,
+		Batch:        cfg.Redis.Batch,
+		Timeout:      cfg.Redis.Timeout,
+		Instance:     publish.NewInstanceID(),
 	}, log, recorder{s.metrics, s.tracer})
+	s.pub.OnLimit(func(id string, l publish.Limit) {
+		if st, ok := s.reg.Get(id); ok {
+			st.SetRetention(l.MaxLen, l.Retention, l.Shortened)
+		}
+	})
 
 	secrets := cfg.Secrets()
 	redact := func(text string) string { return config.Redact(text, secrets...) }
@@ -180,6 +187,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 			return nil, fmt.Errorf("camera %s: %w", cc.ID, err)
 		}
 		st := s.reg.Add(cc.ID)
+		s.pub.AddCamera(cc.ID, float64(cc.Settings.FPS))
 		st.SetDecoder(cc.Codec, plan.Decoder.Element)
 		c := newCamera(plan, st, rules, s.metrics.Camera(cc.ID), s.tracer)
 		spec := gsthost.Spec{
@@ -322,6 +330,8 @@ func (s *Service) Plans() []Plan {
 func (s *Service) Run(ctx context.Context) {
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	var sups, pubs sync.WaitGroup
+	pubs.Add(1)
+	go func() { defer pubs.Done(); s.pub.WatchMemory(pubCtx) }()
 	for _, c := range s.cams {
 		sups.Add(1)
 		go func() { defer sups.Done(); c.sup.Run(ctx) }()
@@ -408,3 +418,11 @@ func (s *Service) Snapshots(now time.Time) []stats.Snapshot {
 
 // RedisHealthy reports whether the publisher considers Redis up (health.Source).
 func (s *Service) RedisHealthy() bool { return s.pub.Healthy() }
+
+// RedisFull reports whether Redis refused frames for want of memory in the
+// last few seconds (health.Source).
+func (s *Service) RedisFull() bool { return s.pub.Full() }
+
+// RedisMemoryBudget returns the bytes all streams may hold (0 = unbounded;
+// telemetry.Source).
+func (s *Service) RedisMemoryBudget() int64 { return s.pub.MemoryBudget() }

@@ -35,11 +35,18 @@ type HTTP struct{ Listen string }
 
 // Redis is where frames are published.
 type Redis struct {
-	URL     string        // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
-	Stream  string        // key template, "{camera_id}" is replaced, see Camera.StreamKey
-	MaxLen  int64         // XADD MAXLEN ~ (approximate trimming); 0 = no MAXLEN, the stream is never trimmed
-	Batch   int           // entries per pipelined round trip
-	Timeout time.Duration // per round trip
+	URL    string // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
+	Stream string // key template, "{camera_id}" is replaced, see Camera.StreamKey
+	// Retention is the history each camera's stream keeps; gstcapture
+	// shortens it when it does not fit MemoryBudget.
+	Retention time.Duration
+	// MaxLen caps the entries of a stream besides Retention; 0 = no cap.
+	MaxLen int64
+	// MemoryBudget bounds the memory of every stream together, in bytes;
+	// 0 (auto) = a share of Redis's own maxmemory, read with INFO.
+	MemoryBudget int64
+	Batch        int           // entries per pipelined round trip
+	Timeout      time.Duration // per round trip
 }
 
 // Health sets the readiness and liveness rules.
@@ -273,11 +280,13 @@ func defaultMap() map[string]any {
 	return map[string]any{
 		"http": map[string]any{"listen": ":8000"},
 		"redis": map[string]any{
-			"url":     "redis://127.0.0.1:6379/0",
-			"stream":  "frames:{camera_id}",
-			"maxlen":  1000,
-			"batch":   16,
-			"timeout": "2s",
+			"url":           "redis://127.0.0.1:6379/0",
+			"stream":        "frames:{camera_id}",
+			"retention":     "10s",
+			"maxlen":        0,
+			"memory_budget": "auto",
+			"batch":         16,
+			"timeout":       "2s",
 		},
 		"health":   map[string]any{"min_ready": 1, "max_frozen": 3},
 		"shutdown": map[string]any{"timeout": "5s"},

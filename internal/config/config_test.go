@@ -59,7 +59,7 @@ func TestEnvOfOtherToolsIgnored(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	cfg := mustLoad(t, oneCamera)
 	assert.Equal(t, HTTP{Listen: ":8000"}, cfg.HTTP)
-	assert.Equal(t, Redis{URL: "redis://127.0.0.1:6379/0", Stream: "frames:{camera_id}", MaxLen: 1000, Batch: 16, Timeout: 2 * time.Second}, cfg.Redis)
+	assert.Equal(t, Redis{URL: "redis://127.0.0.1:6379/0", Stream: "frames:{camera_id}", Retention: 10 * time.Second, MaxLen: 0, MemoryBudget: 0, Batch: 16, Timeout: 2 * time.Second}, cfg.Redis)
 	assert.Equal(t, Health{MinReady: 1, MaxFrozen: 3}, cfg.Health)
 	assert.Equal(t, Shutdown{Timeout: 5 * time.Second}, cfg.Shutdown)
 	assert.Equal(t, Log{Level: "info", Format: "json"}, cfg.Log)
@@ -89,7 +89,7 @@ func TestDefaults(t *testing.T) {
 func TestFileOverrides(t *testing.T) {
 	cfg := mustLoad(t, `
 http: {listen: "127.0.0.1:9000"}
-redis: {url: "rediss://cache:6380/2", stream: "cam:{camera_id}:frames", maxlen: 50, batch: 4, timeout: 500ms}
+redis: {url: "rediss://cache:6380/2", stream: "cam:{camera_id}:frames", retention: 3s, maxlen: 50, memory_budget: 2GiB, batch: 4, timeout: 500ms}
 health: {min_ready: 0, max_frozen: 1}
 shutdown: {timeout: 2s}
 log: {level: debug, format: text}
@@ -114,7 +114,7 @@ defaults:
     corrupt: {action: off}
 `+oneCamera)
 	assert.Equal(t, HTTP{Listen: "127.0.0.1:9000"}, cfg.HTTP)
-	assert.Equal(t, Redis{URL: "rediss://cache:6380/2", Stream: "cam:{camera_id}:frames", MaxLen: 50, Batch: 4, Timeout: 500 * time.Millisecond}, cfg.Redis)
+	assert.Equal(t, Redis{URL: "rediss://cache:6380/2", Stream: "cam:{camera_id}:frames", Retention: 3 * time.Second, MaxLen: 50, MemoryBudget: 2 << 30, Batch: 4, Timeout: 500 * time.Millisecond}, cfg.Redis)
 	assert.Equal(t, Health{MinReady: 0, MaxFrozen: 1}, cfg.Health)
 	assert.Equal(t, Shutdown{Timeout: 2 * time.Second}, cfg.Shutdown)
 	assert.Equal(t, Log{Level: "debug", Format: "text"}, cfg.Log)
@@ -719,7 +719,7 @@ func TestRedactURLEncodedForms(t *testing.T) {
 	}
 }
 
-// redis.maxlen 0 turns trimming off (docs/redis-schema.md); below 0 is a
+// redis.maxlen 0 means no entry cap besides redis.retention; below 0 is a
 // problem naming the path, also when the environment set it.
 func TestMaxLen(t *testing.T) {
 	cases := []struct {
@@ -729,7 +729,7 @@ func TestMaxLen(t *testing.T) {
 		want int64
 		prob string // "" = loads
 	}{
-		{"default", oneCamera, nil, 1000, ""},
+		{"default: no cap besides retention", oneCamera, nil, 0, ""},
 		{"zero is no trimming", "redis: {maxlen: 0}\n" + oneCamera, nil, 0, ""},
 		{"zero from the environment", oneCamera, []string{"GSTCAPTURE_REDIS__MAXLEN=0"}, 0, ""},
 		{"positive", "redis: {maxlen: 5}\n" + oneCamera, nil, 5, ""},
@@ -754,4 +754,38 @@ func problemStrings(ps Problems) []string {
 		out[i] = p.String()
 	}
 	return out
+}
+
+// redis.memory_budget is auto (0) or a size with a unit; anything else, or
+// less than 1MiB, is a problem naming the path and the value.
+func TestMemoryBudget(t *testing.T) {
+	cases := []struct {
+		val  string
+		want int64
+		prob string
+	}{
+		{"auto", 0, ""},
+		{"AUTO", 0, ""},
+		{"2GiB", 2 << 30, ""},
+		{"512MiB", 512 << 20, ""},
+		{"1.5GB", 1610612736, ""},
+		{"300mb", 300 << 20, ""},
+		{"300m", 300000000, ""},
+		{"1048576", 1 << 20, ""},
+		{"lots", 0, `redis.memory_budget: must be auto or a size such as 2GiB, 512MiB or 1.5GB, got "lots"`},
+		{"-1GiB", 0, `redis.memory_budget: must be auto or a size such as 2GiB, 512MiB or 1.5GB, got "-1GiB"`},
+		{"100KiB", 0, `redis.memory_budget: must be at least 1MiB, got "100KiB" (102400 bytes)`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.val, func(t *testing.T) {
+			yml := "redis: {memory_budget: \"" + tc.val + "\"}\n" + oneCamera
+			if tc.prob != "" {
+				assert.Equal(t, []string{tc.prob}, problemStrings(problems(t, yml)))
+				return
+			}
+			assert.Equal(t, tc.want, mustLoad(t, yml).Redis.MemoryBudget)
+		})
+	}
+	assert.Equal(t, []string{"redis.retention: must be between 100ms and 1h0m0s, got 10ms"},
+		problemStrings(problems(t, "redis: {retention: 10ms}\n"+oneCamera)))
 }

@@ -60,7 +60,7 @@ func (r *reader) config(m map[string]any, lookup func(string) (string, bool), ba
 	}
 
 	if sec, ok := r.section(m, "", "redis"); ok {
-		r.keys("redis", sec, "url", "stream", "maxlen", "batch", "timeout")
+		r.keys("redis", sec, "url", "stream", "retention", "maxlen", "memory_budget", "batch", "timeout")
 		if s, ok := r.strField(sec, "redis", "url"); ok {
 			if err := checkRedisURL(s); err != "" {
 				r.add("redis.url", "%s", err)
@@ -76,6 +76,15 @@ func (r *reader) config(m map[string]any, lookup func(string) (string, bool), ba
 		var maxLen int
 		r.intField(sec, "redis", "maxlen", &maxLen, between(0, noMax))
 		cfg.Redis.MaxLen = int64(maxLen)
+		r.durField(sec, "redis", "retention", &cfg.Redis.Retention, durBetween(100*time.Millisecond, time.Hour))
+		if v, ok := sec["memory_budget"]; ok {
+			n, err := parseBudget(v)
+			if err != "" {
+				r.add("redis.memory_budget", "%s", err)
+			} else {
+				cfg.Redis.MemoryBudget = n
+			}
+		}
 		r.intField(sec, "redis", "batch", &cfg.Redis.Batch, between(1, 1000))
 		r.durField(sec, "redis", "timeout", &cfg.Redis.Timeout, durBetween(time.Millisecond, time.Minute))
 	}

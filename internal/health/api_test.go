@@ -23,12 +23,14 @@ import (
 type fakeAPI struct {
 	cams   []stats.Snapshot
 	redis  bool
+	full   bool
 	frozen int64
 	pic    *frame.Picture
 }
 
 func (f *fakeAPI) Snapshots(time.Time) []stats.Snapshot { return f.cams }
 func (f *fakeAPI) RedisHealthy() bool                   { return f.redis }
+func (f *fakeAPI) RedisFull() bool                      { return f.full }
 func (f *fakeAPI) Frozen() int64                        { return f.frozen }
 func (f *fakeAPI) Snapshot(_ context.Context, id string, _ time.Duration) (*frame.Picture, error) {
 	for _, c := range f.cams {
@@ -90,7 +92,14 @@ func TestProbes(t *testing.T) {
 	assert.Contains(t, rec.Body.String(), "redis unreachable")
 	assert.Equal(t, 200, get(t, s, "/healthz").Code, "Redis down is not a reason to restart")
 
-	api.redis = true
+	api.redis, api.full = true, true
+	rec = get(t, s, "/readyz")
+	assert.Equal(t, 503, rec.Code)
+	assert.Contains(t, rec.Body.String(), "redis full")
+	assert.Contains(t, get(t, s, "/health").Body.String(), `"redis": "full"`)
+	assert.Equal(t, 200, get(t, s, "/healthz").Code, "a full Redis is not a reason to restart")
+	api.full = false
+
 	api.cams[0].State = stats.StateStalled
 	rec = get(t, s, "/readyz")
 	assert.Equal(t, 503, rec.Code)

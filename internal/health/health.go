@@ -13,6 +13,7 @@ import (
 type Source interface {
 	Snapshots(now time.Time) []stats.Snapshot
 	RedisHealthy() bool
+	RedisFull() bool
 	Frozen() int64
 }
 
@@ -63,8 +64,11 @@ func (c *Checker) Live() (bool, []string) {
 // Ready reports whether the service is doing its job.
 func (c *Checker) Ready() (bool, []string) {
 	var reasons []string
-	if !c.src.RedisHealthy() {
+	switch {
+	case !c.src.RedisHealthy():
 		reasons = append(reasons, "redis unreachable")
+	case c.src.RedisFull():
+		reasons = append(reasons, "redis full: XADD refused for want of memory (maxmemory); see redis.memory_budget")
 	}
 	streaming := 0
 	for _, s := range c.src.Snapshots(c.now()) {
@@ -85,8 +89,11 @@ func (c *Checker) Ready() (bool, []string) {
 func (c *Checker) Report() Report {
 	snaps := c.src.Snapshots(c.now())
 	r := Report{Redis: "up", Frozen: c.src.Frozen(), Cameras: snaps}
-	if !c.src.RedisHealthy() {
+	switch {
+	case !c.src.RedisHealthy():
 		r.Redis = "down"
+	case c.src.RedisFull():
+		r.Redis = "full"
 	}
 	live, why := c.Live()
 	ready, rwhy := c.Ready()

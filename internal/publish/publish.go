@@ -2,8 +2,10 @@ package publish
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,11 +31,18 @@ const (
 
 // Options configures a Publisher.
 type Options struct {
-	Stream   string        // key template, "frames:{camera_id}"
-	MaxLen   int64         // XADD MAXLEN ~ N (approximate trimming); 0 = no trimming
-	Batch    int           // max frames per pipelined round trip (default 16)
-	Timeout  time.Duration // per round trip (default 2s); needs ContextTimeoutEnabled on the client
-	Instance string        // this process run, part of frame_id (default NewInstanceID())
+	Stream string // key template, "frames:{camera_id}"
+	// Retention is the history each stream keeps (MAXLEN ~ retention·fps),
+	// shortened to fit MemoryBudget; 0 = 10 s.
+	Retention time.Duration
+	// MaxLen caps every stream's MAXLEN; 0 = no cap besides Retention.
+	MaxLen int64
+	// MemoryBudget bounds all streams together, in bytes; 0 = AutoShare of
+	// Redis's maxmemory (none when Redis has none).
+	MemoryBudget int64
+	Batch        int           // max frames per pipelined round trip (default 16)
+	Timeout      time.Duration // per round trip (default 2s); needs ContextTimeoutEnabled on the client
+	Instance     string        // this process run, part of frame_id (default NewInstanceID())
 }
 
 // Source is the per-camera ring the publisher drains; internal/ring.Ring
@@ -76,6 +85,12 @@ type Publisher struct {
 	down      atomic.Bool
 	downSince time.Time
 
+	budget *budget
+	// fullAt is the unix ns of the newest OOM reply: Redis refused an XADD
+	// for want of memory. Not "down": it answers, and XTRIM still works.
+	fullAt       atomic.Int64
+	policyWarned atomic.Value // string: the eviction policy last warned about
+
 	tracker     *connTracker
 	barrierWarn sync.Once
 	unsureMu    sync.Mutex
@@ -111,7 +126,8 @@ func New(client redis.UniversalClient, opts Options, log *slog.Logger, rec Recor
 		log.Warn("redis client has ContextTimeoutEnabled=false: publish timeout and shutdown deadline " +
 			"are bounded by the client's read/write timeouts instead; set it in the redis client options")
 	}
-	p := &Publisher{client: client, opts: opts, log: log, rec: rec, tracker: newConnTracker(), unsure: map[string]*unconfirmed{}}
+	p := &Publisher{client: client, opts: opts, log: log, rec: rec, tracker: newConnTracker(), unsure: map[string]*unconfirmed{},
+		budget: newBudget(opts.Retention, opts.MaxLen, opts.MemoryBudget, log)}
 	client.AddHook(p.tracker)
 	return p
 }
@@ -126,6 +142,33 @@ func contextTimeoutEnabled(c redis.UniversalClient) (enabled, known bool) {
 		return c.Options().ContextTimeoutEnabled, true
 	}
 	return false, false
+}
+
+// AddCamera registers a camera and its fps with the memory budget; Run
+// trims its stream to the camera's share. Call it before Run, for every
+// camera, so that the first shares already count them all.
+func (p *Publisher) AddCamera(cameraID string, fps float64) { p.budget.add(cameraID, fps) }
+
+// OnLimit sets the function told every camera's limit when it changes
+// (for health and metrics). Call it before AddCamera.
+func (p *Publisher) OnLimit(sink LimitSink) {
+	p.budget.mu.Lock()
+	p.budget.sink = sink
+	p.budget.mu.Unlock()
+}
+
+// MemoryBudget returns the bytes the streams may hold together (0 =
+// unbounded).
+func (p *Publisher) MemoryBudget() int64 { return p.budget.Bytes() }
+
+// fullFor is how long after an OOM reply Redis counts as full.
+const fullFor = 5 * time.Second
+
+// Full reports whether Redis refused an XADD for want of memory in the
+// last fullFor.
+func (p *Publisher) Full() bool {
+	at := p.fullAt.Load()
+	return at != 0 && time.Since(time.Unix(0, at)) < fullFor
 }
 
 // Options returns the options after defaults were applied.
@@ -212,6 +255,14 @@ func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
 			continue
 		}
 		if _, err := w.send(rtParent, batch); err != nil {
+			if errors.Is(err, errFull) {
+				// Redis answered, and trimming made room: try again soon,
+				// without the Redis-down backoff.
+				if !sleep(ctx, minBackoff) {
+					return
+				}
+				continue
+			}
 			failed = true
 			if !sleep(ctx, bo.next()) {
 				return
@@ -221,6 +272,10 @@ func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
 		bo.reset()
 	}
 }
+
+// errFull is send's error when Redis refused every failed XADD for want of
+// memory (OOM) and nothing else went wrong.
+var errFull = errors.New("redis full (OOM)")
 
 // recover checks that Redis answers: it settles unconfirmed frames when
 // there are any (returning how many turned out stored), else it pings.
@@ -306,7 +361,9 @@ func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) in
 type worker struct {
 	p      *Publisher
 	cam    *stats.Camera
-	limit  int // frames per round trip: Options.Batch, fewer for big frames
+	limit  int           // frames per round trip: Options.Batch, fewer for big frames
+	maxLen *atomic.Int64 // the camera's MAXLEN, kept by the budget
+	bytes  int           // frame size last told to the budget
 	unsure *unconfirmed
 	enc    *Encoder
 	pipe   redis.Pipeliner
@@ -329,13 +386,24 @@ func (w *worker) fitBatch(f *frame.Frame) {
 	w.limit = n
 }
 
+// fitStream tells the budget the newest frame's size and takes the
+// camera's current MAXLEN for the next XADDs.
+func (w *worker) fitStream(f *frame.Frame) {
+	if sz := len(f.Data); sz != w.bytes {
+		w.bytes = sz
+		w.p.budget.resize(w.cam.ID, int64(sz))
+	}
+	w.enc.SetMaxLen(w.maxLen.Load())
+}
+
 func (p *Publisher) newWorker(cam *stats.Camera) *worker {
 	return &worker{
 		p:      p,
 		cam:    cam,
 		limit:  p.opts.Batch,
 		unsure: p.unconfirmedOf(cam.ID),
-		enc:    NewEncoder(StreamKey(p.opts.Stream, cam.ID), cam.ID, p.opts.Instance, p.opts.MaxLen),
+		enc:    NewEncoder(StreamKey(p.opts.Stream, cam.ID), cam.ID, p.opts.Instance, 0),
+		maxLen: p.budget.add(cam.ID, 0),
 		pipe:   p.client.Pipeline(),
 		frames: make([]*frame.Frame, 0, p.opts.Batch),
 		args:   make([]any, 0, p.opts.Batch*ArgsPerEntry),
@@ -354,6 +422,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	defer cancel()
 
 	w.fitBatch(batch[len(batch)-1])
+	w.fitStream(batch[len(batch)-1])
 	args, cmds := w.args[:0], w.cmds[:0]
 	for _, f := range batch {
 		start := len(args)
@@ -374,7 +443,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	}
 
 	// go-redis has written (or given up on) every byte: the frames can go.
-	ok, unsure := 0, 0
+	ok, unsure, oom := 0, 0, 0
 	for i, f := range batch {
 		switch cerr := cmds[i].Err(); {
 		case cerr == nil:
@@ -382,6 +451,8 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 			if w.p.rec != nil {
 				w.p.rec.Published(w.cam.ID, f, start, now)
 			}
+		case isOOM(cerr):
+			oom++
 		case !notSent(cerr):
 			w.unsure.add(f.Seq, reason)
 			unsure++
@@ -393,7 +464,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	clear(cmds)
 	w.enc.Reset()
 
-	failed := len(batch) - ok - unsure
+	failed := len(batch) - ok - unsure - oom
 	w.cam.Published.Add(uint64(ok))
 	if ok > 0 && w.p.rec != nil {
 		w.p.rec.PublishDuration(w.cam.ID, now.Sub(start), ok)
@@ -402,13 +473,49 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 		w.p.markUp(w.cam.ID)
 		return ok, nil
 	}
+	if oom > 0 {
+		w.cam.Drop(stats.DropRedisOOM, uint64(oom))
+		w.full(parent)
+	}
 	if failed > 0 {
 		w.cam.Drop(reason, uint64(failed))
 	}
-	if !cut {
+	if !cut && (failed > 0 || unsure > 0) {
 		w.p.markDown(w.cam.ID, err)
+		return ok, err
+	}
+	if oom > 0 && !cut {
+		return ok, errFull
 	}
 	return ok, err
+}
+
+// isOOM reports Redis's "OOM command not allowed when used memory >
+// 'maxmemory'" reply.
+func isOOM(err error) bool {
+	return isRedisError(err) && strings.HasPrefix(err.Error(), "OOM ")
+}
+
+// full handles an OOM reply: Redis holds more than its maxmemory, so it
+// refuses XADD but still runs XTRIM. Every camera's share shrinks, and this
+// camera's stream is trimmed to its new length now; the others trim on
+// their next XADD, or here when Redis refuses them too.
+func (w *worker) full(parent context.Context) {
+	first := !w.p.Full()
+	w.p.fullAt.Store(time.Now().UnixNano())
+	shrunk := w.p.budget.shrink(time.Now())
+	n := w.maxLen.Load()
+	var trimmed int64
+	var err error
+	if n > 0 { // 0: a camera outside the budget, with no MAXLEN to trim to
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), w.p.opts.Timeout)
+		defer cancel()
+		trimmed, err = w.p.client.XTrimMaxLen(ctx, StreamKey(w.p.opts.Stream, w.cam.ID), n).Result()
+	}
+	if first {
+		w.p.log.Warn("redis full: XADD refused for want of memory (OOM); frames dropped as redis_oom, streams trimmed to fit",
+			"camera_id", w.cam.ID, "maxlen", n, "trimmed", trimmed, "shrunk", shrunk, "budget_bytes", w.p.budget.Bytes(), "trim_err", err)
+	}
 }
 
 // ended reports whether ctx is done or its deadline has passed.

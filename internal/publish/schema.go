@@ -118,6 +118,9 @@ func NewEncoder(stream, cameraID, instance string, maxLen int64) *Encoder {
 	return e
 }
 
+// SetMaxLen changes the MAXLEN of the following XADDs; n <= 0 drops it.
+func (e *Encoder) SetMaxLen(n int64) { e.trim, e.maxLen = n > 0, n }
+
 // ArgsPerEntry is the most arguments Append adds for one frame.
 const ArgsPerEntry = 6 + 2*16
 

@@ -22,10 +22,11 @@ const (
 	DropShutdown                       // still queued when the shutdown deadline passed
 	DropHandoff                        // out of the appsink, but the hand-off queue to Go was full
 	DropPullError                      // out of the appsink, but not raw video or its buffer could not be mapped
+	DropRedisOOM                       // XADD refused: Redis is at its maxmemory
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error"}
+var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error", "redis_oom"}
 
 // String returns the metric label value of the reason.
 func (r DropReason) String() string {
@@ -143,6 +144,9 @@ type Camera struct {
 	decoder      string
 	codec        string
 	latencySrc   string
+	redisMaxLen  int64
+	redisRet     time.Duration
+	retShort     bool
 	fps          fpsMeter
 	reconnectsBy map[string]uint64
 	errorsBy     map[string]uint64
@@ -151,6 +155,13 @@ type Camera struct {
 // NewCamera returns counters for camera id in the starting state.
 func NewCamera(id string) *Camera {
 	return &Camera{ID: id, state: StateStarting, since: time.Now()}
+}
+
+// SetRetention records the camera's stream limit (see Snapshot).
+func (c *Camera) SetRetention(maxLen int64, retention time.Duration, shortened bool) {
+	c.mu.Lock()
+	c.redisMaxLen, c.redisRet, c.retShort = maxLen, retention, shortened
+	c.mu.Unlock()
 }
 
 // Drop counts n frames dropped for reason r.
@@ -248,6 +259,11 @@ type Snapshot struct {
 	// capture, which frames_dropped (captured frames only) does not hold.
 	SkippedUndecodable uint64 `json:"frames_skipped_undecodable"`
 	DiscardedByDecoder uint64 `json:"frames_discarded_by_decoder"`
+	// The camera's stream limit: MAXLEN, the history it holds at the
+	// camera's fps, and whether redis.memory_budget shortened it.
+	RedisMaxLen        int64   `json:"redis_maxlen"`
+	RedisRetention     float64 `json:"redis_retention_seconds"`
+	RetentionShortened bool    `json:"retention_shortened"`
 }
 
 // Snapshot copies the camera's status at now.
@@ -285,6 +301,7 @@ func (c *Camera) Snapshot(now time.Time) Snapshot {
 	c.mu.Lock()
 	s.State, s.StateSince = c.state, c.since
 	s.LastError, s.Codec, s.Decoder, s.LatencySource = c.lastError, c.codec, c.decoder, c.latencySrc
+	s.RedisMaxLen, s.RedisRetention, s.RetentionShortened = c.redisMaxLen, c.redisRet.Seconds(), c.retShort
 	s.FPS = c.fps.rate(now)
 	c.mu.Unlock()
 	return s

@@ -23,6 +23,7 @@ type Source interface {
 	Registry() *stats.Registry
 	RingLen(cameraID string) int
 	RedisHealthy() bool
+	RedisMemoryBudget() int64
 }
 
 // Metrics is the service's Prometheus registry and hot-path observers.
@@ -138,10 +139,12 @@ var (
 	descSkipped    = prometheus.NewDesc("rtsp_frames_skipped_undecodable_total", "Encoded frames skipped between a packet loss and the next keyframe (not those before a connection's first keyframe); they never reach the decoder.", []string{"camera_id"}, nil)
 	descDecoder2   = prometheus.NewDesc("rtsp_decoder_frames_total", "Frames into (in) and out of (out) the decoder; in - out is what the decoder discarded (plus at most one in flight).", []string{"camera_id", "direction"}, nil)
 	descRedisUp    = prometheus.NewDesc("rtsp_redis_up", "1 while the publisher considers Redis reachable, else 0.", nil, nil)
+	descRetention  = prometheus.NewDesc("rtsp_redis_retention_seconds", "History the camera's stream keeps: its MAXLEN over its fps, shortened when redis.retention does not fit redis.memory_budget.", []string{"camera_id"}, nil)
+	descBudget     = prometheus.NewDesc("rtsp_redis_memory_budget_bytes", "Bytes all frame streams may hold in Redis together (redis.memory_budget; auto: 75% of Redis's maxmemory); 0 = unbounded.", nil, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCaptured, descPublished, descDropped, descFlagged, descConnected, descState, descReconnects, descErrors, descRing, descDecoder, descLastFrame, descFrozen, descSkipped, descDecoder2, descRedisUp} {
+	for _, d := range []*prometheus.Desc{descCaptured, descPublished, descDropped, descFlagged, descConnected, descState, descReconnects, descErrors, descRing, descDecoder, descLastFrame, descFrozen, descSkipped, descDecoder2, descRedisUp, descRetention, descBudget} {
 		ch <- d
 	}
 }
@@ -153,6 +156,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		up = 1
 	}
 	ch <- prometheus.MustNewConstMetric(descRedisUp, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(descBudget, prometheus.GaugeValue, float64(c.src.RedisMemoryBudget()))
 	for _, cam := range c.src.Registry().All() {
 		s := cam.Snapshot(now)
 		id := s.ID
@@ -189,6 +193,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descLastFrame, prometheus.GaugeValue, last, id)
 		ch <- prometheus.MustNewConstMetric(descFrozen, prometheus.CounterValue, float64(s.Frozen), id)
 		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(s.SkippedUndecodable), id)
+		ch <- prometheus.MustNewConstMetric(descRetention, prometheus.GaugeValue, s.RedisRetention, id)
 		ch <- prometheus.MustNewConstMetric(descDecoder2, prometheus.CounterValue, float64(cam.DecoderIn.Load()), id, "in")
 		ch <- prometheus.MustNewConstMetric(descDecoder2, prometheus.CounterValue, float64(cam.DecoderOut.Load()), id, "out")
 	}
