@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,7 +77,7 @@ cameras:
 	samples, notReady := 0, 0
 	var states []string
 	for time.Since(t0) < window {
-		used := redisUsedMemory(t, rc)
+		used := testenv.UsedMemory(t, rc)
 		peak = max(peak, used)
 		assert.LessOrEqual(t, used, int64(maxmemory), "used_memory at %s", time.Since(t0).Round(time.Second))
 		resp, err := http.Get(svc.HTTP + "/readyz")
@@ -126,20 +125,4 @@ cameras:
 	assert.Equal(t, float64(maxmemory)*0.75, budget, "memory_budget auto: 75%% of maxmemory")
 	t.Logf("maxmemory %d, budget %.0f, peak used_memory %d (%.0f%% of maxmemory) over %d samples in %.0f s",
 		maxmemory, budget, peak, 100*float64(peak)/maxmemory, samples, dt)
-}
-
-// redisUsedMemory reads used_memory from INFO memory.
-func redisUsedMemory(t *testing.T, rc *redis.Client) int64 {
-	t.Helper()
-	info, err := rc.Info(ctxT(t, 5*time.Second), "memory").Result()
-	require.NoError(t, err)
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatalf("no used_memory in INFO memory: %q", info)
-	return 0
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -110,7 +109,7 @@ func TestRedisFullIsNotDown(t *testing.T) {
 			time.Sleep(25 * time.Millisecond)
 			full, down = full || p.Full(), down || !p.Healthy()
 			if i%5 == 0 {
-				peak = max(peak, usedMemory(t, c))
+				peak = max(peak, testenv.UsedMemory(t, c))
 			}
 		}
 		return full, down, peak
@@ -150,21 +149,6 @@ func TestRedisFullIsNotDown(t *testing.T) {
 		last.MaxLen, last.Retention, cam.Published.Load(), cam.Dropped(stats.DropRedisOOM), peak, peak2, maxmemory)
 	fs.assertReleasedOnce(0)
 	assertIdentity(t, cam, 0)
-}
-
-func usedMemory(t *testing.T, c *redis.Client) int64 {
-	t.Helper()
-	info, err := c.Info(ctxTimeout(t, 5*time.Second), "memory").Result()
-	require.NoError(t, err)
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatalf("no used_memory in INFO memory: %q", info)
-	return 0
 }
 
 // OOM replies close together shrink the shares once; five minutes without

@@ -3,12 +3,14 @@ package testenv
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -228,4 +230,27 @@ func (r *Redis) Client(t testing.TB) *redis.Client {
 	})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
+}
+
+// UsedMemory returns the server's used_memory (INFO memory), the figure
+// Redis compares with maxmemory.
+func UsedMemory(t testing.TB, c redis.Cmdable) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	info, err := c.Info(ctx, "memory").Result()
+	if err != nil {
+		t.Fatalf("testenv: INFO memory: %v", err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("testenv: used_memory %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatalf("testenv: no used_memory in INFO memory: %q", info)
+	return 0
 }
