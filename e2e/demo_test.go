@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -47,8 +49,8 @@ func TestDemo(t *testing.T) {
 	out := p.Output()
 	port := regexp.MustCompile(`redis-cli -p (\d+) XLEN frames:cam1`).FindStringSubmatch(out)
 	require.NotNil(t, port, "demo prints the XLEN command")
-	health := regexp.MustCompile(`curl -s (http://\S+/health)`).FindStringSubmatch(out)
-	require.NotNil(t, health, "demo prints the health URL")
+	health := regexp.MustCompile(`curl -s -H "Authorization: Bearer (\S+)" (http://\S+/health)`).FindStringSubmatch(out)
+	require.NotNil(t, health, "demo prints the health URL with its token")
 
 	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + port[1]})
 	defer rc.Close()
@@ -61,8 +63,20 @@ func TestDemo(t *testing.T) {
 		}
 		return true
 	}, 60*time.Second, 200*time.Millisecond, "all four demo cameras publish")
-	svc := &service{HTTP: strings.TrimSuffix(health[1], "/health")}
-	assert.Equal(t, "healthy", svc.health(t).Status)
+	req, err := http.NewRequest("GET", health[2], nil)
+	require.NoError(t, err)
+	resp, err := rawHTTP.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusUnauthorized, resp.StatusCode, "the demo's API wants its token")
+	req.Header.Set("Authorization", "Bearer "+health[1])
+	resp, err = rawHTTP.Do(req)
+	require.NoError(t, err)
+	var report healthReport
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&report))
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode, "the printed command works")
+	assert.Equal(t, "healthy", report.Status)
 
 	// Ctrl-C: the terminal sends SIGINT to the whole foreground group.
 	require.NoError(t, syscall.Kill(-pgid, syscall.SIGINT))

@@ -177,7 +177,8 @@ func startServiceBin(t testing.TB, bin, configYAML string, env ...string) *servi
 	cfg := writeFile(t, dir, "config.yaml", configYAML)
 	port := testenv.FreePort(t)
 	s := &service{HTTP: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	env = append(env, fmt.Sprintf("GSTCAPTURE_HTTP__LISTEN=127.0.0.1:%d", port))
+	tokens := writeFile(t, dir, "tokens", "read "+e2eReadToken+"\nadmin "+e2eAdminToken+"\n")
+	env = append([]string{fmt.Sprintf("GSTCAPTURE_HTTP__LISTEN=127.0.0.1:%d", port), "GSTCAPTURE_HTTP__AUTH__TOKENS_FILE=" + tokens}, env...)
 	s.proc = start(t, env, binary(t, bin), "run", "--config", cfg)
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(s.HTTP + "/healthz")
@@ -189,6 +190,30 @@ func startServiceBin(t testing.TB, bin, configYAML string, env ...string) *servi
 	}, 30*time.Second, 100*time.Millisecond, "gstcapture HTTP did not come up: %s", s.Output())
 	return s
 }
+
+// The API tokens every service the tests start accepts (http.auth). The
+// tests' HTTP clients send the read token (bearerTransport): the API's
+// own checks are TestHTTPAuth's, which uses rawHTTP.
+const (
+	e2eReadToken  = "e2e-read-0123456789abcdef"
+	e2eAdminToken = "e2e-admin-0123456789abcdef"
+)
+
+// rawHTTP is a client that adds no token.
+var rawHTTP = &http.Client{Transport: http.DefaultTransport, Timeout: 30 * time.Second}
+
+// bearerTransport adds the read token to requests that carry none.
+type bearerTransport struct{ base http.RoundTripper }
+
+func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("Authorization") == "" {
+		r = r.Clone(r.Context())
+		r.Header.Set("Authorization", "Bearer "+e2eReadToken)
+	}
+	return b.base.RoundTrip(r)
+}
+
+func init() { http.DefaultTransport = bearerTransport{base: rawHTTP.Transport} }
 
 // getJSON fetches path and decodes the body into v, returning the status.
 func (s *service) getJSON(t testing.TB, path string, v any) int {

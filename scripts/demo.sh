@@ -28,6 +28,11 @@ grep -q "camsim ready" "$WORK/camsim.log" || { echo "demo: camsim did not start:
 export CAMSIM_ADDR="127.0.0.1:$RTSP_PORT"
 export GSTCAPTURE_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/0"
 export GSTCAPTURE_HTTP__LISTEN="127.0.0.1:$HTTP_PORT"
+# The API wants a bearer token (http.auth): one read token for the demo.
+TOKEN="demo-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+echo "read $TOKEN" >"$WORK/tokens"
+chmod 600 "$WORK/tokens"
+export GSTCAPTURE_HTTP__AUTH__TOKENS_FILE="$WORK/tokens"
 bin/gstcapture run --config configs/demo.yaml 2>"$WORK/gstcapture.log" &
 pids+=($!)
 
@@ -36,7 +41,7 @@ cat <<MSG
 gstcapture demo is running (logs in $WORK).
 
   Cameras (camsim):   rtsp://127.0.0.1:$RTSP_PORT/cam1 .. cam4   (control: http://127.0.0.1:$CONTROL_PORT/status)
-  Health:             curl -s http://127.0.0.1:$HTTP_PORT/health
+  Health:             curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$HTTP_PORT/health
   Readiness:          curl -si http://127.0.0.1:$HTTP_PORT/readyz
   Frames in Redis:    redis-cli -p $REDIS_PORT XLEN frames:cam1
   Newest entry:       redis-cli -p $REDIS_PORT --no-raw XREVRANGE frames:cam1 + - COUNT 1 | cut -c1-2000 | awk 'skip { sub(/".*/, "(pixels omitted, see size_bytes)"); skip = 0 } /\) "data"\$/ { skip = 1 } { print }'

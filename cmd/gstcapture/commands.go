@@ -269,14 +269,15 @@ func cmdRun(args []string) int {
 	handler := health.NewServer(svc, checker, health.ServerOptions{
 		Metrics: promhttp.HandlerFor(svc.Metrics().Registry(), promhttp.HandlerOpts{}),
 		OpenAPI: docs.OpenAPI,
+		Auth:    httpAuth(cfg.HTTP.Auth, log),
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		log.Error("http.listen: cannot listen", "addr", cfg.HTTP.Listen, "error", err)
 		return 1
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
+	srv := newHTTPServer(handler)
+	go func() { _ = srv.Serve(health.LimitListener(ln, maxHTTPConns)) }()
 	log.Info("gstcapture started", "version", version, "http", ln.Addr().String(), "cameras", len(cfg.Cameras),
 		"gstreamer", gsthost.Version(), "trace_export", svc.Tracer().Exporting())
 
@@ -338,4 +339,47 @@ type redisLogger struct{ log *slog.Logger }
 
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, fmt.Sprintf(format, v...), "component", "go-redis")
+}
+
+// HTTP server limits: a client that trickles its request, never reads the
+// answer or opens connection after connection must not hold the process's
+// memory or descriptors.
+const (
+	maxHTTPConns  = 256
+	maxHeaderSize = 16 << 10
+)
+
+func newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		// Long enough for a snapshot that waits for a fresh frame (2 s)
+		// and a slow /metrics scrape of many cameras.
+		WriteTimeout:   30 * time.Second,
+		IdleTimeout:    60 * time.Second,
+		MaxHeaderBytes: maxHeaderSize,
+	}
+}
+
+// httpAuth builds the API's token check from http.auth and says at start
+// what it lets in. Tokens are never logged.
+func httpAuth(a config.Auth, log *slog.Logger) *health.Auth {
+	if a.Mode == config.AuthNone {
+		log.Warn("http.auth.mode none: anyone who reaches http.listen can read /health, the camera API and snapshots")
+		return nil
+	}
+	tokens := map[string]string{}
+	for _, t := range a.Tokens {
+		tokens[t.Value] = t.Scope
+	}
+	auth := health.NewAuth(tokens, a.Metrics == config.ScopeRead)
+	if auth.Tokens() == 0 {
+		log.Warn("http.auth: no API tokens configured, so /health, /api/v1 and snapshots answer 401; " +
+			"write lines \"<scope> <token>\" (scope read or admin, e.g. read $(openssl rand -hex 16)) to a file " +
+			"and set http.auth.tokens_file (GSTCAPTURE_HTTP__AUTH__TOKENS_FILE). /healthz, /readyz, /metrics and /openapi.yaml stay open")
+	} else {
+		log.Info("http.auth: bearer tokens required", "tokens", auth.Tokens(), "metrics", a.Metrics)
+	}
+	return auth
 }

@@ -31,7 +31,35 @@ type Config struct {
 }
 
 // HTTP is the health/metrics/API listener.
-type HTTP struct{ Listen string }
+type HTTP struct {
+	Listen string
+	Auth   Auth
+}
+
+// Auth modes and scopes of http.auth.
+const (
+	AuthToken = "token" // bearer tokens from tokens_file (default)
+	AuthNone  = "none"  // no authentication at all
+
+	ScopeRead  = "read"  // view: /health, /api, snapshots
+	ScopeAdmin = "admin" // change; implies read
+
+	MetricsOpen = "open" // http.auth.metrics: /metrics needs no token
+)
+
+// Auth says who may use the HTTP API.
+type Auth struct {
+	Mode       string  // AuthToken or AuthNone
+	TokensFile string  // as written in the file (relative to the config's directory)
+	Metrics    string  // MetricsOpen (default) or ScopeRead: who may scrape /metrics
+	Tokens     []Token // read from TokensFile; secrets
+}
+
+// Token is one API token and its scope. Value is a secret.
+type Token struct {
+	Scope string
+	Value string
+}
 
 // Redis is where frames are published.
 type Redis struct {
@@ -247,6 +275,9 @@ func (c *Config) Secrets() []string {
 	if pw := redisPassword(c.Redis.URL); pw != "" {
 		out = append(out, pw)
 	}
+	for _, tok := range c.HTTP.Auth.Tokens {
+		out = append(out, tok.Value)
+	}
 	return dedupe(out)
 }
 
@@ -278,7 +309,10 @@ func aboutSettings(name string, sections map[string]bool) bool {
 // through the same decoding and checks as the file.
 func defaultMap() map[string]any {
 	return map[string]any{
-		"http": map[string]any{"listen": ":8000"},
+		"http": map[string]any{
+			"listen": ":8000",
+			"auth":   map[string]any{"mode": AuthToken, "tokens_file": "", "metrics": MetricsOpen},
+		},
 		"redis": map[string]any{
 			"url":           "redis://127.0.0.1:6379/0",
 			"stream":        "frames:{camera_id}",

@@ -58,7 +58,7 @@ func TestEnvOfOtherToolsIgnored(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	cfg := mustLoad(t, oneCamera)
-	assert.Equal(t, HTTP{Listen: ":8000"}, cfg.HTTP)
+	assert.Equal(t, HTTP{Listen: ":8000", Auth: Auth{Mode: AuthToken, Metrics: "open"}}, cfg.HTTP)
 	assert.Equal(t, Redis{URL: "redis://127.0.0.1:6379/0", Stream: "frames:{camera_id}", Retention: 10 * time.Second, MaxLen: 0, MemoryBudget: 0, Batch: 16, Timeout: 2 * time.Second}, cfg.Redis)
 	assert.Equal(t, Health{MinReady: 1, MaxFrozen: 3}, cfg.Health)
 	assert.Equal(t, Shutdown{Timeout: 5 * time.Second}, cfg.Shutdown)
@@ -113,7 +113,7 @@ defaults:
     size: {action: pass}
     corrupt: {action: off}
 `+oneCamera)
-	assert.Equal(t, HTTP{Listen: "127.0.0.1:9000"}, cfg.HTTP)
+	assert.Equal(t, HTTP{Listen: "127.0.0.1:9000", Auth: Auth{Mode: AuthToken, Metrics: "open"}}, cfg.HTTP)
 	assert.Equal(t, Redis{URL: "rediss://cache:6380/2", Stream: "cam:{camera_id}:frames", Retention: 3 * time.Second, MaxLen: 50, MemoryBudget: 2 << 30, Batch: 4, Timeout: 500 * time.Millisecond}, cfg.Redis)
 	assert.Equal(t, Health{MinReady: 0, MaxFrozen: 1}, cfg.Health)
 	assert.Equal(t, Shutdown{Timeout: 2 * time.Second}, cfg.Shutdown)
@@ -788,4 +788,39 @@ func TestMemoryBudget(t *testing.T) {
 	}
 	assert.Equal(t, []string{"redis.retention: must be between 100ms and 1h0m0s, got 10ms"},
 		problemStrings(problems(t, "redis: {retention: 10ms}\n"+oneCamera)))
+}
+
+// http.auth.tokens_file: "<scope> <token>" lines, relative to the config's
+// directory; every problem names the file and line and never the token;
+// the tokens are secrets (Redact).
+func TestAuthTokens(t *testing.T) {
+	dir := t.TempDir()
+	good := "# gstcapture API tokens\nread  0123456789abcdef0123\n\nadmin fedcba9876543210fedc\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tokens"), []byte(good), 0o600))
+	cfgPath := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.WriteFile(cfgPath, []byte("http: {auth: {tokens_file: tokens, metrics: read}}\n"+oneCamera), 0o600))
+	cfg, err := Load(cfgPath, nil)
+	require.NoError(t, err)
+	assert.Equal(t, []Token{{ScopeRead, "0123456789abcdef0123"}, {ScopeAdmin, "fedcba9876543210fedc"}}, cfg.HTTP.Auth.Tokens)
+	assert.Equal(t, ScopeRead, cfg.HTTP.Auth.Metrics)
+	assert.Contains(t, cfg.Secrets(), "fedcba9876543210fedc")
+
+	bad := "read short\nwrite 0123456789abcdef0123\nread 0123456789abcdef0123 extra\nadmin fedcba9876543210fedc\nread fedcba9876543210fedc\n"
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "tokens"), []byte(bad), 0o600))
+	_, err = Load(cfgPath, nil)
+	require.Error(t, err)
+	msg := err.Error()
+	for _, want := range []string{
+		"http.auth.tokens_file: tokens line 1: token is 5 characters, want at least 16",
+		`http.auth.tokens_file: tokens line 2: scope must be read or admin, got "write"`,
+		"http.auth.tokens_file: tokens line 3: want \"<scope> <token>\" (scope read or admin), got 3 fields",
+		"http.auth.tokens_file: tokens line 5: the same token as line 4",
+	} {
+		assert.Contains(t, msg, want)
+	}
+	for _, tok := range []string{"short", "0123456789abcdef0123", "fedcba9876543210fedc"} {
+		assert.NotContains(t, msg, tok, "a problem never quotes a token")
+	}
+	assert.Equal(t, []string{`http.auth.mode: must be one of token, none, got "basic"`},
+		problemStrings(problems(t, "http: {auth: {mode: basic}}\n"+oneCamera)))
 }

@@ -50,12 +50,25 @@ func (r *reader) config(m map[string]any, lookup func(string) (string, bool), ba
 	r.keys("", m, topKeys...)
 
 	if sec, ok := r.section(m, "", "http"); ok {
-		r.keys("http", sec, "listen")
+		r.keys("http", sec, "listen", "auth")
 		if s, ok := r.strField(sec, "http", "listen"); ok {
 			if err := checkListen(s); err != "" {
 				r.add("http.listen", "%s", err)
 			}
 			cfg.HTTP.Listen = s
+		}
+		if auth, ok := r.section(sec, "http", "auth"); ok {
+			r.keys("http.auth", auth, "mode", "tokens_file", "metrics")
+			r.enumField(auth, "http.auth", "mode", &cfg.HTTP.Auth.Mode, []string{AuthToken, AuthNone})
+			r.enumField(auth, "http.auth", "metrics", &cfg.HTTP.Auth.Metrics, []string{MetricsOpen, ScopeRead})
+			if name, ok := r.strField(auth, "http.auth", "tokens_file"); ok && name != "" {
+				cfg.HTTP.Auth.TokensFile = name
+				toks, probs := readTokens(baseDir, name)
+				for _, pr := range probs {
+					r.add("http.auth.tokens_file", "%s", pr)
+				}
+				cfg.HTTP.Auth.Tokens = toks
+			}
 		}
 	}
 

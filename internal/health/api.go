@@ -17,6 +17,7 @@ type Route struct{ Method, Path string }
 type Server struct {
 	mux    *http.ServeMux
 	routes []Route
+	auth   *Auth
 }
 
 // ServeHTTP implements http.Handler.
@@ -25,10 +26,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 // Routes returns every registered route.
 func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 
+// handle registers a route behind the access its path asks for.
 func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	method, path, _ := strings.Cut(pattern, " ")
 	s.routes = append(s.routes, Route{method, path})
-	s.mux.HandleFunc(pattern, h)
+	s.mux.HandleFunc(pattern, s.auth.wrap(s.auth.access(path), h))
 }
 
 // API is what the camera endpoints need beyond Source.
@@ -43,6 +45,12 @@ type API interface {
 type ServerOptions struct {
 	Metrics http.Handler
 	OpenAPI []byte
+	// Auth guards every route but the probes, the API description and
+	// (unless it says otherwise) /metrics; nil lets everything in.
+	Auth *Auth
+	// SnapshotEncoders bounds the JPEG encodes at a time (default 2); a
+	// snapshot that needs another one answers 429.
+	SnapshotEncoders int
 }
 
 // snapshotWait bounds how long a snapshot request waits for a fresh frame.
@@ -50,7 +58,11 @@ const snapshotWait = 2 * time.Second
 
 // NewServer returns the service's HTTP handler.
 func NewServer(api API, c *Checker, o ServerOptions) *Server {
-	s := &Server{mux: http.NewServeMux()}
+	s := &Server{mux: http.NewServeMux(), auth: o.Auth}
+	if o.SnapshotEncoders <= 0 {
+		o.SnapshotEncoders = 2
+	}
+	snaps := newSnapCache(o.SnapshotEncoders)
 	mux := s
 	c.Register(s.handle)
 	mux.handle("GET /metrics", o.Metrics.ServeHTTP)
@@ -82,12 +94,19 @@ func NewServer(api API, c *Checker, o ServerOptions) *Server {
 			notFound(w, "camera "+quote(id)+" has not delivered a valid frame yet")
 			return
 		}
-		img, err := EncodeJPEG(pic, 85)
-		if err != nil {
+		img, busy, err := snaps.get(pic, 85)
+		switch {
+		case busy:
+			w.Header().Set("Retry-After", "1")
+			WriteJSON(w, http.StatusTooManyRequests, map[string]string{"error": "too many snapshots being encoded; retry in a second"})
+			return
+		case err != nil:
 			WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
 			return
 		}
 		w.Header().Set("Content-Type", "image/jpeg")
+		// A snapshot is of now: no cache keeps a camera's picture.
+		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Last-Modified", pic.At.UTC().Format(http.TimeFormat))
 		w.Header().Set("X-Frame-Seq", itoa(pic.Seq))
 		_, _ = w.Write(img)

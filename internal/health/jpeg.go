@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"image"
+	"image/color"
 	"image/jpeg"
 
 	"gstcapture/internal/frame"
@@ -36,16 +37,27 @@ func toImage(p *frame.Picture) (image.Image, error) {
 	w, h := p.Width, p.Height
 	switch p.Format {
 	case frame.BGR, frame.RGB:
-		img := image.NewRGBA(image.Rect(0, 0, w, h))
+		// Straight to 4:2:0 YCbCr, which the JPEG encoder takes as it is:
+		// 1.5 bytes a pixel instead of an RGBA copy's 4 (12 MB less for a
+		// 1080p snapshot), and no per-pixel conversion in the encoder.
+		img := image.NewYCbCr(image.Rect(0, 0, w, h), image.YCbCrSubsampleRatio420)
 		r, b := 0, 2
 		if p.Format == frame.BGR {
 			r, b = 2, 0
 		}
 		for y := 0; y < h; y++ {
 			src := p.Data[y*stride:]
-			dst := img.Pix[y*img.Stride:]
+			yrow := img.Y[y*img.YStride:]
+			crow := (y / 2) * img.CStride
 			for x := 0; x < w; x++ {
-				dst[4*x], dst[4*x+1], dst[4*x+2], dst[4*x+3] = src[3*x+r], src[3*x+1], src[3*x+b], 0xff
+				R, G, B := src[3*x+r], src[3*x+1], src[3*x+b]
+				yy, cb, cr := color.RGBToYCbCr(R, G, B)
+				yrow[x] = yy
+				if y%2 == 0 && x%2 == 0 {
+					// Top-left sample of each 2x2 block: cheap, and a
+					// snapshot is for looking at.
+					img.Cb[crow+x/2], img.Cr[crow+x/2] = cb, cr
+				}
 			}
 		}
 		return img, nil

@@ -1,0 +1,71 @@
+package health
+
+import (
+	"bytes"
+	"image/jpeg"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gstcapture/internal/frame"
+)
+
+func testPicture(t *testing.T, cam string, seq uint64) *frame.Picture {
+	stride, size, err := frame.Layout(frame.BGR, 64, 48)
+	require.NoError(t, err)
+	return &frame.Picture{CameraID: cam, Seq: seq, Width: 64, Height: 48, Stride: stride, Format: frame.BGR, Data: make([]byte, size)}
+}
+
+// Every viewer of one frame gets the same encode; a frame nobody encoded
+// yet, with every slot taken, is refused instead of queued.
+func TestSnapCacheSharesAndBounds(t *testing.T) {
+	c := newSnapCache(1)
+	pic := testPicture(t, "a", 7)
+	var wg sync.WaitGroup
+	out := make([][]byte, 50)
+	for i := range out {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, busy, err := c.get(pic, 85)
+			assert.NoError(t, err)
+			if !busy {
+				out[i] = img
+			}
+		}()
+	}
+	wg.Wait()
+	var first []byte
+	for _, img := range out {
+		if img == nil {
+			continue
+		}
+		if first == nil {
+			first = img
+		}
+		assert.Same(t, &first[0], &img[0], "one encode shared by every viewer of frame 7")
+	}
+	require.NotNil(t, first)
+	_, err := jpeg.Decode(bytes.NewReader(first))
+	require.NoError(t, err)
+
+	// An encode of camera b in progress: b's next frame shares it.
+	running := &snapEntry{seq: 1, done: make(chan struct{})}
+	c.mu.Lock()
+	c.byID["b"] = running
+	c.mu.Unlock()
+	go func() { running.jpeg = []byte{1}; close(running.done) }()
+	img, busy, _ := c.get(testPicture(t, "b", 2), 85)
+	assert.False(t, busy)
+	assert.Equal(t, []byte{1}, img, "frame 2 of b shares frame 1's encode, still running when asked")
+
+	c.slots <- struct{}{} // another camera's encode is running
+	_, busy, _ = c.get(testPicture(t, "c", 1), 85)
+	assert.True(t, busy, "a new frame with no slot free: 429")
+	img, busy, _ = c.get(pic, 85)
+	assert.False(t, busy, "frame 7 is encoded already: no slot needed")
+	assert.Same(t, &first[0], &img[0])
+	<-c.slots
+}
