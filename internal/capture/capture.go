@@ -143,6 +143,13 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 	ropts.ContextTimeoutEnabled = true
 	ropts.MaxRetries = -1
 	ropts.DialerRetries = 1
+	// No CLIENT SETINFO on connect: one command fewer for the ACL user
+	// (docker/redis/gstcapture.acl), and Redis 7.0 does not know it.
+	ropts.DisableIdentity = true
+	if ropts.TLSConfig != nil && ropts.TLSConfig.InsecureSkipVerify {
+		log.Warn("redis.url: rediss with skip_verify: the TLS certificate of Redis is not checked, so anyone on the path can read the frames and the password; give Redis a certificate the system trusts and drop skip_verify",
+			"redis_host", ropts.Addr)
+	}
 	rc := redis.NewClient(ropts)
 
 	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts, byID: map[string]*camera{}}
@@ -200,6 +207,8 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 			ReconnectInitial: cc.Settings.Reconnect.Initial,
 			ReconnectMax:     cc.Settings.Reconnect.Max,
 			TeardownTimeout:  opts.TeardownTimeout,
+			MaxWidth:         cc.Settings.MaxWidth,
+			MaxHeight:        cc.Settings.MaxHeight,
 		}
 		c.sup = gsthost.NewSupervisor(spec, st, c.onFrame, log, redact, &s.frozen, opts.Hooks)
 		s.cams = append(s.cams, c)

@@ -112,7 +112,11 @@ type Settings struct {
 	RingSize       int
 	ConvertThreads int
 	DecoderThreads int
-	Validation     Validation
+	// MaxWidth and MaxHeight bound the frames a camera may deliver: one
+	// above them puts the camera in state error instead of filling memory
+	// (an 8192x4320 BGR frame is 106 MB).
+	MaxWidth, MaxHeight int
+	Validation          Validation
 }
 
 // Reconnect is the backoff between pipeline rebuilds.
@@ -338,6 +342,8 @@ func defaultMap() map[string]any {
 			"decoder":         "auto",
 			"converter":       "auto",
 			"ring_size":       32,
+			"max_width":       4096,
+			"max_height":      4096,
 			"convert_threads": 1,
 			"decoder_threads": 1,
 			"validation": map[string]any{

@@ -66,7 +66,7 @@ func TestDefaults(t *testing.T) {
 	want := Settings{
 		FPS: 10, Format: frame.BGR, Transport: "tcp", Latency: 200 * time.Millisecond,
 		Reconnect: Reconnect{Initial: time.Second, Max: 30 * time.Second}, StallTimeout: 5 * time.Second,
-		Decoder: "auto", Converter: "auto", RingSize: 32, ConvertThreads: 1, DecoderThreads: 1,
+		Decoder: "auto", Converter: "auto", RingSize: 32, ConvertThreads: 1, DecoderThreads: 1, MaxWidth: 4096, MaxHeight: 4096,
 		Validation: Validation{
 			Black:   BlackCheck{Action: "drop", MaxLuma: 16},
 			Uniform: UniformCheck{Action: "drop", MaxStddev: 2.0},

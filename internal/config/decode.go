@@ -39,7 +39,7 @@ func join(base, key string) string {
 
 var (
 	topKeys        = []string{"http", "redis", "health", "shutdown", "tracing", "log", "defaults", "cameras"}
-	settingsKeys   = []string{"fps", "format", "width", "height", "transport", "latency", "reconnect", "stall_timeout", "decoder", "converter", "ring_size", "convert_threads", "decoder_threads", "validation"}
+	settingsKeys   = []string{"fps", "format", "width", "height", "transport", "latency", "reconnect", "stall_timeout", "decoder", "converter", "ring_size", "convert_threads", "decoder_threads", "max_width", "max_height", "validation"}
 	validationKeys = []string{"black", "uniform", "frozen", "size", "corrupt"}
 	cameraIDRe     = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 	envNameRe      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
@@ -165,6 +165,8 @@ func (r *reader) settings(base string, m map[string]any, s *Settings) {
 	r.intField(m, base, "ring_size", &s.RingSize, between(1, 100000))
 	r.intField(m, base, "convert_threads", &s.ConvertThreads, between(0, 256))
 	r.intField(m, base, "decoder_threads", &s.DecoderThreads, between(0, 256))
+	r.intField(m, base, "max_width", &s.MaxWidth, between(16, 16384))
+	r.intField(m, base, "max_height", &s.MaxHeight, between(16, 16384))
 
 	sec, ok := r.section(m, base, "validation")
 	if !ok {

@@ -39,6 +39,9 @@ type Spec struct {
 	// the pipeline is abandoned and counted as frozen.
 	TeardownTimeout time.Duration
 	StartTimeout    time.Duration
+	// MaxWidth and MaxHeight bound a frame's size (0: no bound); a larger
+	// frame is not handed on, and the camera goes to state error.
+	MaxWidth, MaxHeight int
 }
 
 // firstFrameAllowance is how long a fresh pipeline may take to deliver its
@@ -70,7 +73,8 @@ type Supervisor struct {
 	frozen  *atomic.Int64
 	hooks   Hooks
 
-	lastFrame atomic.Int64 // unix ns of the newest frame of the current pipeline
+	lastFrame atomic.Int64  // unix ns of the newest frame of the current pipeline
+	oversize  atomic.Uint64 // width<<32 | height of a frame above MaxWidth/MaxHeight, 0 for none
 }
 
 // NewSupervisor prepares a supervisor. frozen counts abandoned pipelines
@@ -209,8 +213,25 @@ func (s *Supervisor) build(launch, codec string) (*pipeline, error) {
 }
 
 func (s *Supervisor) onFrame(f *frame.Frame) {
+	if s.tooBig(f.Width, f.Height) {
+		// Not captured: the owner loop ends the pipeline.
+		s.oversize.CompareAndSwap(0, uint64(f.Width)<<32|uint64(uint32(f.Height)))
+		f.Release()
+		return
+	}
 	s.lastFrame.Store(f.SinkTime.UnixNano())
 	s.handler(f)
+}
+
+func (s *Supervisor) tooBig(w, h int) bool {
+	return (s.spec.MaxWidth > 0 && w > s.spec.MaxWidth) || (s.spec.MaxHeight > 0 && h > s.spec.MaxHeight)
+}
+
+// oversized is the outcome of a camera whose frames exceed the limits.
+func (s *Supervisor) oversized(v uint64) outcome {
+	return outcome{reason: "error", state: stats.StateError, errType: "stream",
+		text: fmt.Sprintf("camera sends %dx%d frames, above the limit of %dx%d (max_width, max_height): raise them for this camera, or set width and height to scale it down",
+			v>>32, uint32(v), s.spec.MaxWidth, s.spec.MaxHeight)}
 }
 
 // pollInterval is how often the owner reads the bus and checks frame age.
@@ -219,6 +240,7 @@ const pollInterval = 50 * time.Millisecond
 // runOnce builds, plays and watches one pipeline until it fails or ctx ends.
 func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 	s.lastFrame.Store(0)
+	s.oversize.Store(0)
 	launch, codec, out, ok := s.resolveLaunch(ctx)
 	if !ok {
 		return false, out
@@ -253,6 +275,9 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 		case <-ctx.Done():
 			return streamed, outcome{}
 		case <-tick.C:
+		}
+		if v := s.oversize.Load(); v != 0 {
+			return streamed, s.oversized(v)
 		}
 		if e, ok := s.drainBus(ctx, pl); ok {
 			return streamed, e
