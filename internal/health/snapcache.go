@@ -21,10 +21,11 @@ type snapCache struct {
 
 // snapEntry is one camera's newest encode, or the one in progress.
 type snapEntry struct {
-	seq  uint64
-	done chan struct{} // closed when jpeg/err are set
-	jpeg []byte
-	err  error
+	seq      uint64
+	encoding bool          // guarded by snapCache.mu: the encode has not finished
+	done     chan struct{} // closed when jpeg/err are set
+	jpeg     []byte
+	err      error
 }
 
 func newSnapCache(slots int) *snapCache {
@@ -36,7 +37,7 @@ func newSnapCache(slots int) *snapCache {
 func (c *snapCache) get(pic *frame.Picture, quality int) (img []byte, busy bool, err error) {
 	c.mu.Lock()
 	e := c.byID[pic.CameraID]
-	if e != nil && (e.seq == pic.Seq || !closed(e.done)) {
+	if e != nil && (e.seq == pic.Seq || e.encoding) {
 		// This frame's encode, or the camera's previous frame still being
 		// encoded (a frame older at most): share it rather than start a
 		// second encode for the same camera.
@@ -50,21 +51,15 @@ func (c *snapCache) get(pic *frame.Picture, quality int) (img []byte, busy bool,
 		c.mu.Unlock()
 		return nil, true, nil
 	}
-	e = &snapEntry{seq: pic.Seq, done: make(chan struct{})}
+	e = &snapEntry{seq: pic.Seq, encoding: true, done: make(chan struct{})}
 	c.byID[pic.CameraID] = e
 	c.mu.Unlock()
 
 	e.jpeg, e.err = EncodeJPEG(pic, quality)
 	close(e.done)
+	c.mu.Lock()
+	e.encoding = false
+	c.mu.Unlock()
 	<-c.slots
 	return e.jpeg, false, e.err
-}
-
-func closed(ch chan struct{}) bool {
-	select {
-	case <-ch:
-		return true
-	default:
-		return false
-	}
 }

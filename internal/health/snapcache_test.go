@@ -52,11 +52,11 @@ func TestSnapCacheSharesAndBounds(t *testing.T) {
 	require.NoError(t, err)
 
 	// An encode of camera b in progress: b's next frame shares it.
-	running := &snapEntry{seq: 1, done: make(chan struct{})}
+	running := &snapEntry{seq: 1, encoding: true, done: make(chan struct{})}
 	c.mu.Lock()
 	c.byID["b"] = running
 	c.mu.Unlock()
-	go func() { running.jpeg = []byte{1}; close(running.done) }()
+	go func() { running.jpeg = []byte{1}; close(running.done) }() // before or after get looks: either way it shares
 	img, busy, _ := c.get(testPicture(t, "b", 2), 85)
 	assert.False(t, busy)
 	assert.Equal(t, []byte{1}, img, "frame 2 of b shares frame 1's encode, still running when asked")
