@@ -122,6 +122,8 @@ type camsimOpts struct {
 	Password string
 	Control  bool
 	Listen   string // RTSP host:port; empty picks a free port (set it to restart on the same address)
+	TLSCert  string // PEM certificate and key files: serve rtsps
+	TLSKey   string
 }
 
 type camsimProc struct {
@@ -139,6 +141,9 @@ func startCamsim(t testing.TB, o camsimOpts) *camsimProc {
 	args := []string{"--listen", c.Addr, "--cameras", fmt.Sprint(o.Cameras), "--codec", o.Codec, "--size", o.Size, "--fps", fmt.Sprint(o.FPS)}
 	if o.User != "" {
 		args = append(args, "--user", o.User, "--password", o.Password)
+	}
+	if o.TLSCert != "" {
+		args = append(args, "--tls-cert", o.TLSCert, "--tls-key", o.TLSKey)
 	}
 	if o.Control {
 		c.Control = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))

@@ -922,7 +922,7 @@ camsim_server_start (const camsim_server_opts * o, char **err)
      * through. */
     if (o->tcp_only)
       gst_rtsp_media_factory_set_protocols (f, GST_RTSP_LOWER_TRANS_TCP);
-    if (user != NULL)
+    if (user != NULL || o->tls_cert != NULL)
       gst_rtsp_media_factory_add_role (f, "camsim",
           GST_RTSP_PERM_MEDIA_FACTORY_ACCESS, G_TYPE_BOOLEAN, TRUE,
           GST_RTSP_PERM_MEDIA_FACTORY_CONSTRUCT, G_TYPE_BOOLEAN, TRUE, NULL);
@@ -934,15 +934,35 @@ camsim_server_start (const camsim_server_opts * o, char **err)
   g_object_unref (mounts);
   g_free (launch);
 
-  if (user != NULL) {
+  if (user != NULL || o->tls_cert != NULL) {
     GstRTSPAuth *auth = gst_rtsp_auth_new ();
     GstRTSPToken *token = gst_rtsp_token_new (GST_RTSP_TOKEN_MEDIA_FACTORY_ROLE,
         G_TYPE_STRING, "camsim", NULL);
-    char *basic = gst_rtsp_auth_make_basic (user, password);
 
-    /* No default token: a request without valid credentials gets 401. */
-    gst_rtsp_auth_add_basic (auth, basic, token);
-    g_free (basic);
+    if (user != NULL) {
+      char *basic = gst_rtsp_auth_make_basic (user, password);
+
+      /* No default token: a request without valid credentials gets 401. */
+      gst_rtsp_auth_add_basic (auth, basic, token);
+      g_free (basic);
+    } else {
+      /* TLS alone: everyone who completes the handshake may play. */
+      gst_rtsp_auth_set_default_token (auth, token);
+    }
+    if (o->tls_cert != NULL) {
+      GTlsCertificate *cert =
+          g_tls_certificate_new_from_files (o->tls_cert, o->tls_key, &gerr);
+      if (cert == NULL) {
+        *err = dupf ("--tls-cert %s, --tls-key %s: %s", o->tls_cert,
+            o->tls_key, gerr ? gerr->message : "cannot load");
+        g_clear_error (&gerr);
+        gst_rtsp_token_unref (token);
+        g_object_unref (auth);
+        return -1;
+      }
+      gst_rtsp_auth_set_tls_certificate (auth, cert);
+      g_object_unref (cert);
+    }
     gst_rtsp_token_unref (token);
     gst_rtsp_server_set_auth (server, auth);
     g_object_unref (auth);

@@ -45,6 +45,7 @@ typedef struct {
   const char *host, *port;
   int cameras;
   const char *user, *password; /* NULL: no authentication */
+  const char *tls_cert, *tls_key; /* PEM files; NULL: plain rtsp */
   int tcp_only;                /* refuse UDP transports */
   int audio;                   /* add a G.711 audio stream */
 } camsim_server_opts;

@@ -25,6 +25,8 @@ type config struct {
 	clipSeconds float64
 	user        string
 	password    string
+	tlsCert     string // PEM certificate (chain) file: serve rtsps
+	tlsKey      string // its private key
 	control     string // empty: no control server
 	// extraSizes are further clips (same codec, fps, gop, length) that a
 	// camera can switch to through the control API.
@@ -64,6 +66,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	clipSeconds := fs.Float64("clip-seconds", 4, "clip length in seconds, rounded to whole GOPs")
 	user := fs.String("user", "", "require RTSP basic auth with this user (needs --password)")
 	password := fs.String("password", "", "password for --user")
+	tlsCert := fs.String("tls-cert", "", "serve rtsps with this PEM certificate (chain) file (needs --tls-key)")
+	tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
 	control := fs.String("control", "", "HTTP control server `HOST:PORT` (default: none)")
 	extraSizes := fs.String("extra-sizes", "", "further clip sizes `WxH[,WxH...]` a camera can switch to (POST /cameras/{n}/size)")
 	tcpOnly := fs.Bool("tcp-only", false, "refuse UDP transports: only RTP over the RTSP connection works")
@@ -94,6 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		clipSeconds: *clipSeconds,
 		user:        *user,
 		password:    *password,
+		tlsCert:     *tlsCert,
+		tlsKey:      *tlsKey,
 		control:     *control,
 		tcpOnly:     *tcpOnly,
 		audio:       *audio,
@@ -154,6 +160,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if math.IsNaN(c.clipSeconds) || c.clipSeconds <= 0 || c.clipSeconds > 60 {
 		return config{}, usageErr("--clip-seconds %v: want more than 0 and at most 60", c.clipSeconds)
+	}
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return config{}, usageErr("--tls-cert and --tls-key must be given together")
 	}
 	if (c.user == "") != (c.password == "") {
 		return config{}, usageErr("--user and --password must be given together")

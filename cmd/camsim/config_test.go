@@ -66,6 +66,8 @@ func TestParseFlagsErrorsNameTheFlag(t *testing.T) {
 		{[]string{"--user", "u"}, "--password"},
 		{[]string{"--password", "p"}, "--user"},
 		{[]string{"--user", "a:b", "--password", "p"}, "--user"},
+		{[]string{"--tls-cert", "c.pem"}, "--tls-key"},
+		{[]string{"--tls-key", "k.pem"}, "--tls-cert"},
 		{[]string{"--fps", "x"}, "-fps"},
 		{[]string{"--bframes", "5"}, "--bframes 5"},
 		{[]string{"--bframes", "-1"}, "--bframes -1"},

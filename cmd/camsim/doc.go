@@ -17,7 +17,10 @@
 //	       [--size 1280x720] [--fps 25] [--gop 2*fps] [--bitrate kbps]
 //	       [--clip-seconds 4] [--user U --password P] [--control HOST:PORT]
 //	       [--extra-sizes WxH[,WxH...]] [--tcp-only] [--audio] [--bframes N]
+//	       [--tls-cert FILE --tls-key FILE]
 //
+// --tls-cert and --tls-key (PEM) serve rtsps:// instead of rtsp://, as a
+// camera or NVR with its own (often privately signed) certificate does.
 // --extra-sizes encodes one more clip per size at start-up (same codec,
 // fps, GOP and length; bitrate scaled by area) for the size control below.
 // --tcp-only refuses UDP transports: a SETUP over UDP gets 461 Unsupported

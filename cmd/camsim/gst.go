@@ -1,6 +1,6 @@
 package main
 
-// #cgo pkg-config: gstreamer-1.0 gstreamer-app-1.0 gstreamer-rtp-1.0 gstreamer-rtsp-server-1.0
+// #cgo pkg-config: gstreamer-1.0 gstreamer-app-1.0 gstreamer-rtp-1.0 gstreamer-rtsp-server-1.0 gio-2.0
 // #include <stdlib.h>
 // #include "camsim.h"
 import "C"
@@ -73,6 +73,11 @@ func startServer(cfg config) (int, error) {
 		o.user, o.password = C.CString(cfg.user), C.CString(cfg.password)
 		defer C.free(unsafe.Pointer(o.user))
 		defer C.free(unsafe.Pointer(o.password))
+	}
+	if cfg.tlsCert != "" {
+		o.tls_cert, o.tls_key = C.CString(cfg.tlsCert), C.CString(cfg.tlsKey)
+		defer C.free(unsafe.Pointer(o.tls_cert))
+		defer C.free(unsafe.Pointer(o.tls_key))
 	}
 	if cfg.tcpOnly {
 		o.tcp_only = 1

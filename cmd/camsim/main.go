@@ -78,7 +78,11 @@ func run(args []string) int {
 	}
 	urls := make([]string, cfg.cameras)
 	for i := range urls {
-		urls[i] = fmt.Sprintf("rtsp://%s/cam%d", net.JoinHostPort(cfg.listenHost, fmt.Sprint(port)), i+1)
+		scheme := "rtsp"
+		if cfg.tlsCert != "" {
+			scheme = "rtsps"
+		}
+		urls[i] = fmt.Sprintf("%s://%s/cam%d", scheme, net.JoinHostPort(cfg.listenHost, fmt.Sprint(port)), i+1)
 	}
 
 	loopDone := make(chan struct{})

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -261,6 +262,7 @@ func cmdRun(args []string) int {
 		log.Error("cannot start", "error", config.Redact(err.Error(), secrets...))
 		return 1
 	}
+	setGoMemoryLimit(svc, cfg.Memory.Budget, log)
 	for _, p := range svc.Plans() {
 		log.Info("camera configured", "camera_id", p.Camera.ID, "url", config.Redact(p.Camera.Location, secrets...), "codec", p.Camera.Codec, "decoder", p.Decoder.Element)
 	}
@@ -382,4 +384,27 @@ func httpAuth(a config.Auth, log *slog.Logger) *health.Auth {
 		log.Info("http.auth: bearer tokens required", "tokens", auth.Tokens(), "metrics", a.Metrics)
 	}
 	return auth
+}
+
+// setGoMemoryLimit gives the Go heap its share of memory.budget as its soft
+// limit (GOMEMLIMIT), unless the environment already sets one, and logs how
+// the budget is shared out.
+func setGoMemoryLimit(svc *capture.Service, cfgBudget int64, log *slog.Logger) {
+	m := svc.Memory()
+	if m.BudgetBytes == 0 {
+		why := "memory.budget auto and no container memory limit"
+		if cfgBudget == config.BudgetNone {
+			why = "memory.budget none"
+		}
+		log.Info("memory budget: none (" + why + "): each camera's ring holds ring_size frames")
+		return
+	}
+	goLimit := svc.GoMemoryLimit()
+	if env := os.Getenv("GOMEMLIMIT"); env != "" {
+		log.Info("memory budget: GOMEMLIMIT is set in the environment and is left as it is", "gomemlimit", env)
+	} else {
+		debug.SetMemoryLimit(goLimit)
+	}
+	log.Info("memory budget", "budget_bytes", m.BudgetBytes, "source", m.Source,
+		"go_limit_bytes", svc.Memory().GoLimitBytes, "per_camera_bytes", m.PerCameraBytes)
 }

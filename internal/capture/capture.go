@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,6 +17,7 @@ import (
 	"gstcapture/internal/config"
 	"gstcapture/internal/frame"
 	"gstcapture/internal/gsthost"
+	"gstcapture/internal/membudget"
 	"gstcapture/internal/publish"
 	"gstcapture/internal/ring"
 	"gstcapture/internal/stats"
@@ -96,6 +99,9 @@ type Options struct {
 	Version         string
 	// SpanExporter replaces the OTLP exporter chosen from the environment.
 	SpanExporter sdktrace.SpanExporter
+	// ContainerLimit replaces the memory limit read from the cgroup files
+	// (memory.budget auto); nil reads them.
+	ContainerLimit *membudget.Limit
 }
 
 // Service runs every configured camera.
@@ -109,6 +115,7 @@ type Service struct {
 	byID   map[string]*camera
 	frozen atomic.Int64
 	opts   Options
+	mem    membudget.Split
 
 	metrics *telemetry.Metrics
 	tracer  *telemetry.Tracer
@@ -125,6 +132,16 @@ type camera struct {
 	obs       *telemetry.CameraObservers
 	tracer    *telemetry.Tracer
 	snap      snapshotter
+	fit       ringFit
+}
+
+// ringFit sizes a camera's ring in bytes within its share of memory.budget
+// whenever its frame size changes (the first frame, a new resolution).
+type ringFit struct {
+	share int64 // frame bytes the camera may hold; 0 = no bound
+	batch int   // redis.batch
+	log   *slog.Logger
+	bytes int64 // frame size the ring is sized for; streaming thread only
 }
 
 // New prepares a service: it renders every camera's pipeline and connects
@@ -153,6 +170,17 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 	rc := redis.NewClient(ropts)
 
 	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts, byID: map[string]*camera{}}
+	limit := opts.ContainerLimit
+	if limit == nil {
+		l, err := membudget.ContainerLimit("/sys/fs/cgroup", "/proc/self/cgroup")
+		if err != nil {
+			// Not fatal: without the limit, auto means no bound, as on a
+			// machine without one.
+			log.Warn("memory.budget auto: cannot read the container's memory limit; frame memory is bounded by ring_size only", "error", err)
+		}
+		limit = &l
+	}
+	s.mem = membudget.Plan(cfg.Memory.Budget, *limit, len(cfg.Cameras))
 	ids := make([]string, len(cfg.Cameras))
 	for i, c := range cfg.Cameras {
 		ids[i] = c.ID
@@ -197,6 +225,8 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		s.pub.AddCamera(cc.ID, float64(cc.Settings.FPS))
 		st.SetDecoder(cc.Codec, plan.Decoder.Element)
 		c := newCamera(plan, st, rules, s.metrics.Camera(cc.ID), s.tracer)
+		c.fit = ringFit{share: s.mem.PerCamera, batch: cfg.Redis.Batch, log: log}
+		st.SetRing(cc.Settings.RingSize, 0, false)
 		spec := gsthost.Spec{
 			CameraID:         cc.ID,
 			Launch:           plan.Launch,
@@ -209,6 +239,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 			TeardownTimeout:  opts.TeardownTimeout,
 			MaxWidth:         cc.Settings.MaxWidth,
 			MaxHeight:        cc.Settings.MaxHeight,
+			TLSCAFile:        cc.Settings.TLSCAFile,
 		}
 		c.sup = gsthost.NewSupervisor(spec, st, c.onFrame, log, redact, &s.frozen, opts.Hooks)
 		s.cams = append(s.cams, c)
@@ -279,6 +310,9 @@ func (c *camera) onFrame(f *frame.Frame) {
 		span.Flag(f.Flags)
 	}
 	c.snap.offer(f)
+	if sz := int64(len(f.Data)); sz != c.fit.bytes {
+		c.fitRing(sz)
+	}
 	// The publisher owns f from here and may already have released it, and
 	// its pool reused it: below this line f is not read (span holds the
 	// identity the enqueue span needs).
@@ -287,6 +321,22 @@ func (c *camera) onFrame(f *frame.Frame) {
 	c.obs.Enqueue.Observe(t2.Sub(t1).Seconds())
 	span.Child(c.tracer, telemetry.SpanEnqueue, t1, t2)
 	span.End("")
+}
+
+// fitRing sizes the ring for frames of sz bytes within the camera's share
+// of memory.budget, and says so once per size when the share holds fewer
+// than ring_size frames.
+func (c *camera) fitRing(sz int64) {
+	c.fit.bytes = sz
+	ringSize := c.plan.Camera.Settings.RingSize
+	r := membudget.SizeRing(c.fit.share, int(sz), ringSize, publish.BatchFrames(c.fit.batch, int(sz)))
+	c.ring.SetByteLimit(r.Bytes)
+	c.stats.SetRing(r.Frames, r.Bytes, r.Short)
+	if r.Short && c.fit.log != nil {
+		c.fit.log.Warn("memory.budget: the camera's share holds fewer frames than ring_size; its ring is shortened (raise memory.budget or the container's memory limit, or lower the resolution)",
+			"camera_id", c.plan.Camera.ID, "frame_bytes", sz, "share_bytes", c.fit.share,
+			"ring_frames", r.Frames, "ring_size", ringSize)
+	}
 }
 
 // recorder feeds publish results to metrics and traces.
@@ -431,6 +481,26 @@ func (s *Service) RedisHealthy() bool { return s.pub.Healthy() }
 // RedisFull reports whether Redis refused frames for want of memory in the
 // last few seconds (health.Source).
 func (s *Service) RedisFull() bool { return s.pub.Full() }
+
+// MemoryBudget returns the bytes frames and the Go heap may hold together
+// (0 = unbounded; telemetry.Source).
+func (s *Service) MemoryBudget() int64 { return s.mem.Budget }
+
+// Memory returns how memory.budget is shared out (health.Source; main sets
+// GOMEMLIMIT from it).
+func (s *Service) Memory() stats.Memory {
+	m := stats.Memory{BudgetBytes: s.mem.Budget, Source: s.mem.Source, PerCameraBytes: s.mem.PerCamera}
+	// What the runtime has, whoever set it (main from the split, or the
+	// GOMEMLIMIT environment variable).
+	if l := debug.SetMemoryLimit(-1); l < math.MaxInt64 {
+		m.GoLimitBytes = l
+	}
+	return m
+}
+
+// GoMemoryLimit is the Go heap's share of memory.budget, for GOMEMLIMIT;
+// 0 when there is no budget.
+func (s *Service) GoMemoryLimit() int64 { return s.mem.GoLimit }
 
 // RedisMemoryBudget returns the bytes all streams may hold (0 = unbounded;
 // telemetry.Source).

@@ -26,6 +26,7 @@ type Config struct {
 	Shutdown Shutdown
 	Tracing  Tracing
 	Log      Log
+	Memory   Memory
 	Defaults Settings
 	Cameras  []Camera
 }
@@ -77,6 +78,21 @@ type Redis struct {
 	Timeout      time.Duration // per round trip
 }
 
+// Memory bounds the frames the process holds (docs/operations.md, "Sizing
+// the process").
+type Memory struct {
+	// Budget is the bytes of frame memory and Go heap together: BudgetAuto
+	// (a share of the container's memory limit, or no bound without one),
+	// BudgetNone (no bound: each ring holds ring_size frames), or a size.
+	Budget int64
+}
+
+// Memory.Budget's two named values; a size is > 0.
+const (
+	BudgetAuto int64 = 0
+	BudgetNone int64 = -1
+)
+
 // Health sets the readiness and liveness rules.
 type Health struct {
 	MinReady  int // cameras streaming before /readyz is OK
@@ -116,7 +132,12 @@ type Settings struct {
 	// above them puts the camera in state error instead of filling memory
 	// (an 8192x4320 BGR frame is 106 MB).
 	MaxWidth, MaxHeight int
-	Validation          Validation
+	// TLSCAFile is a PEM file of the certificate authorities an rtsps
+	// camera's certificate is checked against instead of the system's
+	// (a camera or NVR with a private CA); its path relative to the config
+	// file's directory is resolved. "" = the system's trust store.
+	TLSCAFile  string
+	Validation Validation
 }
 
 // Reconnect is the backoff between pipeline rebuilds.
@@ -330,6 +351,7 @@ func defaultMap() map[string]any {
 		"shutdown": map[string]any{"timeout": "5s"},
 		"tracing":  map[string]any{"sample_ratio": 1.0, "queue_size": 2048},
 		"log":      map[string]any{"level": "info", "format": "json"},
+		"memory":   map[string]any{"budget": "auto"},
 		"defaults": map[string]any{
 			"fps":             10,
 			"format":          "BGR",
@@ -344,6 +366,7 @@ func defaultMap() map[string]any {
 			"ring_size":       32,
 			"max_width":       4096,
 			"max_height":      4096,
+			"tls_ca_file":     "",
 			"convert_threads": 1,
 			"decoder_threads": 1,
 			"validation": map[string]any{

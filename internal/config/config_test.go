@@ -1,7 +1,14 @@
 package config
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -790,6 +797,37 @@ func TestMemoryBudget(t *testing.T) {
 		problemStrings(problems(t, "redis: {retention: 10ms}\n"+oneCamera)))
 }
 
+// memory.budget is auto, none or a size of at least 64MiB; anything else is
+// a problem naming the path and the value.
+func TestProcessMemoryBudget(t *testing.T) {
+	cases := []struct {
+		val  string
+		want int64
+		prob string
+	}{
+		{"auto", BudgetAuto, ""},
+		{"none", BudgetNone, ""},
+		{"None", BudgetNone, ""},
+		{"1GiB", 1 << 30, ""},
+		{"1152MiB", 1152 << 20, ""},
+		{"lots", 0, `memory.budget: must be auto, none or a size such as 2GiB, 512MiB or 1.5GB, got "lots"`},
+		{"32MiB", 0, `memory.budget: must be at least 64MiB, got 33554432 bytes`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.val, func(t *testing.T) {
+			yml := "memory: {budget: \"" + tc.val + "\"}\n" + oneCamera
+			if tc.prob != "" {
+				assert.Equal(t, []string{tc.prob}, problemStrings(problems(t, yml)))
+				return
+			}
+			assert.Equal(t, tc.want, mustLoad(t, yml).Memory.Budget)
+		})
+	}
+	assert.Equal(t, BudgetAuto, mustLoad(t, oneCamera).Memory.Budget, "the default")
+	assert.Equal(t, []string{"memory.limit: unknown key"},
+		problemStrings(problems(t, "memory: {limit: 1GiB}\n"+oneCamera)))
+}
+
 // http.auth.tokens_file: "<scope> <token>" lines, relative to the config's
 // directory; every problem names the file and line and never the token;
 // the tokens are secrets (Redact).
@@ -823,4 +861,42 @@ func TestAuthTokens(t *testing.T) {
 	}
 	assert.Equal(t, []string{`http.auth.mode: must be one of token, none, got "basic"`},
 		problemStrings(problems(t, "http: {auth: {mode: basic}}\n"+oneCamera)))
+}
+
+// tls_ca_file: resolved against the config's directory, checked at load
+// (readable, PEM certificates only); a problem names the camera's key.
+func TestTLSCAFile(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "pki"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "pki", "ca.pem"), caPEM, 0o644))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "key.pem"), []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "empty.pem"), []byte("not pem\n"), 0o644))
+	load := func(cam string) (*Config, error) {
+		p := filepath.Join(dir, "c.yaml")
+		require.NoError(t, os.WriteFile(p, []byte("cameras:\n  - {id: c1, url: \"rtsps://cam.example:322/s\", codec: h264"+cam+"}\n"), 0o600))
+		return Load(p, nil)
+	}
+	cfg, err := load(", tls_ca_file: pki/ca.pem")
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "pki", "ca.pem"), cfg.Cameras[0].Settings.TLSCAFile, "relative to the config file")
+	cfg, err = load("")
+	require.NoError(t, err)
+	assert.Empty(t, cfg.Cameras[0].Settings.TLSCAFile, "default: the system's trust store")
+
+	for name, want := range map[string]string{
+		"key.pem":     `cameras[0].tls_ca_file: key.pem: a "PRIVATE KEY" block; want only CERTIFICATE blocks (the CA's certificates, never a key)`,
+		"empty.pem":   `cameras[0].tls_ca_file: empty.pem: no PEM certificate in the file`,
+		"missing.pem": `cameras[0].tls_ca_file: cannot read: open ` + filepath.Join(dir, "missing.pem") + `: no such file or directory`,
+	} {
+		_, err := load(", tls_ca_file: " + name)
+		require.Error(t, err, name)
+		assert.Contains(t, err.Error(), want, name)
+	}
 }

@@ -20,6 +20,7 @@ import (
 type reader struct {
 	probs   Problems
 	fromEnv map[string]string // config path -> environment variable that set it
+	baseDir string            // the config file's directory: relative paths start there
 }
 
 func (r *reader) add(path, format string, args ...any) {
@@ -38,14 +39,15 @@ func join(base, key string) string {
 }
 
 var (
-	topKeys        = []string{"http", "redis", "health", "shutdown", "tracing", "log", "defaults", "cameras"}
-	settingsKeys   = []string{"fps", "format", "width", "height", "transport", "latency", "reconnect", "stall_timeout", "decoder", "converter", "ring_size", "convert_threads", "decoder_threads", "max_width", "max_height", "validation"}
+	topKeys        = []string{"http", "redis", "health", "shutdown", "tracing", "log", "memory", "defaults", "cameras"}
+	settingsKeys   = []string{"fps", "format", "width", "height", "transport", "latency", "reconnect", "stall_timeout", "decoder", "converter", "ring_size", "convert_threads", "decoder_threads", "max_width", "max_height", "tls_ca_file", "validation"}
 	validationKeys = []string{"black", "uniform", "frozen", "size", "corrupt"}
 	cameraIDRe     = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 	envNameRe      = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 )
 
 func (r *reader) config(m map[string]any, lookup func(string) (string, bool), baseDir string) *Config {
+	r.baseDir = baseDir
 	cfg := &Config{}
 	r.keys("", m, topKeys...)
 
@@ -119,6 +121,18 @@ func (r *reader) config(m map[string]any, lookup func(string) (string, bool), ba
 		r.intField(sec, "tracing", "queue_size", &cfg.Tracing.QueueSize, between(1, 1<<20))
 	}
 
+	if sec, ok := r.section(m, "", "memory"); ok {
+		r.keys("memory", sec, "budget")
+		if v, ok := sec["budget"]; ok {
+			n, err := parseProcessBudget(v)
+			if err != "" {
+				r.add("memory.budget", "%s", err)
+			} else {
+				cfg.Memory.Budget = n
+			}
+		}
+	}
+
 	if sec, ok := r.section(m, "", "log"); ok {
 		r.keys("log", sec, "level", "format")
 		r.enumField(sec, "log", "level", &cfg.Log.Level, LogLevels)
@@ -167,6 +181,16 @@ func (r *reader) settings(base string, m map[string]any, s *Settings) {
 	r.intField(m, base, "decoder_threads", &s.DecoderThreads, between(0, 256))
 	r.intField(m, base, "max_width", &s.MaxWidth, between(16, 16384))
 	r.intField(m, base, "max_height", &s.MaxHeight, between(16, 16384))
+	if name, ok := r.strField(m, base, "tls_ca_file"); ok {
+		s.TLSCAFile = ""
+		if name != "" {
+			path, err := readCAFile(r.baseDir, name)
+			if err != "" {
+				r.add(join(base, "tls_ca_file"), "%s", err)
+			}
+			s.TLSCAFile = path
+		}
+	}
 
 	sec, ok := r.section(m, base, "validation")
 	if !ok {

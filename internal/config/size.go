@@ -52,6 +52,26 @@ func parseBudget(v any) (int64, string) {
 	return n, ""
 }
 
+// minProcessBudget is the smallest memory.budget: the Go heap's share
+// alone needs about this much.
+const minProcessBudget = 64 << 20
+
+// parseProcessBudget reads memory.budget: "auto" (BudgetAuto), "none"
+// (BudgetNone) or a size of at least 64MiB.
+func parseProcessBudget(v any) (int64, string) {
+	if s, ok := v.(string); ok && strings.EqualFold(strings.TrimSpace(s), "none") {
+		return BudgetNone, ""
+	}
+	n, msg := parseBudget(v)
+	if msg != "" {
+		return 0, strings.Replace(msg, "must be auto or", "must be auto, none or", 1)
+	}
+	if n != 0 && n < minProcessBudget {
+		return 0, fmt.Sprintf("must be at least 64MiB, got %d bytes", n)
+	}
+	return n, ""
+}
+
 // parseSize reads a byte size: a number, optionally fractional, and a unit
 // (see sizeUnits; case-insensitive).
 func parseSize(s string) (int64, bool) {

@@ -1,9 +1,28 @@
 package gsthost
 
 /*
-#cgo pkg-config: gstreamer-1.0 gstreamer-video-1.0 libswscale libavutil
+#cgo pkg-config: gstreamer-1.0 gstreamer-video-1.0 libswscale libavutil gio-2.0
 #include <gst/gst.h>
+#include <gio/gio.h>
 #include "swsconvert.h"
+
+// gh_set_tls_anchors makes el (an rtspsrc) check the server's certificate
+// against the PEM certificates in file instead of the system's trust store.
+// NULL on success, else a newly allocated message.
+static gchar *gh_set_tls_anchors(GstElement *el, const char *file)
+{
+	GError *err = NULL;
+	GTlsDatabase *db = g_tls_file_database_new(file, &err);
+	gchar *msg;
+	if (db == NULL) {
+		msg = g_strdup(err ? err->message : "cannot load the file");
+		g_clear_error(&err);
+		return msg;
+	}
+	g_object_set(el, "tls-database", db, NULL);
+	g_object_unref(db);
+	return NULL;
+}
 
 static gchar *gh_version(void) { return gst_version_string(); }
 
@@ -39,10 +58,23 @@ static void gh_set_default_threshold(int level) { gst_debug_set_default_threshol
 import "C"
 
 import (
+	"fmt"
 	"unsafe"
 
 	"github.com/go-gst/go-gst/gst"
 )
+
+// setTLSAnchors makes rtspsrc src trust the certificates in file (PEM) for
+// rtsps, in place of the system's trust store.
+func setTLSAnchors(src *gst.Element, file string) error {
+	cs := C.CString(file)
+	defer C.free(unsafe.Pointer(cs))
+	if msg := C.gh_set_tls_anchors((*C.GstElement)(unsafe.Pointer(src.Instance())), cs); msg != nil {
+		defer C.g_free(C.gpointer(msg))
+		return fmt.Errorf("tls_ca_file: %s", C.GoString(msg))
+	}
+	return nil
+}
 
 // Version returns GStreamer's version string, e.g. "GStreamer 1.22.0".
 func Version() string {

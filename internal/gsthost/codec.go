@@ -84,6 +84,55 @@ func (w *streamWatch) explain(e busError) string {
 	return fmt.Sprintf("the camera refused RTP over %s, which is all the transport setting allows; %s", strings.Join(allowed, " and "), hint)
 }
 
+// tlsProblems name GTlsCertificateFlags as an operator reads them.
+var tlsProblems = []struct {
+	flag uint
+	text string
+}{
+	{1, "it is signed by an unknown certificate authority"},
+	{2, "it is not for the host in the camera's URL"},
+	{4, "it is not valid yet"},
+	{8, "it has expired"},
+	{16, "it has been revoked"},
+	{32, "it uses an insecure algorithm"},
+	{64, "it could not be validated"},
+}
+
+// tlsCause explains an rtspsrc error after it refused the camera's rtsps
+// certificate (rtspsrc itself says only "Failed to connect"); "" when it
+// refused none.
+func (w *streamWatch) tlsCause(e busError) string {
+	if w == nil || w.c == nil || e.Source != "src" {
+		return ""
+	}
+	if flags := w.tlsErrors(); flags != 0 {
+		return explainTLS(flags)
+	}
+	return ""
+}
+
+// explainTLS says why an rtsps camera's certificate was refused (flags are
+// GTlsCertificateFlags) and what to do about it.
+func explainTLS(flags uint) string {
+	var why []string
+	for _, p := range tlsProblems {
+		if flags&p.flag != 0 {
+			why = append(why, p.text)
+		}
+	}
+	if len(why) == 0 {
+		why = append(why, fmt.Sprintf("validation flags %#x", flags))
+	}
+	hint := "fix the camera's certificate"
+	switch {
+	case flags&1 != 0:
+		hint = "set tls_ca_file to a PEM file of the CA that signed it (or of the camera's own self-signed certificate)"
+	case flags&2 != 0:
+		hint = "use the host name or address the certificate names in the camera's URL"
+	}
+	return fmt.Sprintf("TLS: the camera's certificate was refused: %s; %s", strings.Join(why, ", "), hint)
+}
+
 // resolveLaunch returns the launch string and codec of the next pipeline.
 // With codec auto it probes the camera first; ok is false when the probe
 // failed, and out says why.
@@ -194,7 +243,8 @@ func probeBusError(bus *gst.Bus) (busError, bool) {
 }
 
 // findSource returns the pipeline's rtspsrc "src" with the credentials set
-// (user-id and user-pw properties, never part of a launch string).
+// (user-id and user-pw properties, never part of a launch string) and, for
+// a private CA, its TLS database.
 func (s *Supervisor) findSource(p *gst.Pipeline) (*gst.Element, error) {
 	src, err := p.GetElementByName("src")
 	if err != nil {
@@ -204,6 +254,11 @@ func (s *Supervisor) findSource(p *gst.Pipeline) (*gst.Element, error) {
 }
 
 func (s *Supervisor) setCredentials(src *gst.Element) error {
+	if s.spec.TLSCAFile != "" {
+		if err := setTLSAnchors(src, s.spec.TLSCAFile); err != nil {
+			return err
+		}
+	}
 	if s.spec.User == "" && s.spec.Password == "" {
 		return nil
 	}

@@ -49,3 +49,11 @@ func TestCodecOf(t *testing.T) {
 	_, ok := codecOf("JPEG")
 	assert.False(t, ok)
 }
+
+// A refused rtsps certificate is explained by what GLib found wrong with
+// it, with the setting that fixes the common case.
+func TestExplainTLS(t *testing.T) {
+	assert.Equal(t, "TLS: the camera's certificate was refused: it is signed by an unknown certificate authority; set tls_ca_file to a PEM file of the CA that signed it (or of the camera's own self-signed certificate)", explainTLS(1))
+	assert.Equal(t, "TLS: the camera's certificate was refused: it is not for the host in the camera's URL, it has expired; use the host name or address the certificate names in the camera's URL", explainTLS(2|8))
+	assert.Equal(t, "TLS: the camera's certificate was refused: validation flags 0x100; fix the camera's certificate", explainTLS(0x100))
+}

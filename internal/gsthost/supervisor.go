@@ -42,6 +42,9 @@ type Spec struct {
 	// MaxWidth and MaxHeight bound a frame's size (0: no bound); a larger
 	// frame is not handed on, and the camera goes to state error.
 	MaxWidth, MaxHeight int
+	// TLSCAFile, when set, is a PEM file of the certificates an rtsps
+	// camera's certificate is checked against (config tls_ca_file).
+	TLSCAFile string
 }
 
 // firstFrameAllowance is how long a fresh pipeline may take to deliver its
@@ -333,8 +336,10 @@ func (s *Supervisor) handleMessage(ctx context.Context, pl *pipeline, m *gst.Mes
 	case gst.MessageError:
 		e := parseBusError(m)
 		s.dumpDot(&pl.guard, pl.p, "error")
-		var cause string
-		if e.failedToConnect() {
+		cause := pl.watch.tlsCause(e)
+		if cause != "" {
+			// the TLS handshake, not the network: no connect probe
+		} else if e.failedToConnect() {
 			cause = explainConnect(ctx, pl.location, min(s.spec.StallTimeout, 2*time.Second))
 		} else {
 			cause = pl.watch.explain(e)

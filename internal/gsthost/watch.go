@@ -4,10 +4,11 @@ package gsthost
 // pipeline gsthost builds (see gh_watch_attach below), and its Go handle.
 
 /*
-#cgo pkg-config: gstreamer-1.0 gstreamer-sdp-1.0
+#cgo pkg-config: gstreamer-1.0 gstreamer-sdp-1.0 gio-2.0
 #include <stdlib.h>
 #include <string.h>
 #include <gst/gst.h>
+#include <gio/gio.h>
 #include <gst/sdp/gstsdpmessage.h>
 
 // gh_watch is one pipeline's stream watch. Streaming threads write it
@@ -28,6 +29,7 @@ typedef struct {
 	gboolean refuse_all;
 	gboolean describe_only;
 	guint protocols; // rtspsrc's GstRTSPLowerTrans flags, 0 without rtspsrc
+	guint tls_errors; // GTlsCertificateFlags of a refused rtsps certificate, 0 for none
 	// Keyframe gate, touched only by the decoder's sink-pad streaming thread.
 	gboolean waiting;
 	gboolean joined; // a keyframe has passed since the pipeline started
@@ -246,6 +248,17 @@ static void gh_probe(GstElement *el, const char *pad_name, GstPadProbeType mask,
 	gst_object_unref(pad);
 }
 
+// gh_accept_certificate runs on rtspsrc's thread when an rtsps server's
+// certificate failed validation: it records why and refuses it, as
+// rtspsrc does without a handler.
+static gboolean gh_accept_certificate(GstElement *src, GTlsConnection *conn, GTlsCertificate *cert, GTlsCertificateFlags errors, gpointer data)
+{
+	gh_watch *w = data;
+	(void)src; (void)conn; (void)cert;
+	__atomic_store_n(&w->tls_errors, (guint)errors, __ATOMIC_RELAXED);
+	return FALSE;
+}
+
 // gh_watch_attach watches the pipeline's "src" (when it is an rtspsrc),
 // "dec" and videorate elements; any may be missing. expected is the SDP
 // encoding name the configuration wants, NULL for none. describe_only
@@ -269,6 +282,8 @@ static gh_watch *gh_watch_attach(GstElement *pipeline, const char *expected, con
 			g_object_get(src, "protocols", &w->protocols, NULL);
 			g_signal_connect_data(src, "on-sdp", G_CALLBACK(gh_on_sdp), gh_watch_ref(w), gh_watch_unref_closure, 0);
 			g_signal_connect_data(src, "select-stream", G_CALLBACK(gh_select_stream), gh_watch_ref(w), gh_watch_unref_closure, 0);
+			if (g_signal_lookup("accept-certificate", G_OBJECT_TYPE(src)) != 0)
+				g_signal_connect_data(src, "accept-certificate", G_CALLBACK(gh_accept_certificate), gh_watch_ref(w), gh_watch_unref_closure, 0);
 		}
 		gst_object_unref(src);
 	}
@@ -317,6 +332,7 @@ static int gh_watch_refused(gh_watch *w)
 }
 
 static guint gh_watch_protocols(gh_watch *w) { return w->protocols; }
+static guint gh_watch_tls_errors(gh_watch *w) { return __atomic_load_n(&w->tls_errors, __ATOMIC_RELAXED); }
 
 static void gh_watch_counts(gh_watch *w, guint64 *skipped, guint64 *joining, guint64 *in, guint64 *out)
 {
@@ -378,6 +394,10 @@ func (w *streamWatch) release() {
 		w.c = nil
 	}
 }
+
+// tlsErrors returns the GTlsCertificateFlags of the rtsps certificate
+// rtspsrc refused, 0 when none was.
+func (w *streamWatch) tlsErrors() uint { return uint(C.gh_watch_tls_errors(w.c)) }
 
 // announced returns the video encodings of the camera's SDP, in its order,
 // and whether the SDP has arrived.

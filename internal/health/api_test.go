@@ -32,6 +32,7 @@ func (f *fakeAPI) Snapshots(time.Time) []stats.Snapshot { return f.cams }
 func (f *fakeAPI) RedisHealthy() bool                   { return f.redis }
 func (f *fakeAPI) RedisFull() bool                      { return f.full }
 func (f *fakeAPI) Frozen() int64                        { return f.frozen }
+func (f *fakeAPI) Memory() stats.Memory                 { return stats.Memory{} }
 func (f *fakeAPI) Snapshot(_ context.Context, id string, _ time.Duration) (*frame.Picture, error) {
 	for _, c := range f.cams {
 		if c.ID == id {

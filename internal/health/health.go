@@ -15,6 +15,7 @@ type Source interface {
 	RedisHealthy() bool
 	RedisFull() bool
 	Frozen() int64
+	Memory() stats.Memory
 }
 
 // Options set the probe thresholds.
@@ -35,6 +36,7 @@ type Report struct {
 	Status  string           `json:"status"`
 	Redis   string           `json:"redis"`
 	Frozen  int64            `json:"frozen_pipelines"`
+	Memory  stats.Memory     `json:"memory"`
 	Reasons []string         `json:"reasons,omitempty"`
 	Cameras []stats.Snapshot `json:"cameras"`
 }
@@ -88,7 +90,7 @@ func (c *Checker) Ready() (bool, []string) {
 // Report builds the /health body.
 func (c *Checker) Report() Report {
 	snaps := c.src.Snapshots(c.now())
-	r := Report{Redis: "up", Frozen: c.src.Frozen(), Cameras: snaps}
+	r := Report{Redis: "up", Frozen: c.src.Frozen(), Memory: c.src.Memory(), Cameras: snaps}
 	switch {
 	case !c.src.RedisHealthy():
 		r.Redis = "down"

@@ -377,13 +377,19 @@ type worker struct {
 // timeout on a loaded machine and fail as a whole.
 const maxBatchBytes = 16 << 20
 
+// BatchFrames is how many frames of frameBytes one round trip takes, at
+// most batch (redis.batch): the frames a camera has in flight besides its
+// ring, which memory.budget counts too.
+func BatchFrames(batch, frameBytes int) int {
+	if frameBytes > 0 {
+		return min(batch, max(1, maxBatchBytes/frameBytes))
+	}
+	return batch
+}
+
 // fitBatch sizes the next batches from the newest frame's size.
 func (w *worker) fitBatch(f *frame.Frame) {
-	n := w.p.opts.Batch
-	if sz := len(f.Data); sz > 0 {
-		n = min(n, max(1, maxBatchBytes/sz))
-	}
-	w.limit = n
+	w.limit = BatchFrames(w.p.opts.Batch, len(f.Data))
 }
 
 // fitStream tells the budget the newest frame's size and takes the

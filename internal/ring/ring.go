@@ -14,11 +14,13 @@ type Ring struct {
 	cam   *stats.Camera
 	ready chan struct{}
 
-	mu     sync.Mutex
-	buf    []*frame.Frame
-	head   int // index of the oldest frame
-	n      int // frames queued
-	closed bool
+	mu       sync.Mutex
+	buf      []*frame.Frame
+	head     int   // index of the oldest frame
+	n        int   // frames queued
+	bytes    int64 // pixel bytes of the frames queued
+	maxBytes int64 // bound on bytes besides the count; 0 = none
+	closed   bool
 }
 
 // New returns an empty ring holding at most capacity frames whose drops are
@@ -35,14 +37,27 @@ func New(capacity int, cam *stats.Camera) *Ring {
 	}
 }
 
-// Push queues f and never blocks. When the ring is full the oldest frame is
-// evicted, released and counted as DropRingOverflow. After Close, f itself is
-// released and counted as DropShutdown. A nil f is ignored.
+// SetByteLimit bounds the pixel bytes queued besides the frame count: a
+// Push evicts the oldest frames until the new one fits, and the newest
+// frame is always kept, however large. 0 removes the bound. Frames queued
+// beyond a lowered limit go with the next Push.
+func (r *Ring) SetByteLimit(n int64) {
+	r.mu.Lock()
+	r.maxBytes = max(n, 0)
+	r.mu.Unlock()
+}
+
+// Push queues f and never blocks. When the ring is full (its capacity, or
+// its byte limit) the oldest frames are evicted, released and counted as
+// DropRingOverflow. After Close, f itself is released and counted as
+// DropShutdown. A nil f is ignored.
 func (r *Ring) Push(f *frame.Frame) {
 	if f == nil {
 		return
 	}
-	var evicted *frame.Frame
+	var evicted [4]*frame.Frame
+	out := evicted[:0] // evictions beyond 4 (a lowered byte limit) are rare
+	sz := int64(len(f.Data))
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -50,20 +65,25 @@ func (r *Ring) Push(f *frame.Frame) {
 		r.drop(stats.DropShutdown)
 		return
 	}
-	if r.n == len(r.buf) {
-		evicted = r.buf[r.head]
+	for r.n > 0 && (r.n == len(r.buf) || (r.maxBytes > 0 && r.bytes+sz > r.maxBytes)) {
+		old := r.buf[r.head]
 		r.buf[r.head] = nil
 		r.head = r.wrap(r.head + 1)
 		r.n--
+		r.bytes -= int64(len(old.Data))
+		out = append(out, old)
 	}
 	r.buf[r.wrap(r.head+r.n)] = f
 	r.n++
+	r.bytes += sz
 	r.mu.Unlock()
 
 	// Release runs the GStreamer unmap/unref; keep it out of the lock.
-	if evicted != nil {
-		evicted.Release()
-		r.drop(stats.DropRingOverflow)
+	for _, old := range out {
+		old.Release()
+	}
+	if len(out) > 0 && r.cam != nil {
+		r.cam.Drop(stats.DropRingOverflow, uint64(len(out)))
 	}
 	select {
 	case r.ready <- struct{}{}:
@@ -82,7 +102,9 @@ func (r *Ring) PopBatch(dst []*frame.Frame) []*frame.Frame {
 	r.mu.Lock()
 	k := min(room, r.n)
 	for range k {
-		dst = append(dst, r.buf[r.head])
+		f := r.buf[r.head]
+		r.bytes -= int64(len(f.Data))
+		dst = append(dst, f)
 		r.buf[r.head] = nil // don't pin the frame after it left
 		r.head = r.wrap(r.head + 1)
 	}
@@ -103,8 +125,15 @@ func (r *Ring) Len() int {
 	return r.n
 }
 
-// Cap returns the ring's capacity.
+// Cap returns the ring's capacity in frames.
 func (r *Ring) Cap() int { return len(r.buf) }
+
+// Bytes returns the pixel bytes queued.
+func (r *Ring) Bytes() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.bytes
+}
 
 // Close stops the ring: later Pushes release their frame and count
 // DropShutdown. It returns the frames still queued, oldest first, which the
@@ -123,6 +152,7 @@ func (r *Ring) Close() []*frame.Frame {
 		r.head = r.wrap(r.head + 1)
 	}
 	r.n = 0
+	r.bytes = 0
 	return out
 }
 

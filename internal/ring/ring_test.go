@@ -331,3 +331,43 @@ func TestZeroAllocs(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
+
+// A byte limit evicts the oldest frames until the new one fits, keeps the
+// newest however large, counts each eviction as ring_overflow, and leaves
+// the count bound working as before.
+func TestByteLimit(t *testing.T) {
+	cam := stats.NewRegistry().Add("c")
+	tr := newTracker(8)
+	for i, f := range tr.frames {
+		f.Data = make([]byte, 100*(1+i%2)) // 100, 200, 100, 200, ...
+	}
+	r := New(32, cam)
+	r.SetByteLimit(350)
+	r.Push(tr.frames[0]) // 100
+	r.Push(tr.frames[1]) // 300
+	assert.Equal(t, int64(300), r.Bytes())
+	r.Push(tr.frames[2]) // 400 > 350: frame 0 goes
+	assert.Equal(t, 2, r.Len())
+	assert.Equal(t, int64(300), r.Bytes())
+	assert.Equal(t, uint64(1), cam.Dropped(stats.DropRingOverflow))
+	assert.Equal(t, int32(1), tr.released(0))
+
+	r.SetByteLimit(150)  // lowered: the next push evicts both queued frames
+	r.Push(tr.frames[3]) // 200 alone is above the limit and still kept
+	assert.Equal(t, []uint64{3}, seqs(r.PopBatch(make([]*frame.Frame, 0, 8))))
+	assert.Equal(t, int64(0), r.Bytes())
+	assert.Equal(t, uint64(3), cam.Dropped(stats.DropRingOverflow))
+	tr.frames[3].Release()
+
+	r.SetByteLimit(0) // no byte bound: the count bound rules again
+	for _, f := range tr.frames[4:] {
+		r.Push(f)
+	}
+	assert.Equal(t, 4, r.Len())
+	assert.Equal(t, int64(600), r.Bytes())
+	for _, f := range r.Close() {
+		f.Release()
+	}
+	assert.Equal(t, int64(0), r.Bytes())
+	tr.assertAllReleasedOnce(t)
+}

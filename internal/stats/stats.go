@@ -147,6 +147,9 @@ type Camera struct {
 	redisMaxLen  int64
 	redisRet     time.Duration
 	retShort     bool
+	ringFrames   int
+	ringBytes    int64
+	ringShort    bool
 	fps          fpsMeter
 	reconnectsBy map[string]uint64
 	errorsBy     map[string]uint64
@@ -161,6 +164,15 @@ func NewCamera(id string) *Camera {
 func (c *Camera) SetRetention(maxLen int64, retention time.Duration, shortened bool) {
 	c.mu.Lock()
 	c.redisMaxLen, c.redisRet, c.retShort = maxLen, retention, shortened
+	c.mu.Unlock()
+}
+
+// SetRing records the camera's ring size within memory.budget (see
+// Snapshot): frames it holds, its byte limit (0 = none) and whether that is
+// fewer than ring_size.
+func (c *Camera) SetRing(frames int, bytesLimit int64, short bool) {
+	c.mu.Lock()
+	c.ringFrames, c.ringBytes, c.ringShort = frames, bytesLimit, short
 	c.mu.Unlock()
 }
 
@@ -264,6 +276,20 @@ type Snapshot struct {
 	RedisMaxLen        int64   `json:"redis_maxlen"`
 	RedisRetention     float64 `json:"redis_retention_seconds"`
 	RetentionShortened bool    `json:"retention_shortened"`
+	// The camera's ring within memory.budget: frames of the current size
+	// it holds, its byte limit (0 = ring_size frames, no byte bound) and
+	// whether the budget made it smaller than ring_size.
+	RingFrames     int   `json:"ring_frames"`
+	RingBytesLimit int64 `json:"ring_bytes_limit"`
+	RingShortened  bool  `json:"ring_shortened"`
+}
+
+// Memory is how memory.budget is shared out, for /health.
+type Memory struct {
+	BudgetBytes    int64  `json:"budget_bytes"` // 0 = no bound
+	Source         string `json:"source,omitempty"`
+	GoLimitBytes   int64  `json:"go_limit_bytes"`   // GOMEMLIMIT; 0 = the runtime's
+	PerCameraBytes int64  `json:"per_camera_bytes"` // frame bytes each camera may hold
 }
 
 // Snapshot copies the camera's status at now.
@@ -302,6 +328,7 @@ func (c *Camera) Snapshot(now time.Time) Snapshot {
 	s.State, s.StateSince = c.state, c.since
 	s.LastError, s.Codec, s.Decoder, s.LatencySource = c.lastError, c.codec, c.decoder, c.latencySrc
 	s.RedisMaxLen, s.RedisRetention, s.RetentionShortened = c.redisMaxLen, c.redisRet.Seconds(), c.retShort
+	s.RingFrames, s.RingBytesLimit, s.RingShortened = c.ringFrames, c.ringBytes, c.ringShort
 	s.FPS = c.fps.rate(now)
 	c.mu.Unlock()
 	return s

@@ -24,6 +24,7 @@ type Source interface {
 	RingLen(cameraID string) int
 	RedisHealthy() bool
 	RedisMemoryBudget() int64
+	MemoryBudget() int64
 }
 
 // Metrics is the service's Prometheus registry and hot-path observers.
@@ -141,10 +142,12 @@ var (
 	descRedisUp    = prometheus.NewDesc("rtsp_redis_up", "1 while the publisher considers Redis reachable, else 0.", nil, nil)
 	descRetention  = prometheus.NewDesc("rtsp_redis_retention_seconds", "History the camera's stream keeps: its MAXLEN over its fps, shortened when redis.retention does not fit redis.memory_budget.", []string{"camera_id"}, nil)
 	descBudget     = prometheus.NewDesc("rtsp_redis_memory_budget_bytes", "Bytes all frame streams may hold in Redis together (redis.memory_budget; auto: 75% of Redis's maxmemory); 0 = unbounded.", nil, nil)
+	descMemBudget  = prometheus.NewDesc("rtsp_memory_budget_bytes", "Bytes the process's frames and Go heap may hold together (memory.budget; auto: 75% of the container's memory limit); 0 = unbounded.", nil, nil)
+	descRingCap    = prometheus.NewDesc("rtsp_ring_capacity_frames", "Frames of the current size the camera's ring holds within memory.budget (at most ring_size).", []string{"camera_id"}, nil)
 )
 
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCaptured, descPublished, descDropped, descFlagged, descConnected, descState, descReconnects, descErrors, descRing, descDecoder, descLastFrame, descFrozen, descSkipped, descDecoder2, descRedisUp, descRetention, descBudget} {
+	for _, d := range []*prometheus.Desc{descCaptured, descPublished, descDropped, descFlagged, descConnected, descState, descReconnects, descErrors, descRing, descDecoder, descLastFrame, descFrozen, descSkipped, descDecoder2, descRedisUp, descRetention, descBudget, descMemBudget, descRingCap} {
 		ch <- d
 	}
 }
@@ -157,6 +160,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descRedisUp, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(descBudget, prometheus.GaugeValue, float64(c.src.RedisMemoryBudget()))
+	ch <- prometheus.MustNewConstMetric(descMemBudget, prometheus.GaugeValue, float64(c.src.MemoryBudget()))
 	for _, cam := range c.src.Registry().All() {
 		s := cam.Snapshot(now)
 		id := s.ID
@@ -183,6 +187,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 		emitLabelled(ch, descReconnects, id, ReconnectReasons, cam.ReconnectsByReason())
 		emitLabelled(ch, descErrors, id, ErrorTypes, cam.ErrorsByType())
 		ch <- prometheus.MustNewConstMetric(descRing, prometheus.GaugeValue, float64(c.src.RingLen(id)), id)
+		ch <- prometheus.MustNewConstMetric(descRingCap, prometheus.GaugeValue, float64(s.RingFrames), id)
 		if s.Decoder != "" {
 			ch <- prometheus.MustNewConstMetric(descDecoder, prometheus.GaugeValue, 1, id, s.Codec, s.Decoder)
 		}

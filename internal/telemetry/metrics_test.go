@@ -27,6 +27,7 @@ func (s fakeSource) Registry() *stats.Registry { return s.reg }
 func (s fakeSource) RingLen(id string) int     { return s.ring[id] }
 func (s fakeSource) RedisHealthy() bool        { return true }
 func (s fakeSource) RedisMemoryBudget() int64  { return 0 }
+func (s fakeSource) MemoryBudget() int64       { return 0 }
 
 func newRegistry(ids ...string) *stats.Registry {
 	r := stats.NewRegistry()

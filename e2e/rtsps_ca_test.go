@@ -1,0 +1,98 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"gstcapture/internal/testenv"
+)
+
+// testCA is a private certificate authority and a server certificate it
+// signed for 127.0.0.1, as PEM files in dir.
+type testCA struct{ CAFile, CertFile, KeyFile string }
+
+func newTestCA(t *testing.T, dir string) testCA {
+	t.Helper()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	caTmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gstcapture test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	require.NoError(t, err)
+	ca, err := x509.ParseCertificate(caDER)
+	require.NoError(t, err)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "camsim"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	require.NoError(t, err)
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	require.NoError(t, err)
+	enc := func(typ string, b []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b})) }
+	return testCA{
+		CAFile:   writeFile(t, dir, "ca.pem", enc("CERTIFICATE", caDER)),
+		CertFile: writeFile(t, dir, "camsim.pem", enc("CERTIFICATE", der)),
+		KeyFile:  writeFile(t, dir, "camsim.key", enc("PRIVATE KEY", keyDER)),
+	}
+}
+
+// TestRTSPSPrivateCA (issue 12, part 4): an rtsps camera whose certificate
+// a private CA signed. With tls_ca_file naming that CA the camera streams
+// and publishes; the same camera without it is refused at the TLS
+// handshake, and its last_error says the certificate is not trusted,
+// while the other camera goes on.
+func TestRTSPSPrivateCA(t *testing.T) {
+	dir := t.TempDir()
+	ca := newTestCA(t, dir)
+	rd := testenv.StartRedis(t)
+	sim := startCamsim(t, camsimOpts{Cameras: 2, Codec: "h264", Size: "320x240", FPS: 10, TLSCert: ca.CertFile, TLSKey: ca.KeyFile})
+	require.Contains(t, sim.Output(), "rtsps://"+sim.Addr+"/cam1", "camsim serves rtsps")
+	svc := startService(t, fmt.Sprintf(`
+redis: {url: %s, maxlen: 100}
+log: {format: json}
+defaults: {fps: 10, format: BGR, reconnect: {initial: 500ms, max: 2s}}
+cameras:
+  - {id: trusted, url: "rtsps://%s/cam1", codec: h264, tls_ca_file: %q}
+  - {id: untrusted, url: "rtsps://%s/cam2", codec: h264}
+`, rd.URL, sim.Addr, ca.CAFile, sim.Addr))
+	rc := redis.NewClient(&redis.Options{Addr: rd.Addr})
+	defer rc.Close()
+	rfWaitPublishing(t, rc, svc, 60*time.Second, 10, "frames:trusted")
+
+	var h healthReport
+	require.Eventually(t, func() bool {
+		h = svc.health(t)
+		u := h.camera("untrusted")
+		return u.LastError != "" && u.State != "streaming"
+	}, 30*time.Second, 200*time.Millisecond, "the untrusted camera never reported an error; output:\n%s", tail(svc.Output(), 3000))
+	u := h.camera("untrusted")
+	t.Logf("untrusted camera: state %s, last_error %q", u.State, u.LastError)
+	assert.Equal(t, "streaming", h.camera("trusted").State)
+	assert.Zero(t, u.Captured, "no frame from a camera whose certificate is not trusted")
+	assert.Contains(t, strings.ToLower(u.LastError), "certificate", "last_error names the certificate problem")
+	n, err := rc.Exists(ctxT(t, 5*time.Second), "frames:untrusted").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "nothing published for the untrusted camera")
+}
