@@ -109,8 +109,9 @@ func bframesCheck(t *testing.T, rd *testenv.Redis, svc *service, w, h int, ids .
 }
 
 // startRelay builds and starts e2e/tools/rtsprelay on a free port and
-// returns its base URL (rtsp://127.0.0.1:PORT) and process.
-func startRelay(t *testing.T) (string, *proc) {
+// returns its base URL (rtsp://127.0.0.1:PORT) and process; args are
+// further flags (--tls-listen ...).
+func startRelay(t *testing.T, args ...string) (string, *proc) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "rtsprelay")
 	build := exec.Command("go", "build", "-o", bin, ".")
@@ -133,7 +134,7 @@ func startRelay(t *testing.T) (string, *proc) {
 		t.Fatal("building rtsprelay took over 5 minutes")
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	p := start(t, nil, bin, "--listen", addr)
+	p := start(t, nil, bin, append([]string{"--listen", addr}, args...)...)
 	require.Eventually(t, func() bool { return strings.Contains(p.Output(), "rtsprelay ready") }, 20*time.Second, 50*time.Millisecond,
 		"rtsprelay did not start: %s", p.Output())
 	return "rtsp://" + addr, p

@@ -5,15 +5,18 @@
 // is a module of its own so gortsplib stays out of the service's go.mod;
 // this file is only the glue (a path per publisher, a listen flag).
 //
-//	rtsprelay --listen 127.0.0.1:PORT
+//	rtsprelay --listen 127.0.0.1:PORT [--tls-listen 127.0.0.1:PORT2 --tls-cert F --tls-key K]
 //
 // Publish with `ffmpeg ... -f rtsp -rtsp_transport tcp rtsp://HOST:PORT/NAME`
-// and read rtsp://HOST:PORT/NAME over TCP (UDP is off). It prints
-// "rtsprelay ready" on stdout once listening, and "rtsprelay publishing
-// /NAME" when a publisher starts recording.
+// and read rtsp://HOST:PORT/NAME over TCP (UDP is off); with --tls-listen
+// the same paths are also served as rtsps://HOST:PORT2/NAME by a second,
+// TLS-only gortsplib server with that certificate. It prints "rtsprelay
+// ready" on stdout once listening, and "rtsprelay publishing /NAME" when a
+// publisher starts recording.
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"fmt"
 	"log"
@@ -29,13 +32,42 @@ import (
 
 type path struct {
 	stream    *gortsplib.ServerStream
+	tlsStream *gortsplib.ServerStream // the same packets for the TLS server's readers, or nil
 	publisher *gortsplib.ServerSession
 }
 
 type relay struct {
-	server *gortsplib.Server
-	mu     sync.Mutex
-	paths  map[string]*path
+	server    *gortsplib.Server
+	tlsServer *gortsplib.Server // nil without --tls-listen
+	mu        sync.Mutex
+	paths     map[string]*path
+}
+
+// tlsReaders serves the TLS server's readers from the relay's paths.
+type tlsReaders struct{ r *relay }
+
+func (v tlsReaders) OnDescribe(ctx *gortsplib.ServerHandlerOnDescribeCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	s, res := v.r.lookupTLS(ctx.Path)
+	return res, s, nil
+}
+
+func (v tlsReaders) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response, *gortsplib.ServerStream, error) {
+	s, res := v.r.lookupTLS(ctx.Path)
+	return res, s, nil
+}
+
+func (v tlsReaders) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	return &base.Response{StatusCode: base.StatusOK}, nil
+}
+
+func (r *relay) lookupTLS(name string) (*gortsplib.ServerStream, *base.Response) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p, ok := r.paths[name]
+	if !ok || p.tlsStream == nil {
+		return nil, &base.Response{StatusCode: base.StatusNotFound}
+	}
+	return p.tlsStream, &base.Response{StatusCode: base.StatusOK}
 }
 
 func (r *relay) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
@@ -44,6 +76,9 @@ func (r *relay) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	for name, p := range r.paths {
 		if p.publisher == ctx.Session {
 			p.stream.Close()
+			if p.tlsStream != nil {
+				p.tlsStream.Close()
+			}
 			delete(r.paths, name)
 		}
 	}
@@ -69,13 +104,24 @@ func (r *relay) OnAnnounce(ctx *gortsplib.ServerHandlerOnAnnounceCtx) (*base.Res
 	defer r.mu.Unlock()
 	if old, ok := r.paths[ctx.Path]; ok {
 		old.stream.Close()
+		if old.tlsStream != nil {
+			old.tlsStream.Close()
+		}
 		old.publisher.Close()
 	}
 	s := &gortsplib.ServerStream{Server: r.server, Desc: ctx.Description}
 	if err := s.Initialize(); err != nil {
 		return &base.Response{StatusCode: base.StatusBadRequest}, err
 	}
-	r.paths[ctx.Path] = &path{stream: s, publisher: ctx.Session}
+	p := &path{stream: s, publisher: ctx.Session}
+	if r.tlsServer != nil {
+		p.tlsStream = &gortsplib.ServerStream{Server: r.tlsServer, Desc: ctx.Description}
+		if err := p.tlsStream.Initialize(); err != nil {
+			s.Close()
+			return &base.Response{StatusCode: base.StatusBadRequest}, err
+		}
+	}
+	r.paths[ctx.Path] = p
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
@@ -96,8 +142,12 @@ func (r *relay) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respons
 	if s == nil {
 		return res, nil
 	}
+	ts, _ := r.lookupTLS(ctx.Path)
 	ctx.Session.OnPacketRTPAny(func(m *description.Media, _ format.Format, pkt *rtp.Packet) {
 		_ = s.WritePacketRTP(m, pkt)
+		if ts != nil {
+			_ = ts.WritePacketRTP(m, pkt)
+		}
 	})
 	fmt.Printf("rtsprelay publishing %s\n", ctx.Path)
 	return res, nil
@@ -105,12 +155,29 @@ func (r *relay) OnRecord(ctx *gortsplib.ServerHandlerOnRecordCtx) (*base.Respons
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:8554", "RTSP `HOST:PORT`")
+	tlsListen := flag.String("tls-listen", "", "also serve the paths as RTSPS on `HOST:PORT`")
+	tlsCert := flag.String("tls-cert", "", "PEM certificate `FILE` of --tls-listen")
+	tlsKey := flag.String("tls-key", "", "PEM private key `FILE` of --tls-cert")
 	flag.Parse()
-	r := &relay{paths: map[string]*path{}}
-	r.server = &gortsplib.Server{Handler: r, RTSPAddress: *listen}
-	if err := r.server.Start(); err != nil {
+	fail := func(err error) {
 		fmt.Fprintln(os.Stderr, "rtsprelay:", err)
 		os.Exit(1)
+	}
+	r := &relay{paths: map[string]*path{}}
+	r.server = &gortsplib.Server{Handler: r, RTSPAddress: *listen}
+	if *tlsListen != "" {
+		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
+		if err != nil {
+			fail(err)
+		}
+		r.tlsServer = &gortsplib.Server{Handler: tlsReaders{r}, RTSPAddress: *tlsListen,
+			TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}}
+		if err := r.tlsServer.Start(); err != nil {
+			fail(err)
+		}
+	}
+	if err := r.server.Start(); err != nil {
+		fail(err)
 	}
 	fmt.Println("rtsprelay ready")
 	log.Fatal(r.server.Wait())
