@@ -95,15 +95,7 @@ cameras:
 	}
 	require.Positive(t, baseline)
 
-	tKill := time.Now()
-	rd.Stop()
-	require.Eventually(t, func() bool { h, ok := rfHealth(svc.HTTP); return ok && h.Redis == "down" },
-		15*time.Second, 100*time.Millisecond, "/health never said redis down")
-	time.Sleep(time.Until(tKill.Add(outage)))
-	peak := 0.0
-	for _, s := range smp.Between(tKill, time.Now()) {
-		peak = math.Max(peak, s.Proc.RSSMB)
-	}
+	tKill, peak := rfOutage(t, rd, svc, smp, outage)
 	win := smp.Between(tKill.Add(5*time.Second), tKill.Add(outage-time.Second))
 	require.GreaterOrEqual(t, len(win), 20, "samples during the outage")
 	first, last := win[0], win[len(win)-1]

@@ -25,6 +25,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
+
+	"gstcapture/internal/testenv"
 )
 
 // rfPID asks redis-server for its process id (INFO server).
@@ -374,4 +376,20 @@ func rfGoroutines(base string) int {
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n
+}
+
+// rfOutage stops rd, waits for /health to say redis down, and returns when
+// outage has passed since the stop: the time of the stop and the peak RSS
+// (MB) smp sampled since.
+func rfOutage(t *testing.T, rd *testenv.Redis, svc *service, smp *rfSampler, outage time.Duration) (tKill time.Time, peakMB float64) {
+	t.Helper()
+	tKill = time.Now()
+	rd.Stop()
+	require.Eventually(t, func() bool { h, ok := rfHealth(svc.HTTP); return ok && h.Redis == "down" },
+		15*time.Second, 100*time.Millisecond, "/health never said redis down")
+	time.Sleep(time.Until(tKill.Add(outage)))
+	for _, s := range smp.Between(tKill, time.Now()) {
+		peakMB = math.Max(peakMB, s.Proc.RSSMB)
+	}
+	return tKill, peakMB
 }

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"fmt"
-	"math"
 	"syscall"
 	"testing"
 	"time"
@@ -85,15 +84,7 @@ func TestRedisKilledAndRestarted(t *testing.T) {
 	// Kill. Writes are held first so that the count of what this server
 	// stored is exact; the XADDs it holds die with it, unexecuted.
 	epoch1 := rfPauseAndCount(t, rc, keys...)
-	tKill := time.Now()
-	rd.Stop()
-	require.Eventually(t, func() bool { h, ok := rfHealth(svc.HTTP); return ok && h.Redis == "down" },
-		15*time.Second, 100*time.Millisecond, "/health never said redis down")
-	time.Sleep(time.Until(tKill.Add(outage)))
-	peak := 0.0
-	for _, s := range smp.Between(tKill, time.Now()) {
-		peak = math.Max(peak, s.Proc.RSSMB)
-	}
+	tKill, peak := rfOutage(t, rd, svc, smp, outage)
 
 	rd.Restart(t)
 	tUp := time.Now()

@@ -1,15 +1,7 @@
 package e2e
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -21,43 +13,6 @@ import (
 	"gstcapture/internal/testenv"
 )
 
-// testCA is a private certificate authority and a server certificate it
-// signed for 127.0.0.1, as PEM files in dir.
-type testCA struct{ CAFile, CertFile, KeyFile string }
-
-func newTestCA(t *testing.T, dir string) testCA {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	caTmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "gstcapture test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	require.NoError(t, err)
-	ca, err := x509.ParseCertificate(caDER)
-	require.NoError(t, err)
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "camsim"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:    x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	require.NoError(t, err)
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	require.NoError(t, err)
-	enc := func(typ string, b []byte) string { return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b})) }
-	return testCA{
-		CAFile:   writeFile(t, dir, "ca.pem", enc("CERTIFICATE", caDER)),
-		CertFile: writeFile(t, dir, "camsim.pem", enc("CERTIFICATE", der)),
-		KeyFile:  writeFile(t, dir, "camsim.key", enc("PRIVATE KEY", keyDER)),
-	}
-}
-
 // TestRTSPSPrivateCA (issue 12, part 4): rtsps cameras whose certificate
 // a private CA signed, served by camsim (GStreamer's RTSP server) and by
 // gortsplib's TLS server (rtsprelay, fed by ffmpeg). With tls_ca_file
@@ -66,7 +21,7 @@ func newTestCA(t *testing.T, dir string) testCA {
 // trusted, while the others go on.
 func TestRTSPSPrivateCA(t *testing.T) {
 	dir := t.TempDir()
-	ca := newTestCA(t, dir)
+	ca := testenv.NewCA(t, dir)
 	rd := testenv.StartRedis(t)
 	sim := startCamsim(t, camsimOpts{Cameras: 2, Codec: "h264", Size: "320x240", FPS: 10, TLSCert: ca.CertFile, TLSKey: ca.KeyFile})
 	require.Contains(t, sim.Output(), "rtsps://"+sim.Addr+"/cam1", "camsim serves rtsps")

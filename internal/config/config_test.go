@@ -1,14 +1,7 @@
 package config
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gstcapture/internal/frame"
+	"gstcapture/internal/testenv"
 )
 
 const oneCamera = `
@@ -867,13 +861,8 @@ func TestAuthTokens(t *testing.T) {
 // (readable, PEM certificates only); a problem names the camera's key.
 func TestTLSCAFile(t *testing.T) {
 	dir := t.TempDir()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caPEM, err := os.ReadFile(testenv.NewCA(t, t.TempDir()).CAFile)
 	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	require.NoError(t, os.MkdirAll(filepath.Join(dir, "pki"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "pki", "ca.pem"), caPEM, 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "key.pem"), []byte("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"), 0o600))
