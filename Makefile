@@ -28,12 +28,12 @@ bin/gst-plugins/libgstswsconvert.so: internal/gsthost/swsconvert.c internal/gsth
 
 unit: deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 $(UNIT_PKGS)
+	GO=$(GO) scripts/gotest.sh -race -count=1 $(UNIT_PKGS)
 
 # TestRaceCapture runs a real capture against this -race build and fails on
 # any race report.
 e2e: build bin/gstcapture-race
-	$(GO) test -count=1 -timeout 30m ./e2e/
+	GO=$(GO) scripts/gotest.sh -count=1 -timeout 30m ./e2e/
 
 .PHONY: bin/gstcapture-race
 bin/gstcapture-race: deps bin/gst-plugins/libgstswsconvert.so
