@@ -2,6 +2,7 @@ package appsink
 
 import (
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"testing"
@@ -49,6 +50,10 @@ func run(t *testing.T, launch string, h Handler) uint64 {
 	overflow := sink.Overflow()
 	require.NoError(t, p.SetState(gst.StateNull))
 	sink.Free()
+	// go-gst v1.4.0 unrefs from finalizers and keeps no wrapper alive during
+	// its own C calls: without this the pipeline can be disposed in the
+	// middle of SetState (SIGSEGV in gst_element_set_state).
+	runtime.KeepAlive(p)
 	return overflow
 }
 

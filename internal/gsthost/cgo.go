@@ -24,6 +24,18 @@ static gchar *gh_set_tls_anchors(GstElement *el, const char *file)
 	return NULL;
 }
 
+// gh_weak_new returns a cell that holds o until o is finalized, then NULL:
+// how a test sees whether a C object outlived its Go wrapper.
+static gpointer *gh_weak_new(GObject *o)
+{
+	gpointer *cell = g_new(gpointer, 1);
+	*cell = o;
+	g_object_add_weak_pointer(o, cell);
+	return cell;
+}
+
+static int gh_weak_alive(gpointer *cell) { return *cell != NULL; }
+
 static gchar *gh_version(void) { return gst_version_string(); }
 
 static int gh_has_factory(const char *name)
@@ -75,6 +87,16 @@ func setTLSAnchors(src *gst.Element, file string) error {
 	}
 	return nil
 }
+
+// weakRef reports, once o's wrapper is gone, whether o still exists. The
+// cell is leaked on purpose (a test helper: a few bytes).
+type weakRef struct{ cell *C.gpointer }
+
+func newWeakRef(o *gst.Object) weakRef {
+	return weakRef{cell: C.gh_weak_new((*C.GObject)(unsafe.Pointer(o.Unsafe())))}
+}
+
+func (w weakRef) alive() bool { return C.gh_weak_alive(w.cell) != 0 }
 
 // Version returns GStreamer's version string, e.g. "GStreamer 1.22.0".
 func Version() string {

@@ -280,5 +280,6 @@ func (s *Supervisor) stopProbe(g *guard, p *gst.Pipeline, bus *gst.Bus) {
 		unref(bus.Object, p.Bin.Element.Object)
 		return
 	}
+	abandon(bus.Object, p.Bin.Element.Object)
 	s.dumpDot(g, p, "probe-frozen")
 }

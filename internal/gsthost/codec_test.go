@@ -28,6 +28,7 @@ func TestProbeLineAndTransportExplanation(t *testing.T) {
 		require.NoError(t, err)
 		p, err := gst.NewPipelineFromString(launch)
 		require.NoError(t, err, launch)
+		keep(t, p)
 		w := attachWatch(p, "h264")
 		vague := busError{Source: "src", Text: "No supported stream was found. You might need to allow more transport protocols or may otherwise be missing the right GStreamer RTSP extension plugin."}
 		assert.Equal(t, tc.want, w.explain(vague), tc.protocols)

@@ -62,6 +62,7 @@ func TestCleanDotRTSPSrc(t *testing.T) {
 	for _, pw := range []string{dotSecrets.short, dotSecrets.long} {
 		p, err := gst.NewPipelineFromString("rtspsrc name=src location=\"rtsp://127.0.0.1:1/cam?token=" + dotSecrets.token + "&channel=1\" ! fakesink")
 		require.NoError(t, err)
+		keep(t, p)
 		src, err := p.GetElementByName("src")
 		require.NoError(t, err)
 		require.NoError(t, src.Set("user-id", dotSecrets.user))
@@ -126,6 +127,7 @@ func TestDumpDotFile(t *testing.T) {
 		nil, log, redact, &atomic.Int64{}, Hooks{})
 	p, err := gst.NewPipelineFromString("rtspsrc name=src location=rtsp://127.0.0.1:1/" + dotSecrets.token + " ! fakesink")
 	require.NoError(t, err)
+	keep(t, p)
 	_, err = s.findSource(p)
 	require.NoError(t, err)
 

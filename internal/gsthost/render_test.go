@@ -32,6 +32,7 @@ func TestRenderedLaunchRoundTrip(t *testing.T) {
 			require.NoError(t, err)
 			p, err := gst.NewPipelineFromString(launch)
 			require.NoError(t, err, "launch: %s", launch)
+			keep(t, p)
 			src, err := p.GetElementByName("src")
 			require.NoError(t, err)
 			loc, err := src.GetProperty("location")

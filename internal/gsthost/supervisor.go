@@ -186,6 +186,18 @@ func unref(objs ...*gst.Object) {
 	}
 }
 
+// abandon keeps the C objects of a frozen pipeline's wrappers for good. A
+// go-gst v1.4.0 wrapper unrefs its object from its finalizer, and the
+// wrapper of a pipeline whose SetState is still stuck in C is garbage once
+// the supervisor lets go of it: the finalizer would dispose the pipeline
+// under that call (a use after free; a test reproduces it as a SIGSEGV in
+// gst_element_set_state).
+func abandon(objs ...*gst.Object) {
+	for _, o := range objs {
+		runtime.SetFinalizer(o.InitiallyUnowned.Object, nil)
+	}
+}
+
 // releaseMessage frees a popped bus message now rather than from its
 // finalizer: a message holds a reference to the element that posted it.
 func releaseMessage(m *gst.Message) {
@@ -455,6 +467,7 @@ func (s *Supervisor) teardown(pl *pipeline) {
 		pl.release()
 		return
 	}
+	abandon(pl.src.Object, pl.el.Object, pl.bus.Object, pl.p.Bin.Element.Object)
 	s.dumpDot(&pl.guard, pl.p, "frozen")
 }
 

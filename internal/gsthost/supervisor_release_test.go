@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-gst/go-gst/gst"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -63,4 +64,32 @@ func TestExplainConnect(t *testing.T) {
 	assert.Contains(t, got, "connection refused")
 	assert.Empty(t, explainConnect(ctx, "rtsp://"+open+"/x", time.Second), "a reachable camera needs no explanation")
 	assert.Empty(t, explainConnect(ctx, "not a url", time.Second))
+}
+
+// An abandoned pipeline (frozen: a SetState of it may still be running in
+// C) keeps its C objects when the GC finalizes its Go wrappers; a wrapper
+// that is not abandoned frees its object, which is what the call still
+// running would then use.
+func TestAbandonKeepsTheCObjects(t *testing.T) {
+	for _, abandoned := range []bool{true, false} {
+		weak := func() weakRef {
+			p, err := gst.NewPipelineFromString("videotestsrc ! fakesink")
+			require.NoError(t, err)
+			w := newWeakRef(p.Bin.Element.Object)
+			if abandoned {
+				abandon(p.Bin.Element.Object)
+			}
+			return w
+		}()
+		if !abandoned {
+			require.Eventually(t, func() bool { runtime.GC(); return !weak.alive() }, 5*time.Second, 20*time.Millisecond,
+				"the finalizer of a wrapper that is not abandoned frees its object")
+			continue
+		}
+		for range 5 {
+			runtime.GC()
+			time.Sleep(20 * time.Millisecond)
+		}
+		assert.True(t, weak.alive(), "an abandoned pipeline outlives its wrappers")
+	}
 }

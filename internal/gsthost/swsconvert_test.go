@@ -20,15 +20,9 @@ func oneFrame(t *testing.T, launch string) []byte {
 	require.NoError(t, err, launch)
 	el, err := p.GetElementByName("sink")
 	require.NoError(t, err)
+	keep(t, p, el)
 	require.NoError(t, p.SetState(gst.StatePlaying))
-	// go-gst v1.4.0 frees objects from finalizers and keeps no wrapper alive
-	// during its own C calls: without KeepAlive the GC may dispose the
-	// pipeline in the middle of the state change.
-	defer func() {
-		_ = p.SetState(gst.StateNull)
-		runtime.KeepAlive(p)
-		runtime.KeepAlive(el)
-	}()
+	defer func() { _ = p.SetState(gst.StateNull) }()
 	s := app.SinkFromElement(el).TryPullSample(gst.ClockTime(10 * time.Second))
 	require.NotNil(t, s, "no frame from %s", launch)
 	b := s.GetBuffer().Bytes()

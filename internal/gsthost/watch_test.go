@@ -32,6 +32,7 @@ func pushThrough(t *testing.T, middle string, bufs []in) ([]time.Duration, *stat
 	p, err := gst.NewPipelineFromString("appsrc name=src format=time caps=video/x-raw,format=GRAY8,width=8,height=8,framerate=25/1 ! " +
 		middle + " ! appsink name=sink sync=false")
 	require.NoError(t, err)
+	keep(t, p)
 	w := attachWatch(p, "")
 	defer w.release()
 	srcEl, err := p.GetElementByName("src")
