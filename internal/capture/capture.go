@@ -217,10 +217,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		if err != nil {
 			return nil, err
 		}
-		rules, err := Rules(cc.Settings.Validation)
-		if err != nil {
-			return nil, fmt.Errorf("camera %s: %w", cc.ID, err)
-		}
+		rules := Rules(cc.Settings.Validation)
 		st := s.reg.Add(cc.ID)
 		s.pub.AddCamera(cc.ID, float64(cc.Settings.FPS))
 		st.SetDecoder(cc.Codec, plan.Decoder.Element)
@@ -254,23 +251,16 @@ func newCamera(plan Plan, st *stats.Camera, rules validate.Rules, obs *telemetry
 	return &camera{plan: plan, stats: st, validator: validate.New(rules), ring: ring.New(plan.Camera.Settings.RingSize, st), obs: obs, tracer: tr}
 }
 
-// Rules converts a camera's validation settings.
-func Rules(v config.Validation) (validate.Rules, error) {
-	r := validate.DefaultRules()
-	var err error
-	parse := func(path, s string) validate.Action {
-		a, e := validate.ParseAction(s)
-		if e != nil && err == nil {
-			err = fmt.Errorf("validation.%s.action: %w", path, e)
-		}
-		return a
+// Rules converts a camera's validation settings; config has already
+// checked every value.
+func Rules(v config.Validation) validate.Rules {
+	return validate.Rules{
+		Black:   validate.BlackRule{Action: v.Black.Action, MaxLuma: v.Black.MaxLuma},
+		Uniform: validate.UniformRule{Action: v.Uniform.Action, MaxStddev: v.Uniform.MaxStddev},
+		Frozen:  validate.FrozenRule{Action: v.Frozen.Action, After: v.Frozen.After},
+		Size:    validate.SizeRule{Action: v.Size.Action},
+		Corrupt: validate.CorruptRule{Action: v.Corrupt.Action},
 	}
-	r.Black.Action, r.Black.MaxLuma = parse("black", v.Black.Action), v.Black.MaxLuma
-	r.Uniform.Action, r.Uniform.MaxStddev = parse("uniform", v.Uniform.Action), v.Uniform.MaxStddev
-	r.Frozen.Action, r.Frozen.After = parse("frozen", v.Frozen.Action), v.Frozen.After
-	r.Size.Action = parse("size", v.Size.Action)
-	r.Corrupt.Action = parse("corrupt", v.Corrupt.Action)
-	return r, err
 }
 
 // onFrame runs on the GStreamer streaming thread: count, validate, enqueue,

@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -16,25 +18,35 @@ import (
 	"github.com/knadh/koanf/v2"
 
 	"gstcapture/internal/frame"
+	"gstcapture/internal/validate"
 )
 
 // Config is the validated configuration. Only Load builds one.
+//
+// The structs are the schema: a field's koanf tag is its key, its Go type
+// says how its value is decoded (decodeHook; validate.Action parses
+// itself), and the tags beside it are its rules: range:"[lo,hi]" (a "(" or
+// ")" excludes the bound, an empty hi is no upper bound), oneof:"a,b" and
+// check:"<name>" (see checks), applied by one validation pass, and
+// size:"..." for a byte count written with a unit (see sizesToBytes). The
+// defaults are a Go value (defaults). A key is declared nowhere else.
 type Config struct {
-	HTTP     HTTP
-	Redis    Redis
-	Health   Health
-	Shutdown Shutdown
-	Tracing  Tracing
-	Log      Log
-	Memory   Memory
-	Defaults Settings
-	Cameras  []Camera
+	HTTP     HTTP     `koanf:"http"`
+	Redis    Redis    `koanf:"redis"`
+	Health   Health   `koanf:"health"`
+	Shutdown Shutdown `koanf:"shutdown"`
+	Tracing  Tracing  `koanf:"tracing"`
+	Log      Log      `koanf:"log"`
+	Memory   Memory   `koanf:"memory"`
+	Defaults Settings `koanf:"defaults"`
+	// Cameras are decoded one at a time over Defaults (see fileConfig).
+	Cameras []Camera
 }
 
 // HTTP is the health/metrics/API listener.
 type HTTP struct {
-	Listen string
-	Auth   Auth
+	Listen string `koanf:"listen" check:"listen"`
+	Auth   Auth   `koanf:"auth"`
 }
 
 // Auth modes and scopes of http.auth.
@@ -50,9 +62,9 @@ const (
 
 // Auth says who may use the HTTP API.
 type Auth struct {
-	Mode       string  // AuthToken or AuthNone
-	TokensFile string  // as written in the file (relative to the config's directory)
-	Metrics    string  // MetricsOpen (default) or ScopeRead: who may scrape /metrics
+	Mode       string  `koanf:"mode" oneof:"token,none"`   // AuthToken or AuthNone
+	TokensFile string  `koanf:"tokens_file"`               // as written in the file (relative to the config's directory)
+	Metrics    string  `koanf:"metrics" oneof:"open,read"` // MetricsOpen or ScopeRead: who may scrape /metrics
 	Tokens     []Token // read from TokensFile; secrets
 }
 
@@ -64,18 +76,18 @@ type Token struct {
 
 // Redis is where frames are published.
 type Redis struct {
-	URL    string // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
-	Stream string // key template, "{camera_id}" is replaced, see Camera.StreamKey
+	URL    string `koanf:"url" check:"redis_url"` // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
+	Stream string `koanf:"stream" check:"stream"` // key template, "{camera_id}" is replaced, see publish.StreamKey
 	// Retention is the history each camera's stream keeps; gstcapture
 	// shortens it when it does not fit MemoryBudget.
-	Retention time.Duration
+	Retention time.Duration `koanf:"retention" range:"[100ms,1h]"`
 	// MaxLen caps the entries of a stream besides Retention; 0 = no cap.
-	MaxLen int64
+	MaxLen int64 `koanf:"maxlen" range:"[0,)"`
 	// MemoryBudget bounds the memory of every stream together, in bytes;
 	// 0 (auto) = a share of Redis's own maxmemory, read with INFO.
-	MemoryBudget int64
-	Batch        int           // entries per pipelined round trip
-	Timeout      time.Duration // per round trip
+	MemoryBudget int64         `koanf:"memory_budget" size:"min=1MiB"`
+	Batch        int           `koanf:"batch" range:"[1,1000]"`   // entries per pipelined round trip
+	Timeout      time.Duration `koanf:"timeout" range:"[1ms,1m]"` // per round trip
 }
 
 // Memory bounds the frames the process holds (docs/operations.md, "Sizing
@@ -84,7 +96,7 @@ type Memory struct {
 	// Budget is the bytes of frame memory and Go heap together: BudgetAuto
 	// (a share of the container's memory limit, or no bound without one),
 	// BudgetNone (no bound: each ring holds ring_size frames), or a size.
-	Budget int64
+	Budget int64 `koanf:"budget" size:"none,min=64MiB"`
 }
 
 // Memory.Budget's two named values; a size is > 0.
@@ -95,111 +107,107 @@ const (
 
 // Health sets the readiness and liveness rules.
 type Health struct {
-	MinReady  int // cameras streaming before /readyz is OK
-	MaxFrozen int // abandoned pipelines before /livez fails
+	MinReady  int `koanf:"min_ready" range:"[0,)"`  // cameras streaming before /readyz is OK
+	MaxFrozen int `koanf:"max_frozen" range:"[1,)"` // abandoned pipelines before /livez fails
 }
 
 // Tracing configures per-frame traces. Where they are exported is set by the
 // standard OTEL_EXPORTER_OTLP_* / OTEL_SERVICE_NAME environment variables.
 type Tracing struct {
-	SampleRatio float64
-	QueueSize   int
+	SampleRatio float64 `koanf:"sample_ratio" range:"[0,1]"`
+	QueueSize   int     `koanf:"queue_size" range:"[1,1048576]"`
 }
 
 // Shutdown bounds the flush on SIGTERM.
-type Shutdown struct{ Timeout time.Duration }
+type Shutdown struct {
+	Timeout time.Duration `koanf:"timeout" range:"[1ms,10m]"`
+}
 
 // Log configures the structured logger.
-type Log struct{ Level, Format string }
+type Log struct {
+	Level  string `koanf:"level" oneof:"debug,info,warn,error"`
+	Format string `koanf:"format" oneof:"json,text"`
+}
 
 // Settings are the per-camera capture settings. Config.Defaults holds the
 // file's defaults section; Camera.Settings is the effective result after
 // that camera's overrides.
 type Settings struct {
-	FPS            int
-	Format         frame.Format
-	Width, Height  int // 0, 0 = the camera's own size
-	Transport      string
-	Latency        time.Duration
-	Reconnect      Reconnect
-	StallTimeout   time.Duration
-	Decoder        string
-	Converter      string
-	RingSize       int
-	ConvertThreads int
-	DecoderThreads int
+	FPS          int           `koanf:"fps" range:"[1,120]"`
+	Format       frame.Format  `koanf:"format"`
+	Width        int           `koanf:"width" range:"[0,8192]"` // 0, 0 = the camera's own size
+	Height       int           `koanf:"height" range:"[0,8192]"`
+	Transport    string        `koanf:"transport" oneof:"tcp,udp,auto"`
+	Latency      time.Duration `koanf:"latency" range:"[0s,10s]"`
+	Reconnect    Reconnect     `koanf:"reconnect"`
+	StallTimeout time.Duration `koanf:"stall_timeout" range:"[1s,10m]"`
+	Decoder      string        `koanf:"decoder" oneof:"auto,gpu,cpu"`
+	Converter    string        `koanf:"converter" oneof:"auto,videoconvert"`
+	RingSize     int           `koanf:"ring_size" range:"[1,100000]"`
+	// ConvertThreads and DecoderThreads: 0 lets GStreamer pick.
+	ConvertThreads int `koanf:"convert_threads" range:"[0,256]"`
+	DecoderThreads int `koanf:"decoder_threads" range:"[0,256]"`
 	// MaxWidth and MaxHeight bound the frames a camera may deliver: one
 	// above them puts the camera in state error instead of filling memory
 	// (an 8192x4320 BGR frame is 106 MB).
-	MaxWidth, MaxHeight int
+	MaxWidth  int `koanf:"max_width" range:"[16,16384]"`
+	MaxHeight int `koanf:"max_height" range:"[16,16384]"`
 	// TLSCAFile is a PEM file of the certificate authorities an rtsps
 	// camera's certificate is checked against instead of the system's
 	// (a camera or NVR with a private CA); its path relative to the config
 	// file's directory is resolved. "" = the system's trust store.
-	TLSCAFile  string
-	Validation Validation
+	TLSCAFile  string     `koanf:"tls_ca_file" check:"ca_file"`
+	Validation Validation `koanf:"validation"`
 }
 
 // Reconnect is the backoff between pipeline rebuilds.
-type Reconnect struct{ Initial, Max time.Duration }
+type Reconnect struct {
+	Initial time.Duration `koanf:"initial" range:"(0s,5s]"`
+	Max     time.Duration `koanf:"max" range:"[1ms,1h]"`
+}
 
-// Validation holds one rule per frame check.
+// Validation holds one rule per frame check; internal/validate owns what
+// an action means and how it is spelled.
 type Validation struct {
-	Black   BlackCheck
-	Uniform UniformCheck
-	Frozen  FrozenCheck
-	Size    Check
-	Corrupt Check
+	Black   BlackCheck   `koanf:"black"`
+	Uniform UniformCheck `koanf:"uniform"`
+	Frozen  FrozenCheck  `koanf:"frozen"`
+	Size    Check        `koanf:"size"`
+	Corrupt Check        `koanf:"corrupt"`
 }
 
 // Check is a rule with only an action.
-type Check struct{ Action string }
+type Check struct {
+	Action validate.Action `koanf:"action"`
+}
 
 // BlackCheck flags frames whose mean luma is at most MaxLuma (0-255).
 type BlackCheck struct {
-	Action  string
-	MaxLuma int
+	Action  validate.Action `koanf:"action"`
+	MaxLuma int             `koanf:"max_luma" range:"[0,255]"`
 }
 
 // UniformCheck flags frames whose luma standard deviation is at most MaxStddev.
 type UniformCheck struct {
-	Action    string
-	MaxStddev float64
+	Action    validate.Action `koanf:"action"`
+	MaxStddev float64         `koanf:"max_stddev" range:"[0,128]"`
 }
 
 // FrozenCheck flags frames once the picture has not changed for After.
 type FrozenCheck struct {
-	Action string
-	After  time.Duration
+	Action validate.Action `koanf:"action"`
+	After  time.Duration   `koanf:"after" range:"[1s,24h]"`
 }
 
 // CodecAuto makes the camera's codec come from its SDP, read on every
 // connect, instead of from the configuration.
 const CodecAuto = "auto"
 
-// Validation actions.
-const (
-	ActionDrop = "drop" // count and do not publish
-	ActionPass = "pass" // publish anyway; the failure is still counted in logs/metrics
-	ActionOff  = "off"  // do not run the check
-)
-
-// Enumerations accepted by the schema, in the order messages list them.
-var (
-	Transports = []string{"tcp", "udp", "auto"}
-	Decoders   = []string{"auto", "gpu", "cpu"}
-	Converters = []string{"auto", "videoconvert"}
-	Codecs     = []string{"h264", "h265", CodecAuto}
-	Actions    = []string{ActionDrop, ActionPass, ActionOff}
-	LogLevels  = []string{"debug", "info", "warn", "error"}
-	LogFormats = []string{"json", "text"}
-)
-
 // Camera is one configured camera with its effective settings.
 type Camera struct {
-	ID       string
-	Codec    string
-	Settings Settings // defaults merged with this camera's overrides
+	ID       string   `koanf:"id" check:"camera_id"`
+	Codec    string   `koanf:"codec" oneof:"h264,h265,auto" check:"required"`
+	Settings Settings `koanf:",squash"` // defaults merged with this camera's overrides
 	Location string   // URL without user-info: safe to log
 	// User and Password come from the URL user-info, password_env or
 	// password_file. Never log them; pass Password to Redact.
@@ -207,6 +215,64 @@ type Camera struct {
 	// urlVars are the ${VAR}s of the URL outside the host; their values are
 	// secrets (Config.Secrets) and LocationWithVars writes them back.
 	urlVars []urlVar
+}
+
+// fileConfig is the shape of the configuration file: Config's sections,
+// and the cameras as written, each decoded on its own over the defaults.
+type fileConfig struct {
+	Config  `koanf:",squash"`
+	Cameras any `koanf:"cameras"`
+}
+
+// cameraEntry is one entry of the file's cameras list: a Camera and the
+// keys its location and credentials are resolved from.
+type cameraEntry struct {
+	Camera       `koanf:",squash"`
+	URL          string `koanf:"url" check:"required"`
+	PasswordEnv  string `koanf:"password_env"`
+	PasswordFile string `koanf:"password_file"`
+}
+
+// defaults is the built-in layer; the file and the environment are decoded
+// over it, so a key they do not set keeps its value here.
+func defaults() Config {
+	return Config{
+		HTTP: HTTP{Listen: ":8000", Auth: Auth{Mode: AuthToken, Metrics: MetricsOpen}},
+		Redis: Redis{
+			URL:       "redis://127.0.0.1:6379/0",
+			Stream:    "frames:{camera_id}",
+			Retention: 10 * time.Second,
+			Batch:     16,
+			Timeout:   2 * time.Second,
+		},
+		Health:   Health{MinReady: 1, MaxFrozen: 3},
+		Shutdown: Shutdown{Timeout: 5 * time.Second},
+		Tracing:  Tracing{SampleRatio: 1, QueueSize: 2048},
+		Log:      Log{Level: "info", Format: "json"},
+		Memory:   Memory{Budget: BudgetAuto},
+		Defaults: Settings{
+			FPS:            10,
+			Format:         frame.BGR,
+			Transport:      "tcp",
+			Latency:        200 * time.Millisecond,
+			Reconnect:      Reconnect{Initial: time.Second, Max: 30 * time.Second},
+			StallTimeout:   5 * time.Second,
+			Decoder:        "auto",
+			Converter:      "auto",
+			RingSize:       32,
+			ConvertThreads: 1,
+			DecoderThreads: 1,
+			MaxWidth:       4096,
+			MaxHeight:      4096,
+			Validation: Validation{
+				Black:   BlackCheck{Action: validate.Drop, MaxLuma: 16},
+				Uniform: UniformCheck{Action: validate.Drop, MaxStddev: 2.0},
+				Frozen:  FrozenCheck{Action: validate.Drop, After: 10 * time.Second},
+				Size:    Check{Action: validate.Drop},
+				Corrupt: Check{Action: validate.Drop},
+			},
+		},
+	}
 }
 
 // LocationWithVars is Location with each ${VAR} value in its path, query
@@ -278,11 +344,6 @@ func splitLocation(loc string) (head, tail string) {
 	return loc[:n], loc[n:]
 }
 
-// StreamKey expands a stream template such as "frames:{camera_id}".
-func (c Camera) StreamKey(template string) string {
-	return strings.ReplaceAll(template, "{camera_id}", c.ID)
-}
-
 // Secrets returns every secret the configuration holds (camera passwords,
 // the values of ${VAR} in camera URLs outside the host, the Redis
 // password), for Redact.
@@ -330,56 +391,6 @@ func aboutSettings(name string, sections map[string]bool) bool {
 	return found && sections[sec]
 }
 
-// defaultMap is the built-in layer, in the file's own shape so that it goes
-// through the same decoding and checks as the file.
-func defaultMap() map[string]any {
-	return map[string]any{
-		"http": map[string]any{
-			"listen": ":8000",
-			"auth":   map[string]any{"mode": AuthToken, "tokens_file": "", "metrics": MetricsOpen},
-		},
-		"redis": map[string]any{
-			"url":           "redis://127.0.0.1:6379/0",
-			"stream":        "frames:{camera_id}",
-			"retention":     "10s",
-			"maxlen":        0,
-			"memory_budget": "auto",
-			"batch":         16,
-			"timeout":       "2s",
-		},
-		"health":   map[string]any{"min_ready": 1, "max_frozen": 3},
-		"shutdown": map[string]any{"timeout": "5s"},
-		"tracing":  map[string]any{"sample_ratio": 1.0, "queue_size": 2048},
-		"log":      map[string]any{"level": "info", "format": "json"},
-		"memory":   map[string]any{"budget": "auto"},
-		"defaults": map[string]any{
-			"fps":             10,
-			"format":          "BGR",
-			"width":           0,
-			"height":          0,
-			"transport":       "tcp",
-			"latency":         "200ms",
-			"reconnect":       map[string]any{"initial": "1s", "max": "30s"},
-			"stall_timeout":   "5s",
-			"decoder":         "auto",
-			"converter":       "auto",
-			"ring_size":       32,
-			"max_width":       4096,
-			"max_height":      4096,
-			"tls_ca_file":     "",
-			"convert_threads": 1,
-			"decoder_threads": 1,
-			"validation": map[string]any{
-				"black":   map[string]any{"action": ActionDrop, "max_luma": 16},
-				"uniform": map[string]any{"action": ActionDrop, "max_stddev": 2.0},
-				"frozen":  map[string]any{"action": ActionDrop, "after": "10s"},
-				"size":    map[string]any{"action": ActionDrop},
-				"corrupt": map[string]any{"action": ActionDrop},
-			},
-		},
-	}
-}
-
 // Load reads the configuration: built-in defaults, then the YAML file at
 // path (skipped when path is ""), then GSTCAPTURE_* overrides from environ
 // (os.Environ() form; later entries win). environ is also where ${VAR},
@@ -391,29 +402,25 @@ func defaultMap() map[string]any {
 func Load(path string, environ []string) (*Config, error) {
 	env := parseEnviron(environ)
 	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(defaultMap(), ""), nil); err != nil {
-		return nil, fmt.Errorf("config defaults: %w", err)
-	}
-	baseDir := "."
+	r := &reader{fromEnv: map[string]string{}, failed: map[string]bool{}, baseDir: "."}
 	if path != "" {
 		if err := k.Load(file.Provider(path), yamlParser{}); err != nil {
 			return nil, fmt.Errorf("config %s: %w", path, err)
 		}
-		baseDir = filepath.Dir(path)
+		r.baseDir = filepath.Dir(path)
 	}
-
-	r := &reader{fromEnv: map[string]string{}}
-	overrides := r.envOverrides(env)
-	if err := k.Load(confmap.Provider(overrides, "."), nil); err != nil {
+	if err := k.Load(confmap.Provider(r.envOverrides(env), "."), nil); err != nil {
 		return nil, fmt.Errorf("config environment: %w", err)
 	}
-
-	cfg := r.config(k.Raw(), func(name string) (string, bool) {
+	r.lookup = func(name string) (string, bool) {
 		v, ok := env[name]
 		return v, ok
-	}, baseDir)
+	}
+
+	cfg := r.load(k)
 	if len(r.probs) > 0 {
 		probs := r.probs
+		probs.sort()
 		return nil, &probs
 	}
 	return cfg, nil
@@ -436,15 +443,12 @@ func parseEnviron(environ []string) map[string]string {
 // setting, and returns them as a flat "section.key" map for koanf.
 // An empty value counts as unset, so compose files can pass ${X:-} through.
 func (r *reader) envOverrides(env map[string]string) map[string]any {
-	known := map[string]bool{}
-	flatten("", defaultMap(), known)
-
-	names := make([]string, 0)
+	known := Keys()
 	sections := map[string]bool{}
-	for k := range defaultMap() {
+	for _, k := range keysOf(reflect.TypeFor[fileConfig]()) {
 		sections[k] = true
 	}
-	sections["cameras"] = true
+	names := make([]string, 0)
 	for name := range env {
 		if strings.HasPrefix(name, EnvPrefix) && !envIgnored[name] && aboutSettings(name, sections) {
 			names = append(names, name)
@@ -462,9 +466,9 @@ func (r *reader) envOverrides(env map[string]string) map[string]any {
 		switch {
 		case key == "cameras" || strings.HasPrefix(key, "cameras."):
 			r.probs = append(r.probs, Problem{name, "cameras can only be set in the file; per-camera overrides go there too"})
-		case !known[key]:
+		case !slices.Contains(known, key):
 			msg := fmt.Sprintf("unknown setting %q", key)
-			if s := suggest(key, keysOf(known)); s != "" {
+			if s := suggest(key, known); s != "" {
 				msg += " (did you mean " + EnvName(s) + "?)"
 			}
 			r.probs = append(r.probs, Problem{name, msg})
@@ -485,34 +489,29 @@ func EnvName(path string) string {
 // Keys returns every settable config path with a default (sorted), the set
 // the environment may override. Camera-only keys are not in it.
 func Keys() []string {
-	known := map[string]bool{}
-	flatten("", defaultMap(), known)
-	return keysOf(known)
+	var out []string
+	eachKey(reflect.ValueOf(Config{}), "", func(path string, f reflect.StructField, _ reflect.Value) bool {
+		if !isSection(f.Type) {
+			out = append(out, path)
+		}
+		return true
+	})
+	sort.Strings(out)
+	return out
 }
 
 // CameraKeys are the keys only a camera entry has; any Settings key
 // (defaults.*) may also appear there as an override.
-var CameraKeys = []string{"id", "url", "codec", "password_env", "password_file"}
-
-func flatten(prefix string, m map[string]any, out map[string]bool) {
-	for k, v := range m {
-		p := join(prefix, k)
-		if sub, ok := v.(map[string]any); ok {
-			flatten(p, sub, out)
-			continue
+var CameraKeys = func() []string {
+	var out []string
+	settings := keysOf(reflect.TypeFor[Settings]())
+	for _, k := range keysOf(reflect.TypeFor[cameraEntry]()) {
+		if !slices.Contains(settings, k) {
+			out = append(out, k)
 		}
-		out[p] = true
 	}
-}
-
-func keysOf(set map[string]bool) []string {
-	out := make([]string, 0, len(set))
-	for k := range set {
-		out = append(out, k)
-	}
-	sort.Strings(out)
 	return out
-}
+}()
 
 // yamlParser is koanf's YAML parser with null values removed, so that an
 // empty section ("http:") keeps the defaults instead of erasing them.

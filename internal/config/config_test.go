@@ -12,7 +12,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"gstcapture/internal/frame"
+	"gstcapture/internal/publish"
 	"gstcapture/internal/testenv"
+	"gstcapture/internal/validate"
 )
 
 const oneCamera = `
@@ -69,11 +71,11 @@ func TestDefaults(t *testing.T) {
 		Reconnect: Reconnect{Initial: time.Second, Max: 30 * time.Second}, StallTimeout: 5 * time.Second,
 		Decoder: "auto", Converter: "auto", RingSize: 32, ConvertThreads: 1, DecoderThreads: 1, MaxWidth: 4096, MaxHeight: 4096,
 		Validation: Validation{
-			Black:   BlackCheck{Action: "drop", MaxLuma: 16},
-			Uniform: UniformCheck{Action: "drop", MaxStddev: 2.0},
-			Frozen:  FrozenCheck{Action: "drop", After: 10 * time.Second},
-			Size:    Check{Action: "drop"},
-			Corrupt: Check{Action: "drop"},
+			Black:   BlackCheck{Action: validate.Drop, MaxLuma: 16},
+			Uniform: UniformCheck{Action: validate.Drop, MaxStddev: 2.0},
+			Frozen:  FrozenCheck{Action: validate.Drop, After: 10 * time.Second},
+			Size:    Check{Action: validate.Drop},
+			Corrupt: Check{Action: validate.Drop},
 		},
 	}
 	assert.Equal(t, want, cfg.Defaults)
@@ -129,12 +131,12 @@ defaults:
 	assert.Equal(t, 2*time.Second, d.StallTimeout)
 	assert.Equal(t, "cpu", d.Decoder)
 	assert.Equal(t, [3]int{4, 0, 2}, [3]int{d.RingSize, d.ConvertThreads, d.DecoderThreads})
-	assert.Equal(t, BlackCheck{Action: "pass", MaxLuma: 20}, d.Validation.Black)
-	assert.Equal(t, UniformCheck{Action: "off", MaxStddev: 4.5}, d.Validation.Uniform)
+	assert.Equal(t, BlackCheck{Action: validate.Pass, MaxLuma: 20}, d.Validation.Black)
+	assert.Equal(t, UniformCheck{Action: validate.Off, MaxStddev: 4.5}, d.Validation.Uniform)
 	// Only "after" was given: the action keeps its default.
-	assert.Equal(t, FrozenCheck{Action: "drop", After: time.Minute}, d.Validation.Frozen)
-	assert.Equal(t, "pass", d.Validation.Size.Action)
-	assert.Equal(t, "off", d.Validation.Corrupt.Action)
+	assert.Equal(t, FrozenCheck{Action: validate.Drop, After: time.Minute}, d.Validation.Frozen)
+	assert.Equal(t, validate.Pass, d.Validation.Size.Action)
+	assert.Equal(t, validate.Off, d.Validation.Corrupt.Action)
 	assert.Equal(t, d, cfg.Cameras[0].Settings)
 }
 
@@ -142,7 +144,7 @@ func TestEmptySectionKeepsDefaults(t *testing.T) {
 	cfg := mustLoad(t, "http:\nredis:\ndefaults:\n  validation:\n"+oneCamera)
 	assert.Equal(t, ":8000", cfg.HTTP.Listen)
 	assert.Equal(t, "redis://127.0.0.1:6379/0", cfg.Redis.URL)
-	assert.Equal(t, "drop", cfg.Defaults.Validation.Black.Action)
+	assert.Equal(t, validate.Drop, cfg.Defaults.Validation.Black.Action)
 }
 
 func TestCameraOverridesMerged(t *testing.T) {
@@ -183,13 +185,13 @@ cameras:
 	assert.Equal(t, "gpu", b.Decoder)
 	// Nested overrides merge key by key with the defaults.
 	assert.Equal(t, Reconnect{Initial: 2 * time.Second, Max: 5 * time.Second}, b.Reconnect)
-	assert.Equal(t, BlackCheck{Action: "pass", MaxLuma: 20}, b.Validation.Black)
-	assert.Equal(t, FrozenCheck{Action: "drop", After: 3 * time.Second}, b.Validation.Frozen)
+	assert.Equal(t, BlackCheck{Action: validate.Pass, MaxLuma: 20}, b.Validation.Black)
+	assert.Equal(t, FrozenCheck{Action: validate.Drop, After: 3 * time.Second}, b.Validation.Frozen)
 	assert.Equal(t, a.Validation.Uniform, b.Validation.Uniform)
 	assert.Equal(t, a.StallTimeout, b.StallTimeout)
 	// The defaults themselves are untouched by a camera's overrides.
 	assert.Equal(t, 10, cfg.Defaults.FPS)
-	assert.Equal(t, "drop", cfg.Defaults.Validation.Black.Action)
+	assert.Equal(t, validate.Drop, cfg.Defaults.Validation.Black.Action)
 }
 
 func TestEnvOverrideBeatsFile(t *testing.T) {
@@ -321,11 +323,13 @@ func TestSecretsIncludeRedisPassword(t *testing.T) {
 	assert.Equal(t, []string{"rpw"}, cfg.Secrets())
 }
 
+// publish.StreamKey expands redis.stream; the default template is its own.
 func TestStreamKey(t *testing.T) {
 	c := Camera{ID: "cam1"}
-	assert.Equal(t, "frames:cam1", c.StreamKey("frames:{camera_id}"))
-	assert.Equal(t, "x:cam1:cam1", c.StreamKey("x:{camera_id}:{camera_id}"))
-	assert.Equal(t, "shared", c.StreamKey("shared"))
+	assert.Equal(t, publish.DefaultStream, mustLoad(t, oneCamera).Redis.Stream)
+	assert.Equal(t, "frames:cam1", publish.StreamKey("frames:{camera_id}", c.ID))
+	assert.Equal(t, "x:cam1:cam1", publish.StreamKey("x:{camera_id}:{camera_id}", c.ID))
+	assert.Equal(t, "shared", publish.StreamKey("shared", c.ID))
 }
 
 // userCam is cam with a user name in the URL.
@@ -353,6 +357,8 @@ func TestValidationProblems(t *testing.T) {
 			[]string{"defaults.validation.black.max_lumaa: unknown key (did you mean max_luma?)"}},
 		{"unknown camera key", cam("    pasword_env: X\n"), nil,
 			[]string{"cameras[0].pasword_env: unknown key (did you mean password_env?)"}},
+		{"upper-case key", "defaults: {FPS: 3}\n" + oneCamera, nil,
+			[]string{"defaults.FPS: unknown key (did you mean fps?)"}},
 		{"unknown key without suggestion", "redis: {zzzzzz: 1}\n" + oneCamera, nil,
 			[]string{"redis.zzzzzz: unknown key"}},
 		{"bad duration", "defaults: {latency: 2 seconds}\n" + oneCamera, nil,
@@ -364,7 +370,7 @@ func TestValidationProblems(t *testing.T) {
 		{"bad enum decoder", cam("    decoder: nvidia\n"), nil,
 			[]string{`cameras[0].decoder: must be one of auto, gpu, cpu, got "nvidia"`}},
 		{"bad action", "defaults: {validation: {frozen: {action: skip}}}\n" + oneCamera, nil,
-			[]string{`defaults.validation.frozen.action: must be one of drop, pass, off, got "skip"`}},
+			[]string{`defaults.validation.frozen.action: unknown validation action "skip" (want drop, pass or off)`}},
 		{"bad log level and format", "log: {level: verbose, format: xml}\n" + oneCamera, nil,
 			[]string{"log.level: must be one of debug, info, warn, error", "log.format: must be one of json, text"}},
 		{"bad format", "defaults: {format: YUY2}\n" + oneCamera, nil,
@@ -520,6 +526,35 @@ cameras:
 		assert.True(t, paths[want], "missing a problem at %s in:\n%s", want, ps.Error())
 	}
 	assert.Len(t, strings.Split(ps.Error(), "\n"), len(ps), "one line per problem")
+}
+
+// Load returns *Problems; errors.As finds it with a Problems target too,
+// as cmd/gstcapture asks.
+func TestProblemsAsValue(t *testing.T) {
+	_, err := load(t, "defaults: {fps: 0}\n"+oneCamera)
+	var ps Problems
+	require.ErrorAs(t, err, &ps)
+	assert.Equal(t, []string{"defaults.fps: must be between 1 and 120, got 0"}, problemStrings(ps))
+}
+
+// Validation actions are validate.Action's own spelling: any case.
+func TestActionCase(t *testing.T) {
+	cfg := mustLoad(t, cam("    validation: {black: {action: Pass}, size: {action: ' OFF '}}\n"))
+	v := cfg.Cameras[0].Settings.Validation
+	assert.Equal(t, [3]validate.Action{validate.Pass, validate.Off, validate.Drop}, [3]validate.Action{v.Black.Action, v.Size.Action, v.Corrupt.Action})
+}
+
+// A camera inherits defaults.tls_ca_file resolved against the config's
+// directory, once.
+func TestDefaultsTLSCAFileInherited(t *testing.T) {
+	dir := t.TempDir()
+	caPEM, err := os.ReadFile(testenv.NewCA(t, t.TempDir()).CAFile)
+	require.NoError(t, err)
+	writeFile(t, dir, "ca.pem", string(caPEM))
+	cfg, err := Load(writeFile(t, dir, "c.yaml", "defaults: {tls_ca_file: ca.pem}\n"+oneCamera), nil)
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(dir, "ca.pem"), cfg.Defaults.TLSCAFile)
+	assert.Equal(t, cfg.Defaults, cfg.Cameras[0].Settings)
 }
 
 func TestYAMLSyntaxErrorNamesFileAndLine(t *testing.T) {
@@ -805,7 +840,7 @@ func TestProcessMemoryBudget(t *testing.T) {
 		{"1GiB", 1 << 30, ""},
 		{"1152MiB", 1152 << 20, ""},
 		{"lots", 0, `memory.budget: must be auto, none or a size such as 2GiB, 512MiB or 1.5GB, got "lots"`},
-		{"32MiB", 0, `memory.budget: must be at least 64MiB, got 33554432 bytes`},
+		{"32MiB", 0, `memory.budget: must be at least 64MiB, got "32MiB" (33554432 bytes)`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.val, func(t *testing.T) {
