@@ -82,7 +82,7 @@ func planAuto(cam config.Camera, have func(string) bool) (Plan, error) {
 
 // codecSpec is what the supervisor needs to check or detect the codec.
 func (p Plan) codecSpec() gsthost.CodecSpec {
-	cs := gsthost.CodecSpec{Name: p.Camera.Codec, ProbeLaunch: p.ProbeLaunch}
+	cs := gsthost.CodecSpec{Name: p.Camera.Codec, Decoder: p.Decoder.Element, ProbeLaunch: p.ProbeLaunch}
 	if len(p.Auto) > 0 {
 		cs.Auto = map[string]gsthost.CodecLaunch{}
 		for codec, cp := range p.Auto {
@@ -113,7 +113,6 @@ type Service struct {
 	redis  *redis.Client
 	cams   []*camera
 	byID   map[string]*camera
-	frozen atomic.Int64
 	opts   Options
 	mem    membudget.Split
 
@@ -121,11 +120,22 @@ type Service struct {
 	tracer  *telemetry.Tracer
 }
 
+// The camera's counters are the one writer of its accounting; each part on
+// a frame's way reports to them through an interface it declares.
+var (
+	_ ring.Reporter  = (*stats.Camera)(nil)
+	_ publish.Tally  = (*stats.Camera)(nil)
+	_ gsthost.Ledger = (*stats.Camera)(nil)
+)
+
+// camera is one camera's sink side, the handler of its appsink: each
+// frame is counted, validated and pushed into the ring here, and nowhere
+// else.
 type camera struct {
 	plan      Plan
 	stats     *stats.Camera
 	validator *validate.Validator
-	ring      *ring.Ring
+	ring      *ring.Ring[*frame.Frame]
 	sup       *gsthost.Supervisor
 	seq       atomic.Uint64
 	latSrc    atomic.Value // frame.CaptureSource last recorded
@@ -141,7 +151,7 @@ type ringFit struct {
 	share int64 // frame bytes the camera may hold; 0 = no bound
 	batch int   // redis.batch
 	log   *slog.Logger
-	bytes int64 // frame size the ring is sized for; streaming thread only
+	bytes int64 // frame size the ring is sized for; sink goroutine only
 }
 
 // New prepares a service: it renders every camera's pipeline and connects
@@ -203,7 +213,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		Batch:        cfg.Redis.Batch,
 		Timeout:      cfg.Redis.Timeout,
 		Instance:     publish.NewInstanceID(),
-	}, log, recorder{s.metrics, s.tracer})
+	}, log, s.metrics.PublishRecorder(s.tracer))
 	s.pub.OnLimit(func(id string, l publish.Limit) {
 		if st, ok := s.reg.Get(id); ok {
 			st.SetRetention(l.MaxLen, l.Retention, l.Shortened)
@@ -220,7 +230,6 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		rules := Rules(cc.Settings.Validation)
 		st := s.reg.Add(cc.ID)
 		s.pub.AddCamera(cc.ID, float64(cc.Settings.FPS))
-		st.SetDecoder(cc.Codec, plan.Decoder.Element)
 		c := newCamera(plan, st, rules, s.metrics.Camera(cc.ID), s.tracer)
 		c.fit = ringFit{share: s.mem.PerCamera, batch: cfg.Redis.Batch, log: log}
 		st.SetRing(cc.Settings.RingSize, 0, false)
@@ -238,7 +247,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 			MaxHeight:        cc.Settings.MaxHeight,
 			TLSCAFile:        cc.Settings.TLSCAFile,
 		}
-		c.sup = gsthost.NewSupervisor(spec, st, c.onFrame, log, redact, &s.frozen, opts.Hooks)
+		c.sup = gsthost.NewSupervisor(spec, st, c.onFrame, log, redact, opts.Hooks)
 		s.cams = append(s.cams, c)
 		s.byID[cc.ID] = c
 	}
@@ -248,7 +257,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 // newCamera assembles one camera's per-frame path: validator, ring and
 // observers; the supervisor is added by New.
 func newCamera(plan Plan, st *stats.Camera, rules validate.Rules, obs *telemetry.CameraObservers, tr *telemetry.Tracer) *camera {
-	return &camera{plan: plan, stats: st, validator: validate.New(rules), ring: ring.New(plan.Camera.Settings.RingSize, st), obs: obs, tracer: tr}
+	return &camera{plan: plan, stats: st, validator: validate.New(rules), ring: ring.New[*frame.Frame](plan.Camera.Settings.RingSize, st), obs: obs, tracer: tr}
 }
 
 // Rules converts a camera's validation settings; config has already
@@ -263,11 +272,22 @@ func Rules(v config.Validation) validate.Rules {
 	}
 }
 
-// onFrame runs on the GStreamer streaming thread: count, validate, enqueue,
-// return. It never blocks (the ring drops the oldest frame when full). A
-// frame that fails a rule with action pass is counted as flagged and
-// published with the rules in its flags field.
+// onFrame is the appsink's handler, on the Sink goroutine (never a
+// GStreamer streaming thread): count, validate, enqueue, return. It never
+// blocks (the ring drops the oldest frame when full). A frame above
+// max_width x max_height is counted as oversize and reported to the
+// supervisor, which ends the pipeline. A frame that fails a rule with
+// action pass is counted as flagged and published with the rules in its
+// flags field.
 func (c *camera) onFrame(f *frame.Frame) {
+	if c.tooBig(f) {
+		// Captured and dropped at once: not the camera's newest frame, so
+		// the watchdog does not take the camera for streaming.
+		c.stats.CapturedDropped(stats.DropOversize, 1)
+		c.sup.Oversized(f.Width, f.Height)
+		f.Release()
+		return
+	}
 	c.stats.FrameCaptured(f.SinkTime)
 	f.CameraID = c.plan.Camera.ID
 	f.Seq = c.seq.Add(1)
@@ -313,6 +333,12 @@ func (c *camera) onFrame(f *frame.Frame) {
 	span.End("")
 }
 
+// tooBig reports whether f is above the camera's max_width x max_height.
+func (c *camera) tooBig(f *frame.Frame) bool {
+	s := c.plan.Camera.Settings
+	return (s.MaxWidth > 0 && f.Width > s.MaxWidth) || (s.MaxHeight > 0 && f.Height > s.MaxHeight)
+}
+
 // fitRing sizes the ring for frames of sz bytes within the camera's share
 // of memory.budget, and says so once per size when the share holds fewer
 // than ring_size frames.
@@ -327,19 +353,6 @@ func (c *camera) fitRing(sz int64) {
 			"camera_id", c.plan.Camera.ID, "frame_bytes", sz, "share_bytes", c.fit.share,
 			"ring_frames", r.Frames, "ring_size", ringSize)
 	}
-}
-
-// recorder feeds publish results to metrics and traces.
-type recorder struct {
-	m *telemetry.Metrics
-	t *telemetry.Tracer
-}
-
-func (r recorder) PublishDuration(id string, d time.Duration, n int) { r.m.PublishDuration(id, d, n) }
-
-func (r recorder) Published(id string, f *frame.Frame, start, now time.Time) {
-	r.m.Published(id, f, start, now)
-	r.t.Published(f, start, now)
 }
 
 // Metrics returns the Prometheus metrics.
@@ -363,7 +376,7 @@ func (s *Service) Registry() *stats.Registry { return s.reg }
 func (s *Service) Publisher() *publish.Publisher { return s.pub }
 
 // Frozen returns how many pipelines were abandoned since start.
-func (s *Service) Frozen() int64 { return s.frozen.Load() }
+func (s *Service) Frozen() int64 { return int64(s.reg.Frozen()) }
 
 // Plans returns each camera's plan in configuration order.
 func (s *Service) Plans() []Plan {
@@ -401,11 +414,9 @@ func (s *Service) Run(ctx context.Context) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Flush closes the ring: what it could not publish is counted
+			// there, and the ring counts what is pushed later itself.
 			flushed.Add(int64(s.pub.Flush(flushCtx, c.stats, c.ring)))
-			for _, f := range c.ring.Close() {
-				c.stats.Drop(stats.DropShutdown, 1)
-				f.Release()
-			}
 		}()
 	}
 	wg.Wait()
@@ -426,7 +437,7 @@ func (s *Service) Run(ctx context.Context) {
 func (s *Service) logAccounting() {
 	for _, c := range s.cams {
 		st := c.stats
-		captured, published := st.Captured.Load(), st.Published.Load()
+		captured, published := st.Captured(), st.Published()
 		dropped := make([]any, 0, len(stats.Reasons()))
 		var total uint64
 		for _, r := range stats.Reasons() {

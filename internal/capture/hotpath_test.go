@@ -79,14 +79,14 @@ func newTestCamera(t *testing.T, id string, rules validate.Rules) (*camera, *tel
 	return newCamera(Plan{Camera: cam}, stats.NewCamera(id), rules, m.Camera(id), tr), m, tr
 }
 
-// The streaming thread lets go of each frame once the ring has it: a
+// The sink side lets go of each frame once the ring has it: a
 // publisher goroutine that records, releases and so resets frames as fast as
 // it can must never race with onFrame (run with -race), and every frame is
 // accounted for.
 func TestOnFrameLetsGoAfterHandOff(t *testing.T) {
 	const frames = 3000
 	c, m, tr := newTestCamera(t, "cam", validate.DefaultRules())
-	rec := recorder{m, tr}
+	rec := m.PublishRecorder(tr)
 	pool := newFramePool(8)
 
 	var published atomic.Uint64
@@ -147,7 +147,7 @@ func TestOnFrameLetsGoAfterHandOff(t *testing.T) {
 	}
 
 	st := c.stats
-	assert.EqualValues(t, frames, st.Captured.Load())
+	assert.EqualValues(t, frames, st.Captured())
 	assert.EqualValues(t, frames, published.Load()+st.DroppedTotal()+uint64(len(left)),
 		"captured = published + dropped + left in ring")
 	assert.Len(t, pool.free, cap(pool.free), "every frame given back")
@@ -195,10 +195,29 @@ func TestOnFramePullErrorIsDropped(t *testing.T) {
 	c.onFrame(newFramePool(1).get())
 
 	st := c.stats
-	assert.EqualValues(t, 2, st.Captured.Load())
+	assert.EqualValues(t, 2, st.Captured())
 	assert.EqualValues(t, 1, st.Dropped(stats.DropPullError))
 	assert.EqualValues(t, 1, st.DroppedTotal(), "nothing else: not validated as a size failure")
 	assert.True(t, released)
 	assert.Equal(t, 1, c.ring.Len(), "only the readable frame is queued")
-	assert.Equal(t, st.Captured.Load(), st.Published.Load()+st.DroppedTotal()+uint64(c.ring.Len()))
+	assert.Equal(t, st.Captured(), st.Published()+st.DroppedTotal()+uint64(c.ring.Len()))
+}
+
+// A frame above max_width x max_height is captured and dropped as
+// oversize, released, and not taken for the camera's newest frame (the
+// supervisor ends the pipeline instead of seeing a stream).
+func TestOnFrameOversizeIsDropped(t *testing.T) {
+	c, _, _ := newTestCamera(t, "cam", validate.DefaultRules())
+	c.plan.Camera.Settings.MaxWidth, c.plan.Camera.Settings.MaxHeight = 8, 8
+	pool := newFramePool(1)
+	c.onFrame(pool.get()) // 16x16
+
+	st := c.stats
+	assert.EqualValues(t, 1, st.Captured())
+	assert.EqualValues(t, 1, st.Dropped(stats.DropOversize))
+	assert.Equal(t, map[string]uint64{"oversize": 1}, st.Snapshot(time.Now()).Dropped, "/health shows it")
+	assert.True(t, st.LastFrame().IsZero())
+	assert.Zero(t, c.ring.Len())
+	assert.Len(t, pool.free, 1, "released")
+	assert.Equal(t, st.Captured(), st.Published()+st.DroppedTotal()+uint64(c.ring.Len()))
 }

@@ -107,6 +107,10 @@ func (f *Frame) Release() {
 	}
 }
 
+// Size returns the bytes of pixels the frame holds (internal/ring's byte
+// limit).
+func (f *Frame) Size() int { return len(f.Data) }
+
 // Released reports whether Release has run.
 func (f *Frame) Released() bool { return f.released.Load() }
 

@@ -29,6 +29,7 @@ type CodecSpec struct {
 	// ProbeLaunch until the SDP arrives, then the Auto entry of the
 	// announced codec. "" checks nothing (pipelines without rtspsrc).
 	Name        string
+	Decoder     string // the decoder element of Name's launch string; "" with auto
 	Auto        map[string]CodecLaunch
 	ProbeLaunch string // rtspsrc named "src" and a sink, nothing else
 }
@@ -151,11 +152,10 @@ func (s *Supervisor) resolveLaunch(ctx context.Context) (launch, codec string, o
 		}
 		cl, have := s.spec.Codec.Auto[c]
 		if !have {
-			return "", "", outcome{reason: "error", state: stats.StateError, errType: "build",
+			return "", "", outcome{reason: stats.ReconnectError, state: stats.StateError, errType: stats.ErrBuild,
 				text: fmt.Sprintf("camera announced %s but no %s decoder is available (codec auto)", enc, c)}, false
 		}
-		if prev := s.cam.Snapshot(time.Now()); prev.Codec != c || prev.Decoder != cl.Decoder {
-			s.cam.SetDecoder(c, cl.Decoder)
+		if s.cam.SetDecoder(c, cl.Decoder) {
 			s.log.Info("codec detected", "codec", c, "decoder", cl.Decoder, "announced", strings.Join(names, ","))
 		}
 		return cl.Launch, c, outcome{}, true
@@ -164,7 +164,7 @@ func (s *Supervisor) resolveLaunch(ctx context.Context) (launch, codec string, o
 	if len(names) > 0 {
 		what = strings.Join(names, ",")
 	}
-	return "", "", outcome{reason: "error", state: stats.StateError, errType: "stream",
+	return "", "", outcome{reason: stats.ReconnectError, state: stats.StateError, errType: stats.ErrStream,
 		text: fmt.Sprintf("camera announced %s; codec auto decodes H264 and H265 video (element src)", what)}, false
 }
 
@@ -178,11 +178,11 @@ func (s *Supervisor) resolveLaunch(ctx context.Context) (launch, codec string, o
 func (s *Supervisor) probeSDP(ctx context.Context) ([]string, outcome, bool) {
 	p, err := gst.NewPipelineFromString(s.spec.Codec.ProbeLaunch)
 	if err != nil {
-		return nil, outcome{reason: "error", state: stats.StateError, errType: "build", text: s.redact("codec auto probe: parse launch string: " + err.Error())}, false
+		return nil, outcome{reason: stats.ReconnectError, state: stats.StateError, errType: stats.ErrBuild, text: s.redact("codec auto probe: parse launch string: " + err.Error())}, false
 	}
 	src, err := s.findSource(p)
 	if err != nil {
-		return nil, outcome{reason: "error", state: stats.StateError, errType: "build", text: s.redact("codec auto probe: " + err.Error())}, false
+		return nil, outcome{reason: stats.ReconnectError, state: stats.StateError, errType: stats.ErrBuild, text: s.redact("codec auto probe: " + err.Error())}, false
 	}
 	unref(src.Object)
 	w := newWatch(p, "", true)
@@ -198,7 +198,7 @@ func (s *Supervisor) probeSDP(ctx context.Context) ([]string, outcome, bool) {
 		if e, ok := probeBusError(bus); ok {
 			return nil, s.classify(e, ""), false
 		}
-		return nil, outcome{reason: "error", state: stats.StateError, errType: "core", text: "codec auto probe: pipeline refused to start"}, false
+		return nil, outcome{reason: stats.ReconnectError, state: stats.StateError, errType: stats.ErrCore, text: "codec auto probe: pipeline refused to start"}, false
 	}
 	limit := s.spec.firstFrameAllowance()
 	deadline := time.NewTimer(limit)
@@ -216,7 +216,7 @@ func (s *Supervisor) probeSDP(ctx context.Context) ([]string, outcome, bool) {
 		case <-ctx.Done():
 			return nil, outcome{}, false
 		case <-deadline.C:
-			return nil, outcome{reason: "timeout", state: stats.StateStalled, errType: "timeout",
+			return nil, outcome{reason: stats.ReconnectTimeout, state: stats.StateStalled, errType: stats.ErrTimeout,
 				text: fmt.Sprintf("codec auto: no SDP from the camera within %s", limit)}, false
 		case <-tick.C:
 		}

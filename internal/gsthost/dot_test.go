@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,7 +123,7 @@ func TestDumpDotFile(t *testing.T) {
 	redact := func(s string) string { return strings.ReplaceAll(s, dotSecrets.token, "***") }
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s := NewSupervisor(Spec{CameraID: "cam1", User: dotSecrets.user, Password: dotSecrets.long}, stats.NewCamera("cam1"),
-		nil, log, redact, &atomic.Int64{}, Hooks{})
+		nil, log, redact, Hooks{})
 	p, err := gst.NewPipelineFromString("rtspsrc name=src location=rtsp://127.0.0.1:1/" + dotSecrets.token + " ! fakesink")
 	require.NoError(t, err)
 	keep(t, p)
@@ -173,5 +172,5 @@ func TestSupervisorErrorDotDump(t *testing.T) {
 	assert.Contains(t, string(b), "GstRTSPSrc")
 	assertNoDotSecret(t, string(b), dotSecrets.short, dotSecrets.user, dotSecrets.token)
 	assert.Zero(t, frozen.Load())
-	assert.Zero(t, cam.Frozen.Load())
+	assert.Zero(t, cam.Frozen())
 }

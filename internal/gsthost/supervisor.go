@@ -16,7 +16,6 @@ import (
 
 	"gstcapture/internal/appsink"
 	"gstcapture/internal/backoff"
-	"gstcapture/internal/frame"
 	"gstcapture/internal/stats"
 )
 
@@ -39,8 +38,9 @@ type Spec struct {
 	// the pipeline is abandoned and counted as frozen.
 	TeardownTimeout time.Duration
 	StartTimeout    time.Duration
-	// MaxWidth and MaxHeight bound a frame's size (0: no bound); a larger
-	// frame is not handed on, and the camera goes to state error.
+	// MaxWidth and MaxHeight are the camera's frame size limits (0: no
+	// bound), named in the error when its handler reports a larger frame
+	// (Oversized); the camera then goes to state error.
 	MaxWidth, MaxHeight int
 	// TLSCAFile, when set, is a PEM file of the certificates an rtsps
 	// camera's certificate is checked against (config tls_ca_file).
@@ -65,24 +65,44 @@ type Hooks struct {
 	BeforeStart func(cameraID string)
 }
 
+// Ledger is where a supervisor reports its camera's pipeline events, and
+// where it reads when the camera's newest frame was handled: the camera's
+// counters implement it (*stats.Camera). Calls come from the supervisor's
+// goroutine and must not block.
+type Ledger interface {
+	SetState(s stats.State, errText string) (changed bool)
+	SetDecoder(codec, decoder string) (changed bool)
+	Reconnect(r stats.ReconnectReason)
+	// Error counts an error; stats.ErrFrozen is the camera's count of
+	// abandoned pipelines.
+	Error(t stats.ErrorType)
+	// HandoffOverflow counts n frames out of the appsink that the hand-off
+	// queue dropped: captured and dropped.
+	HandoffOverflow(n uint64)
+	// StreamCounts adds what the stream watch counted since its last call.
+	StreamCounts(skipped, decoderIn, decoderOut uint64)
+	// LastFrame is when the handler last took a frame (zero before one).
+	LastFrame() time.Time
+}
+
 // Supervisor owns one camera's pipeline: one goroutine (Run) builds it,
 // watches it and rebuilds it. Nothing else touches the pipeline.
 type Supervisor struct {
 	spec    Spec
-	cam     *stats.Camera
+	cam     Ledger
 	handler appsink.Handler
 	log     *slog.Logger
 	redact  Redactor
-	frozen  *atomic.Int64
 	hooks   Hooks
 
-	lastFrame atomic.Int64  // unix ns of the newest frame of the current pipeline
-	oversize  atomic.Uint64 // width<<32 | height of a frame above MaxWidth/MaxHeight, 0 for none
+	oversize atomic.Uint64 // width<<32 | height of a frame above MaxWidth/MaxHeight, 0 for none
 }
 
-// NewSupervisor prepares a supervisor. frozen counts abandoned pipelines
-// process-wide (for liveness); handler receives every frame.
-func NewSupervisor(spec Spec, cam *stats.Camera, handler appsink.Handler, log *slog.Logger, redact Redactor, frozen *atomic.Int64, hooks Hooks) *Supervisor {
+// NewSupervisor prepares a supervisor and records the camera's configured
+// codec and decoder on cam. handler receives every frame, straight from the
+// appsink's Sink goroutine; it must record each in cam (LastFrame), which
+// the stall watchdog reads.
+func NewSupervisor(spec Spec, cam Ledger, handler appsink.Handler, log *slog.Logger, redact Redactor, hooks Hooks) *Supervisor {
 	if spec.TeardownTimeout <= 0 {
 		spec.TeardownTimeout = 5 * time.Second
 	}
@@ -94,15 +114,16 @@ func NewSupervisor(spec Spec, cam *stats.Camera, handler appsink.Handler, log *s
 	if redact == nil {
 		redact = func(s string) string { return s }
 	}
-	return &Supervisor{spec: spec, cam: cam, handler: handler, log: log.With("camera_id", spec.CameraID), redact: redact, frozen: frozen, hooks: hooks}
+	cam.SetDecoder(spec.Codec.Name, spec.Codec.Decoder)
+	return &Supervisor{spec: spec, cam: cam, handler: handler, log: log.With("camera_id", spec.CameraID), redact: redact, hooks: hooks}
 }
 
 // outcome says why a pipeline ended.
 type outcome struct {
-	reason  string      // reconnect reason label
-	state   stats.State // camera state until the next frame
-	errType string      // errors_total type label, "" for none
-	text    string      // redacted detail
+	reason  stats.ReconnectReason
+	state   stats.State     // camera state until the next frame
+	errType stats.ErrorType // "" for none
+	text    string          // redacted detail
 }
 
 // Run supervises until ctx is cancelled, then stops the pipeline.
@@ -122,7 +143,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 			s.cam.Error(out.errType)
 		}
 		delay := bo.Next()
-		s.setState(out.state, out.text, slog.String("reason", out.reason), slog.Duration("retry_in", delay))
+		s.setState(out.state, out.text, slog.String("reason", string(out.reason)), slog.Duration("retry_in", delay))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
@@ -218,7 +239,7 @@ func (s *Supervisor) build(launch, codec string) (*pipeline, error) {
 	if err != nil {
 		return nil, errors.New("launch string has no element named \"sink\"")
 	}
-	sink, err := appsink.Attach(el, s.onFrame)
+	sink, err := appsink.Attach(el, s.handler)
 	if err != nil {
 		return nil, err
 	}
@@ -227,24 +248,18 @@ func (s *Supervisor) build(launch, codec string) (*pipeline, error) {
 	return &pipeline{guard: guard{what: "pipeline"}, p: p, bus: p.GetPipelineBus(), src: src, el: el, sink: sink, location: location, watch: attachWatch(p, codec)}, nil
 }
 
-func (s *Supervisor) onFrame(f *frame.Frame) {
-	if s.tooBig(f.Width, f.Height) {
-		// Not captured: the owner loop ends the pipeline.
-		s.oversize.CompareAndSwap(0, uint64(f.Width)<<32|uint64(uint32(f.Height)))
-		f.Release()
-		return
+// Oversized tells the supervisor that the handler got a w x h frame above
+// MaxWidth x MaxHeight: its owner loop ends the pipeline, and the camera
+// goes to state error. Safe from any goroutine, and on a nil Supervisor.
+func (s *Supervisor) Oversized(w, h int) {
+	if s != nil {
+		s.oversize.CompareAndSwap(0, uint64(w)<<32|uint64(uint32(h)))
 	}
-	s.lastFrame.Store(f.SinkTime.UnixNano())
-	s.handler(f)
-}
-
-func (s *Supervisor) tooBig(w, h int) bool {
-	return (s.spec.MaxWidth > 0 && w > s.spec.MaxWidth) || (s.spec.MaxHeight > 0 && h > s.spec.MaxHeight)
 }
 
 // oversized is the outcome of a camera whose frames exceed the limits.
 func (s *Supervisor) oversized(v uint64) outcome {
-	return outcome{reason: "error", state: stats.StateError, errType: "stream",
+	return outcome{reason: stats.ReconnectError, state: stats.StateError, errType: stats.ErrStream,
 		text: fmt.Sprintf("camera sends %dx%d frames, above the limit of %dx%d (max_width, max_height): raise them for this camera, or set width and height to scale it down",
 			v>>32, uint32(v), s.spec.MaxWidth, s.spec.MaxHeight)}
 }
@@ -254,15 +269,17 @@ const pollInterval = 50 * time.Millisecond
 
 // runOnce builds, plays and watches one pipeline until it fails or ctx ends.
 func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
-	s.lastFrame.Store(0)
 	s.oversize.Store(0)
+	// The previous pipeline's frames were all handled when its teardown
+	// detached the sink: a newer frame is this pipeline's.
+	before := s.cam.LastFrame()
 	launch, codec, out, ok := s.resolveLaunch(ctx)
 	if !ok {
 		return false, out
 	}
 	pl, err := s.build(launch, codec)
 	if err != nil {
-		return false, outcome{reason: "error", state: stats.StateError, errType: "build", text: s.redact(err.Error())}
+		return false, outcome{reason: stats.ReconnectError, state: stats.StateError, errType: stats.ErrBuild, text: s.redact(err.Error())}
 	}
 	defer pl.watch.release() // after teardown
 	defer s.teardown(pl)
@@ -274,7 +291,7 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 		if e, ok := s.drainBus(ctx, pl); ok {
 			return false, e
 		}
-		return false, outcome{reason: "error", state: stats.StateError, errType: "core", text: "pipeline refused to start"}
+		return false, outcome{reason: stats.ReconnectError, state: stats.StateError, errType: stats.ErrCore, text: "pipeline refused to start"}
 	}
 	start := time.Now()
 	// While the keyframe gate holds frames back, the camera is sending and
@@ -302,15 +319,16 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 			gatedAt = now
 		}
 		s.syncSink(pl)
-		last := s.lastFrame.Load()
+		last := s.cam.LastFrame()
+		framed := !last.Equal(before) // a frame of this pipeline was handled
 		switch {
-		case last == 0 && now.Sub(laterOf(start, gatedAt)) > s.spec.firstFrameAllowance():
-			return false, outcome{reason: "no_frames", state: stats.StateStalled, errType: "stall",
+		case !framed && now.Sub(laterOf(start, gatedAt)) > s.spec.firstFrameAllowance():
+			return false, outcome{reason: stats.ReconnectNoFrames, state: stats.StateStalled, errType: stats.ErrStall,
 				text: fmt.Sprintf("no frame within %s of starting the pipeline", s.spec.firstFrameAllowance())}
-		case last != 0 && now.Sub(laterOf(time.Unix(0, last), gatedAt)) > s.spec.StallTimeout:
-			return true, outcome{reason: "stall", state: stats.StateStalled, errType: "stall",
+		case framed && now.Sub(laterOf(last, gatedAt)) > s.spec.StallTimeout:
+			return true, outcome{reason: stats.ReconnectStall, state: stats.StateStalled, errType: stats.ErrStall,
 				text: fmt.Sprintf("no frame for %s (stall_timeout)", s.spec.StallTimeout)}
-		case last != 0 && !streamed:
+		case framed && !streamed:
 			streamed = true
 			s.setState(stats.StateStreaming, "")
 		}
@@ -358,13 +376,13 @@ func (s *Supervisor) handleMessage(ctx context.Context, pl *pipeline, m *gst.Mes
 		}
 		return s.classify(e, cause), true
 	case gst.MessageEOS:
-		return outcome{reason: "eos", state: stats.StateDisconnected, errType: "", text: "stream ended (EOS)"}, true
+		return outcome{reason: stats.ReconnectEOS, state: stats.StateDisconnected, text: "stream ended (EOS)"}, true
 	case gst.MessageWarning:
 		e := parseBusError(m)
 		s.log.Debug("pipeline warning", "element", e.Source, "warning", s.redact(e.Text), "debug", s.redact(e.Debug))
 	case gst.MessageElement:
 		if st := m.GetStructure(); st != nil && st.Name() == "GstRTSPSrcTimeout" {
-			return outcome{reason: "timeout", state: stats.StateStalled, errType: "timeout", text: "RTSP source timed out (no RTP or RTCP)"}, true
+			return outcome{reason: stats.ReconnectTimeout, state: stats.StateStalled, errType: stats.ErrTimeout, text: "RTSP source timed out (no RTP or RTCP)"}, true
 		}
 	}
 	return outcome{}, false
@@ -382,15 +400,15 @@ func (s *Supervisor) classify(e busError, cause string) outcome {
 	}
 	text = s.redact(fmt.Sprintf("%s (element %s)", text, e.Source))
 	if e.unauthorized() {
-		return outcome{reason: "unauthorized", state: stats.StateUnauthorized, errType: "unauthorized", text: text}
+		return outcome{reason: stats.ReconnectUnauthorized, state: stats.StateUnauthorized, errType: stats.ErrUnauthorized, text: text}
 	}
-	typ := strings.TrimSuffix(strings.TrimPrefix(e.Domain, "gst-"), "-error-quark")
+	typ := stats.ErrorType(strings.TrimSuffix(strings.TrimPrefix(e.Domain, "gst-"), "-error-quark"))
 	switch typ {
-	case "core", "library", "resource", "stream":
+	case stats.ErrCore, stats.ErrLibrary, stats.ErrResource, stats.ErrStream:
 	default:
-		typ = "other"
+		typ = stats.ErrOther
 	}
-	return outcome{reason: "error", state: stats.StateError, errType: typ, text: text}
+	return outcome{reason: stats.ReconnectError, state: stats.StateError, errType: typ, text: text}
 }
 
 // failedToConnect reports rtspsrc's error for a connection it could not
@@ -471,14 +489,13 @@ func (s *Supervisor) teardown(pl *pipeline) {
 	s.dumpDot(&pl.guard, pl.p, "frozen")
 }
 
-// syncSink counts the frames the appsink hand-off dropped since the last
+// syncSink reports the frames the appsink hand-off dropped since the last
 // call: out of the appsink (captured) and dropped, so captured stays
 // published + dropped.
 func (s *Supervisor) syncSink(pl *pipeline) {
 	n := pl.sink.Overflow()
 	if d := n - pl.handoffSeen; d > 0 {
-		s.cam.Captured.Add(d)
-		s.cam.Drop(stats.DropHandoff, d)
+		s.cam.HandoffOverflow(d)
 		pl.handoffSeen = n
 	}
 }
@@ -519,10 +536,8 @@ func (s *Supervisor) bounded(g *guard, op string, d time.Duration, hook func(cam
 		return false
 	}
 	g.frozen = op
-	s.cam.Frozen.Add(1)
-	n := s.frozen.Add(1)
-	s.cam.Error("frozen")
-	s.log.Error(g.what+" frozen: "+op+" missed its deadline, abandoned", "deadline", d, "frozen_total", n)
+	s.cam.Error(stats.ErrFrozen) // the one count of a frozen pipeline
+	s.log.Error(g.what+" frozen: "+op+" missed its deadline, abandoned", "deadline", d)
 	return false
 }
 
@@ -540,7 +555,7 @@ func (s *Supervisor) start(g *guard, p *gst.Pipeline, st gst.State) (ok bool, er
 // frozenStart is the outcome of a pipeline abandoned at its start deadline
 // (counted as a "frozen" error already).
 func (s *Supervisor) frozenStart(what string) outcome {
-	return outcome{reason: "error", state: stats.StateError,
+	return outcome{reason: stats.ReconnectError, state: stats.StateError,
 		text: fmt.Sprintf("%s did not start within %s: abandoned as frozen", what, s.spec.StartTimeout)}
 }
 

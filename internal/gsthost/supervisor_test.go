@@ -58,13 +58,24 @@ func (c *collector) handle(f *frame.Frame) {
 	f.Release()
 }
 
-func runSupervisor(t *testing.T, spec Spec, hooks Hooks) (*stats.Camera, *collector, *atomic.Int64, context.CancelFunc, chan struct{}) {
+// frozenCount reads a camera's frozen pipelines, as liveness does.
+type frozenCount struct{ cam *stats.Camera }
+
+func (f frozenCount) Load() int64 { return int64(f.cam.Frozen()) }
+
+// runSupervisor runs a supervisor whose handler records each frame on the
+// camera, as capture's sink side does, before the collector takes it.
+func runSupervisor(t *testing.T, spec Spec, hooks Hooks) (*stats.Camera, *collector, frozenCount, context.CancelFunc, chan struct{}) {
 	t.Helper()
 	cam := stats.NewCamera(spec.CameraID)
 	col := &collector{}
-	frozen := &atomic.Int64{}
+	frozen := frozenCount{cam}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sup := NewSupervisor(spec, cam, col.handle, log, nil, frozen, hooks)
+	handle := func(f *frame.Frame) {
+		cam.FrameCaptured(f.SinkTime)
+		col.handle(f)
+	}
+	sup := NewSupervisor(spec, cam, handle, log, nil, hooks)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sup.Run(ctx); close(done) }()
@@ -141,7 +152,7 @@ func TestSupervisorFrozenTeardown(t *testing.T) {
 	}
 	cam, _, frozen, _, _ := runSupervisor(t, spec, hooks)
 	require.Eventually(t, func() bool { return frozen.Load() == 1 }, 10*time.Second, 20*time.Millisecond)
-	assert.Equal(t, uint64(1), cam.Frozen.Load())
+	assert.Equal(t, uint64(1), cam.Frozen())
 	// Supervision continues past the abandoned pipeline.
 	require.Eventually(t, func() bool { return cam.ReconnectsByReason()["eos"] >= 3 }, 10*time.Second, 20*time.Millisecond)
 	for range 3 {
@@ -190,7 +201,7 @@ func TestSupervisorFrozenStart(t *testing.T) {
 	t.Logf("wedged start abandoned after %s (deadline %s)", elapsed, deadline)
 	assert.GreaterOrEqual(t, elapsed, deadline, "abandoned before its deadline")
 	assert.Less(t, elapsed, deadline+2*time.Second, "abandoned long after its deadline")
-	assert.Equal(t, uint64(1), cam.Frozen.Load())
+	assert.Equal(t, uint64(1), cam.Frozen())
 	assert.Equal(t, uint64(1), cam.ErrorsByType()["frozen"])
 
 	// The camera is rebuilt: later pipelines start and stream.

@@ -349,8 +349,6 @@ import (
 	"unsafe"
 
 	"github.com/go-gst/go-gst/gst"
-
-	"gstcapture/internal/stats"
 )
 
 // streamWatch is the Go handle of one pipeline's gh_watch: the SDP check
@@ -414,10 +412,10 @@ func (w *streamWatch) announced() ([]string, bool) {
 	return strings.Split(s, ","), true
 }
 
-// sync adds what the watch counted since the last call to cam, and
+// sync reports what the watch counted since the last call to l, and
 // reports whether the keyframe gate held back a frame since then: frames
 // are arriving, but none can be decoded before the next keyframe.
-func (w *streamWatch) sync(cam *stats.Camera) (gating bool) {
+func (w *streamWatch) sync(l Ledger) (gating bool) {
 	if w == nil || w.c == nil {
 		return false
 	}
@@ -427,15 +425,18 @@ func (w *streamWatch) sync(cam *stats.Camera) (gating bool) {
 		gating = true
 		w.gated = g
 	}
-	add := func(dst interface{ Add(uint64) uint64 }, now uint64, last *uint64) {
-		if now > *last {
-			dst.Add(now - *last)
-			*last = now
+	delta := func(now uint64, last *uint64) uint64 {
+		if now <= *last {
+			return 0
 		}
+		d := now - *last
+		*last = now
+		return d
 	}
-	add(&cam.SkippedUndecodable, uint64(skipped), &w.skipped)
-	add(&cam.DecoderIn, uint64(in), &w.in)
-	add(&cam.DecoderOut, uint64(out), &w.out)
+	ds, di, do := delta(uint64(skipped), &w.skipped), delta(uint64(in), &w.in), delta(uint64(out), &w.out)
+	if ds|di|do != 0 {
+		l.StreamCounts(ds, di, do)
+	}
 	return gating
 }
 

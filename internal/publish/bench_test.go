@@ -75,7 +75,7 @@ func BenchmarkXAddPipelined(b *testing.B) {
 				} else if base, ok := baselineFPS.Load(key); ok {
 					b.ReportMetric(fps/base.(float64), "x_vs_batch1")
 				}
-				if got := cam.Published.Load(); got != uint64(b.N) {
+				if got := cam.Published(); got != uint64(b.N) {
 					b.Fatalf("published %d of %d", got, b.N)
 				}
 			})

@@ -99,7 +99,7 @@ func TestRedisFullIsNotDown(t *testing.T) {
 	defer cancel()
 	go p.WatchMemory(ctx)
 	require.Eventually(t, func() bool { return p.MemoryBudget() > 0 }, 5*time.Second, 10*time.Millisecond, "budget from INFO")
-	ring := newFakeRing(8, cam)
+	ring := newTestRing(8, cam)
 	fs := newFrames(t)
 	stop := runAsync(p, cam, ring)
 
@@ -115,7 +115,7 @@ func TestRedisFullIsNotDown(t *testing.T) {
 		return full, down, peak
 	}
 	_, _, peak := push(40)
-	beforeFiller := cam.Published.Load()
+	beforeFiller := cam.Published()
 	assert.Zero(t, cam.Dropped(stats.DropRedisOOM), "the shares fit maxmemory: no OOM")
 	// Another tenant takes what is left, 1 MiB at a time (one 8 MiB SET
 	// would be refused: its argument counts while it is read).
@@ -134,7 +134,7 @@ func TestRedisFullIsNotDown(t *testing.T) {
 	assert.False(t, wasDown, "an OOM reply is not Redis down")
 	assert.NotZero(t, cam.Dropped(stats.DropRedisOOM), "refused frames are counted as redis_oom")
 	assert.Zero(t, cam.Dropped(stats.DropRedisError))
-	assert.Greater(t, cam.Published.Load()-beforeFiller, uint64(60), "publishing goes on once the shares shrank")
+	assert.Greater(t, cam.Published()-beforeFiller, uint64(60), "publishing goes on once the shares shrank")
 	assert.Len(t, logs.lines("redis full"), 1, "said once")
 	assert.Empty(t, logs.lines("redis down"))
 	n, err := c.XLen(ctxTimeout(t, 5*time.Second), "frames:cam").Result()
@@ -146,7 +146,7 @@ func TestRedisFullIsNotDown(t *testing.T) {
 	assert.LessOrEqual(t, n, last.MaxLen, "the stream is trimmed to its shrunk MAXLEN")
 	assert.LessOrEqual(t, max(peak, peak2), int64(maxmemory)+2<<20, "used_memory stays about at maxmemory (a frame in flight)")
 	t.Logf("maxlen %d (retention %s), %d published, %d redis_oom, peak used_memory %d then %d, of %d",
-		last.MaxLen, last.Retention, cam.Published.Load(), cam.Dropped(stats.DropRedisOOM), peak, peak2, maxmemory)
+		last.MaxLen, last.Retention, cam.Published(), cam.Dropped(stats.DropRedisOOM), peak, peak2, maxmemory)
 	fs.assertReleasedOnce(0)
 	assertIdentity(t, cam, 0)
 }

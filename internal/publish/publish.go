@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"gstcapture/internal/backoff"
 	"gstcapture/internal/frame"
 	"gstcapture/internal/stats"
 )
@@ -22,12 +22,17 @@ const (
 	DefaultTimeout = 2 * time.Second
 )
 
-// Retry delays while Redis is down, and the safety-net poll of an idle ring.
+// Retry delays while Redis is down (internal/backoff: doubling, equal
+// jitter, so many cameras do not retry a recovering Redis in lockstep), and
+// the safety-net poll of an idle ring.
 const (
 	minBackoff = 100 * time.Millisecond
 	maxBackoff = 2 * time.Second
 	pollEvery  = 50 * time.Millisecond
 )
+
+// retryBackoff returns the delays between attempts while Redis is down.
+func retryBackoff() *backoff.Backoff { return backoff.New(minBackoff, maxBackoff) }
 
 // Options configures a Publisher.
 type Options struct {
@@ -46,7 +51,7 @@ type Options struct {
 }
 
 // Source is the per-camera ring the publisher drains; internal/ring.Ring
-// satisfies it.
+// of frames satisfies it.
 type Source interface {
 	// PopBatch appends up to cap(dst)-len(dst) of the oldest frames to dst
 	// without blocking.
@@ -55,6 +60,20 @@ type Source interface {
 	Ready() <-chan struct{}
 	// Len is the number of frames waiting.
 	Len() int
+	// Close stops the source for good and returns the frames it still
+	// held; frames pushed later are its own to release and count.
+	Close() []*frame.Frame
+}
+
+// Tally is where the publisher reports what became of one camera's frames;
+// the camera's counters implement it (*stats.Camera). Calls come from the
+// camera's loop and must not block.
+type Tally interface {
+	CameraID() string
+	// Stored counts n frames Redis acknowledged.
+	Stored(n uint64)
+	// Drop counts n frames that will not be published, for r.
+	Drop(r stats.DropReason, n uint64)
 }
 
 // Recorder receives publish measurements (metrics implement it). Calls come
@@ -175,19 +194,8 @@ func (p *Publisher) Full() bool {
 func (p *Publisher) Options() Options { return p.opts }
 
 // Healthy reports false while Redis is considered down: from a failed round
-// trip or Ping until the next successful one.
+// trip, PING or settle until the next successful one.
 func (p *Publisher) Healthy() bool { return !p.down.Load() }
-
-// Ping checks that Redis answers, for readiness, and updates Healthy.
-func (p *Publisher) Ping(ctx context.Context) error {
-	err := p.client.Ping(ctx).Err()
-	if err != nil {
-		p.markDown("", err)
-		return err
-	}
-	p.markUp("")
-	return nil
-}
 
 func (p *Publisher) markDown(cameraID string, err error) {
 	if p.down.Load() {
@@ -225,19 +233,19 @@ func (p *Publisher) markUp(cameraID string) {
 // After a failed round trip it takes no more frames until Redis answers
 // again (and the failed round trip's frames are settled), so that while
 // Redis is down the ring keeps the newest frames and drops the oldest.
-func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
+func (p *Publisher) Run(ctx context.Context, cam Tally, src Source) {
 	w := p.newWorker(cam)
 	poll := time.NewTicker(pollEvery)
 	defer poll.Stop()
 	// Detached so that shutdown does not abort a half-written batch.
 	rtParent := context.WithoutCancel(ctx)
-	bo := backoff{}
+	bo := retryBackoff()
 	failed := w.unsure.len() > 0
 	for ctx.Err() == nil {
 		if failed {
 			// Cancellable: an unfinished probe or settle is left to Flush.
 			if _, err := w.recover(ctx); err != nil {
-				if !sleep(ctx, bo.next()) {
+				if !sleep(ctx, bo.Next()) {
 					return
 				}
 				continue
@@ -264,13 +272,25 @@ func (p *Publisher) Run(ctx context.Context, cam *stats.Camera, src Source) {
 				continue
 			}
 			failed = true
-			if !sleep(ctx, bo.next()) {
+			if !sleep(ctx, bo.Next()) {
 				return
 			}
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 	}
+}
+
+// ping checks within Options.Timeout that Redis answers; an answer marks
+// it up. The caller decides whether a failure marks it down.
+func (p *Publisher) ping(parent context.Context, cameraID string) error {
+	ctx, cancel := context.WithTimeout(parent, p.opts.Timeout)
+	defer cancel()
+	err := p.client.Ping(ctx).Err()
+	if err == nil {
+		p.markUp(cameraID)
+	}
+	return err
 }
 
 // errFull is send's error when Redis refused every failed XADD for want of
@@ -283,30 +303,24 @@ func (w *worker) recover(parent context.Context) (stored int, err error) {
 	if w.unsure.len() > 0 {
 		stored, err = w.settle(parent)
 	} else {
-		ctx, cancel := context.WithTimeout(parent, w.p.opts.Timeout)
-		err = w.p.client.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			w.p.markUp(w.cam.ID)
-		}
+		err = w.p.ping(parent, w.id)
 	}
 	if err != nil && !ended(parent) {
-		w.p.markDown(w.cam.ID, err)
+		w.p.markDown(w.id, err)
 	}
 	return stored, err
 }
 
 // Flush publishes what is left in src after capture stopped, until src is
-// empty or ctx is done, and settles the camera's unconfirmed frames. Frames
-// it could not publish in time are released and counted as DropShutdown;
-// unconfirmed frames it could not settle are counted as dropped under the
-// reason of their failure (see Unconfirmed). It returns the number of frames
-// published.
-func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) int {
+// empty or ctx is done, and settles the camera's unconfirmed frames. Then
+// it closes src: frames it could not publish in time are released and
+// counted as DropShutdown; unconfirmed frames it could not settle are
+// counted as dropped under the reason of their failure (see Unconfirmed).
+// It returns the number of frames published.
+func (p *Publisher) Flush(ctx context.Context, cam Tally, src Source) int {
 	w := p.newWorker(cam)
 	published := 0
-	shutdownBefore := cam.Dropped(stats.DropShutdown)
-	bo := backoff{}
+	bo := retryBackoff()
 	failed := false
 	for ctx.Err() == nil && (src.Len() > 0 || w.unsure.len() > 0) {
 		if failed || w.unsure.len() > 0 {
@@ -314,7 +328,7 @@ func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) in
 			stored, err := w.recover(ctx)
 			published += stored
 			if err != nil {
-				if !sleep(ctx, bo.next()) {
+				if !sleep(ctx, bo.Next()) {
 					break
 				}
 				continue
@@ -330,38 +344,35 @@ func (p *Publisher) Flush(ctx context.Context, cam *stats.Camera, src Source) in
 		published += n
 		if err != nil {
 			failed = true
-			if !sleep(ctx, bo.next()) {
+			if !sleep(ctx, bo.Next()) {
 				break
 			}
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 	}
 	w.giveUp()
-	for {
-		batch := src.PopBatch(w.frames[:0])
-		if len(batch) == 0 {
-			break
-		}
-		for i, f := range batch {
-			f.Release()
-			batch[i] = nil
-		}
-		cam.Drop(stats.DropShutdown, uint64(len(batch)))
+	left := src.Close()
+	for _, f := range left {
+		f.Release()
 	}
-	// Counted this way because a round trip cut by the deadline also adds to it.
-	if dropped := cam.Dropped(stats.DropShutdown) - shutdownBefore; dropped > 0 {
+	w.drop(stats.DropShutdown, uint64(len(left)))
+	// A round trip cut by the deadline, and unconfirmed frames given up,
+	// count as shutdown too.
+	if w.shutdown > 0 {
 		p.log.Warn("shutdown deadline passed before every frame was published",
-			"camera_id", cam.ID, "published", published, "dropped", dropped, "err", ctx.Err())
+			"camera_id", w.id, "published", published, "dropped", w.shutdown, "err", ctx.Err())
 	}
 	return published
 }
 
 // worker holds one camera loop's reusable buffers.
 type worker struct {
-	p      *Publisher
-	cam    *stats.Camera
-	limit  int           // frames per round trip: Options.Batch, fewer for big frames
+	p        *Publisher
+	cam      Tally
+	id       string
+	shutdown uint64 // frames this worker counted as DropShutdown
+	limit    int           // frames per round trip: Options.Batch, fewer for big frames
 	maxLen *atomic.Int64 // the camera's MAXLEN, kept by the budget
 	bytes  int           // frame size last told to the budget
 	unsure *unconfirmed
@@ -397,24 +408,37 @@ func (w *worker) fitBatch(f *frame.Frame) {
 func (w *worker) fitStream(f *frame.Frame) {
 	if sz := len(f.Data); sz != w.bytes {
 		w.bytes = sz
-		w.p.budget.resize(w.cam.ID, int64(sz))
+		w.p.budget.resize(w.id, int64(sz))
 	}
 	w.enc.SetMaxLen(w.maxLen.Load())
 }
 
-func (p *Publisher) newWorker(cam *stats.Camera) *worker {
+func (p *Publisher) newWorker(cam Tally) *worker {
+	id := cam.CameraID()
 	return &worker{
 		p:      p,
 		cam:    cam,
+		id:     id,
 		limit:  p.opts.Batch,
-		unsure: p.unconfirmedOf(cam.ID),
-		enc:    NewEncoder(StreamKey(p.opts.Stream, cam.ID), cam.ID, p.opts.Instance, 0),
-		maxLen: p.budget.add(cam.ID, 0),
+		unsure: p.unconfirmedOf(id),
+		enc:    NewEncoder(StreamKey(p.opts.Stream, id), id, p.opts.Instance, 0),
+		maxLen: p.budget.add(id, 0),
 		pipe:   p.client.Pipeline(),
 		frames: make([]*frame.Frame, 0, p.opts.Batch),
 		args:   make([]any, 0, p.opts.Batch*ArgsPerEntry),
 		cmds:   make([]*redis.Cmd, 0, p.opts.Batch),
 	}
+}
+
+// drop counts n frames dropped for r.
+func (w *worker) drop(r stats.DropReason, n uint64) {
+	if n == 0 {
+		return
+	}
+	if r == stats.DropShutdown {
+		w.shutdown += n
+	}
+	w.cam.Drop(r, n)
 }
 
 // send writes batch in one pipelined round trip, counts and releases every
@@ -455,7 +479,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 		case cerr == nil:
 			ok++
 			if w.p.rec != nil {
-				w.p.rec.Published(w.cam.ID, f, start, now)
+				w.p.rec.Published(w.id, f, start, now)
 			}
 		case isOOM(cerr):
 			oom++
@@ -471,23 +495,23 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	w.enc.Reset()
 
 	failed := len(batch) - ok - unsure - oom
-	w.cam.Published.Add(uint64(ok))
-	if ok > 0 && w.p.rec != nil {
-		w.p.rec.PublishDuration(w.cam.ID, now.Sub(start), ok)
+	if ok > 0 {
+		w.cam.Stored(uint64(ok))
+		if w.p.rec != nil {
+			w.p.rec.PublishDuration(w.id, now.Sub(start), ok)
+		}
 	}
 	if err == nil {
-		w.p.markUp(w.cam.ID)
+		w.p.markUp(w.id)
 		return ok, nil
 	}
 	if oom > 0 {
-		w.cam.Drop(stats.DropRedisOOM, uint64(oom))
+		w.drop(stats.DropRedisOOM, uint64(oom))
 		w.full(parent)
 	}
-	if failed > 0 {
-		w.cam.Drop(reason, uint64(failed))
-	}
+	w.drop(reason, uint64(failed))
 	if !cut && (failed > 0 || unsure > 0) {
-		w.p.markDown(w.cam.ID, err)
+		w.p.markDown(w.id, err)
 		return ok, err
 	}
 	if oom > 0 && !cut {
@@ -516,11 +540,11 @@ func (w *worker) full(parent context.Context) {
 	if n > 0 { // 0: a camera outside the budget, with no MAXLEN to trim to
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), w.p.opts.Timeout)
 		defer cancel()
-		trimmed, err = w.p.client.XTrimMaxLen(ctx, StreamKey(w.p.opts.Stream, w.cam.ID), n).Result()
+		trimmed, err = w.p.client.XTrimMaxLen(ctx, StreamKey(w.p.opts.Stream, w.id), n).Result()
 	}
 	if first {
 		w.p.log.Warn("redis full: XADD refused for want of memory (OOM); frames dropped as redis_oom, streams trimmed to fit",
-			"camera_id", w.cam.ID, "maxlen", n, "trimmed", trimmed, "shrunk", shrunk, "budget_bytes", w.p.budget.Bytes(), "trim_err", err)
+			"camera_id", w.id, "maxlen", n, "trimmed", trimmed, "shrunk", shrunk, "budget_bytes", w.p.budget.Bytes(), "trim_err", err)
 	}
 }
 
@@ -532,22 +556,6 @@ func ended(ctx context.Context) bool {
 	dl, ok := ctx.Deadline()
 	return ok && !time.Now().Before(dl)
 }
-
-// backoff doubles from minBackoff to maxBackoff, with ±20% jitter so many
-// cameras do not retry a recovering Redis in lockstep.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	switch {
-	case b.d == 0:
-		b.d = minBackoff
-	case b.d < maxBackoff:
-		b.d = min(2*b.d, maxBackoff)
-	}
-	return b.d - b.d/5 + rand.N(2*b.d/5+1)
-}
-
-func (b *backoff) reset() { b.d = 0 }
 
 // sleep waits d or until ctx is done; it reports whether the full d passed.
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -111,9 +111,9 @@ func xrange(t *testing.T, c *redis.Client, key string) [][]string {
 
 func assertIdentity(t *testing.T, cam *stats.Camera, left int) {
 	t.Helper()
-	assert.Equal(t, cam.Captured.Load(), cam.Published.Load()+cam.DroppedTotal()+uint64(left),
+	assert.Equal(t, cam.Captured(), cam.Published()+cam.DroppedTotal()+uint64(left),
 		"captured = published + dropped + left in ring (published %d, dropped %v, left %d)",
-		cam.Published.Load(), cam.Snapshot(time.Now()).Dropped, left)
+		cam.Published(), cam.Snapshot(time.Now()).Dropped, left)
 }
 
 func TestPublishSchema(t *testing.T) {
@@ -122,7 +122,7 @@ func TestPublishSchema(t *testing.T) {
 	rec := &fakeRecorder{}
 	p := New(c, Options{Batch: 4, Instance: "run1"}, nil, rec)
 	cam := stats.NewCamera("cam-1")
-	ring := newFakeRing(64, cam)
+	ring := newTestRing(64, cam)
 	fs := newFrames(t)
 
 	formats := []frame.Format{frame.BGR, frame.I420, frame.NV12, frame.GRAY8, frame.RGB}
@@ -140,7 +140,7 @@ func TestPublishSchema(t *testing.T) {
 		ring.Push(f)
 	}
 	stop := runAsync(p, cam, ring)
-	require.Eventually(t, func() bool { return cam.Published.Load() == n }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return cam.Published() == n }, 5*time.Second, 5*time.Millisecond)
 	stop()
 
 	entries := xrange(t, c, "frames:cam-1")
@@ -214,7 +214,7 @@ func TestMaxLenApproximateTrimming(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := New(c, Options{MaxLen: maxLen, Batch: 32}, nil, nil)
 			cam := stats.NewCamera("trim-" + tc.name)
-			ring := newFakeRing(total, cam)
+			ring := newTestRing(total, cam)
 			fs := newFrames(t)
 			for range total {
 				ring.Push(fs.New(cam.ID, tc.w, tc.h, frame.GRAY8))
@@ -239,7 +239,7 @@ func TestMaxLenZeroKeepsEveryEntry(t *testing.T) {
 	const total = 1500 // above a node's 100 entries, so "~" trimming would show
 	p := New(c, Options{MaxLen: 0, Batch: 32}, nil, nil)
 	cam := stats.NewCamera("untrimmed")
-	ring := newFakeRing(total, cam)
+	ring := newTestRing(total, cam)
 	fs := newFrames(t)
 	for range total {
 		ring.Push(fs.New(cam.ID, 8, 8, frame.GRAY8))
@@ -260,7 +260,7 @@ func TestRedisDownAndBack(t *testing.T) {
 	logs := &logBuf{}
 	p := New(c, Options{Batch: 8, MaxLen: 1000, Timeout: 500 * time.Millisecond}, logs.logger(), nil)
 	cam := stats.NewCamera("cam-fault")
-	ring := newFakeRing(32, cam)
+	ring := newTestRing(32, cam)
 	fs := newFrames(t)
 
 	// Producer: ~1 kHz small frames, like a streaming thread that never waits.
@@ -281,23 +281,23 @@ func TestRedisDownAndBack(t *testing.T) {
 	}()
 	stopRun := runAsync(p, cam, ring)
 
-	require.Eventually(t, func() bool { return cam.Published.Load() > 100 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return cam.Published() > 100 }, 5*time.Second, 5*time.Millisecond)
 	require.True(t, p.Healthy())
 
 	rs.Stop()
 	require.Eventually(t, func() bool { return !p.Healthy() }, 5*time.Second, 5*time.Millisecond)
-	assert.Error(t, p.Ping(ctxTimeout(t, time.Second)))
+	assert.Error(t, p.ping(ctxTimeout(t, time.Second), cam.ID))
 	// The round trip in flight at the kill failed; its frames are dropped
 	// (redis_error), or unconfirmed until Redis answers again.
 	pending, _ := p.Unconfirmed(cam.ID)
 	failed := cam.Dropped(stats.DropRedisError) + uint64(pending)
 	assert.Positive(t, failed, "the round trip cut by the kill is counted")
-	publishedWhileDown := cam.Published.Load()
+	publishedWhileDown := cam.Published()
 	overflowAtDown := cam.Dropped(stats.DropRingOverflow)
 	time.Sleep(1500 * time.Millisecond) // several failed attempts and growing backoff
 	// While Redis is down the publisher takes no more frames: the ring keeps
 	// the newest and drops the oldest.
-	assert.Equal(t, publishedWhileDown, cam.Published.Load(), "nothing published while Redis is down")
+	assert.Equal(t, publishedWhileDown, cam.Published(), "nothing published while Redis is down")
 	assert.Greater(t, cam.Dropped(stats.DropRingOverflow), overflowAtDown+100,
 		"the ring dropped oldest while Redis was down (pushed at up to 1 kHz for 1.5 s, holds 32)")
 	pending, _ = p.Unconfirmed(cam.ID)
@@ -305,7 +305,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		"no more frames fail while Redis is down: they wait in the ring")
 
 	rs.Restart(t)
-	require.Eventually(t, func() bool { return cam.Published.Load() > publishedWhileDown+100 }, 10*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return cam.Published() > publishedWhileDown+100 }, 10*time.Second, 10*time.Millisecond,
 		"publishing resumes by itself")
 	require.True(t, p.Healthy())
 
@@ -345,14 +345,14 @@ func TestFlushPublishesRemaining(t *testing.T) {
 	c := rs.Client(t)
 	p := New(c, Options{Batch: 16}, nil, nil)
 	cam := stats.NewCamera("cam-flush")
-	ring := newFakeRing(100, cam)
+	ring := newTestRing(100, cam)
 	fs := newFrames(t)
 	for range 100 {
 		ring.Push(fs.New(cam.ID, 32, 32, frame.BGR))
 	}
 	assert.Equal(t, 100, p.Flush(ctxTimeout(t, 5*time.Second), cam, ring))
 	assert.Zero(t, ring.Len())
-	assert.Equal(t, uint64(100), cam.Published.Load())
+	assert.Equal(t, uint64(100), cam.Published())
 	assert.Zero(t, cam.Dropped(stats.DropShutdown))
 	n, err := c.XLen(ctxTimeout(t, time.Second), "frames:cam-flush").Result()
 	require.NoError(t, err)
@@ -376,7 +376,7 @@ func TestFlushRedisDownRespectsDeadline(t *testing.T) {
 	logs := &logBuf{}
 	p := New(c, Options{Batch: 16}, logs.logger(), nil)
 	cam := stats.NewCamera("cam-flush-down")
-	ring := newFakeRing(1000, cam)
+	ring := newTestRing(1000, cam)
 	fs := newFrames(t)
 	for range 1000 {
 		ring.Push(fs.New(cam.ID, 32, 32, frame.BGR))
@@ -408,7 +408,7 @@ func TestFlushDeadlineMidRoundTrip(t *testing.T) {
 	c := rs.Client(t)
 	p := New(c, Options{Batch: 16, Timeout: 5 * time.Second}, nil, nil)
 	cam := stats.NewCamera("cam-hang")
-	ring := newFakeRing(100, cam)
+	ring := newTestRing(100, cam)
 	fs := newFrames(t)
 	for range 40 {
 		ring.Push(fs.New(cam.ID, 8, 8, frame.GRAY8))
@@ -426,21 +426,28 @@ func TestFlushDeadlineMidRoundTrip(t *testing.T) {
 	assertIdentity(t, cam, 0)
 }
 
+// A camera's worker pings a Redis it saw fail until it answers: each
+// failure keeps it down, an answer brings it back, one line each.
 func TestPingAndHealthy(t *testing.T) {
 	rs := testenv.StartRedis(t)
 	c := rs.Client(t)
 	logs := &logBuf{}
 	p := New(c, Options{}, logs.logger(), nil)
+	w := p.newWorker(stats.NewCamera("cam-ping"))
+	ping := func() error {
+		_, err := w.recover(ctxTimeout(t, time.Second))
+		return err
+	}
 	assert.True(t, p.Healthy())
-	require.NoError(t, p.Ping(ctxTimeout(t, time.Second)))
+	require.NoError(t, ping())
 
 	rs.Stop()
-	assert.Error(t, p.Ping(ctxTimeout(t, time.Second)))
-	assert.Error(t, p.Ping(ctxTimeout(t, time.Second)))
+	assert.Error(t, ping())
+	assert.Error(t, ping())
 	assert.False(t, p.Healthy())
 
 	rs.Restart(t)
-	require.NoError(t, p.Ping(ctxTimeout(t, time.Second)))
+	require.NoError(t, ping())
 	assert.True(t, p.Healthy())
 	assert.Len(t, logs.lines("redis down"), 1)
 	assert.Len(t, logs.lines("redis back"), 1)
@@ -453,13 +460,13 @@ func TestManyCamerasOnePublisher(t *testing.T) {
 	fs := newFrames(t)
 	type camRing struct {
 		cam  *stats.Camera
-		ring *fakeRing
+		ring *testRing
 		stop func()
 	}
 	var cams []camRing
 	for i := range 4 {
 		cam := stats.NewCamera(fmt.Sprintf("cam-%d", i))
-		ring := newFakeRing(1000, cam)
+		ring := newTestRing(1000, cam)
 		cams = append(cams, camRing{cam, ring, runAsync(p, cam, ring)})
 	}
 	var wg sync.WaitGroup
@@ -473,7 +480,7 @@ func TestManyCamerasOnePublisher(t *testing.T) {
 	}
 	wg.Wait()
 	for _, cr := range cams {
-		require.Eventually(t, func() bool { return cr.cam.Published.Load() == 200 }, 5*time.Second, 5*time.Millisecond)
+		require.Eventually(t, func() bool { return cr.cam.Published() == 200 }, 5*time.Second, 5*time.Millisecond)
 		cr.stop()
 		n, err := c.XLen(ctxTimeout(t, time.Second), "frames:"+cr.cam.ID).Result()
 		require.NoError(t, err)
@@ -494,16 +501,18 @@ func TestNewDefaults(t *testing.T) {
 	assert.NotEmpty(t, o.Instance)
 }
 
-func TestBackoff(t *testing.T) {
-	var b backoff
+// While Redis is down the worker retries on internal/backoff's schedule:
+// from minBackoff, doubling, capped at maxBackoff, each delay in
+// [base/2, base] (equal jitter).
+func TestRetryBackoff(t *testing.T) {
+	b := retryBackoff()
 	want := []time.Duration{100, 200, 400, 800, 1600, 2000, 2000}
 	for i, w := range want {
 		w *= time.Millisecond
-		d := b.next()
-		assert.Equal(t, w, b.d, "step %d", i)
-		assert.InDelta(t, float64(w), float64(d), float64(w)/5, "jitter within 20%%, step %d", i)
+		d := b.Next()
+		assert.LessOrEqual(t, d, w, "step %d", i)
+		assert.GreaterOrEqual(t, d, w/2, "jitter within half, step %d", i)
 	}
-	b.reset()
-	b.next()
-	assert.Equal(t, minBackoff, b.d)
+	b.Reset()
+	assert.LessOrEqual(t, b.Next(), minBackoff)
 }

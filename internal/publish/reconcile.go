@@ -127,7 +127,7 @@ func (w *worker) settle(parent context.Context) (stored int, err error) {
 		// to it cannot have succeeded either, except in the no-permission case,
 		// which is why this is said loudly.
 		w.p.log.Warn("cannot check whether unconfirmed frames reached Redis; counting them as dropped",
-			"camera_id", w.cam.ID, "frames", len(frames), "err", err)
+			"camera_id", w.id, "frames", len(frames), "err", err)
 	}
 	in := make(map[uint64]bool, len(found))
 	for _, s := range found {
@@ -141,13 +141,15 @@ func (w *worker) settle(parent context.Context) (stored int, err error) {
 		}
 		dropped[f.reason]++
 	}
-	w.cam.Published.Add(uint64(stored))
+	if stored > 0 {
+		w.cam.Stored(uint64(stored))
+	}
 	for r, n := range dropped {
-		w.cam.Drop(r, n)
+		w.drop(r, n)
 	}
 	w.unsure.remove(len(frames))
-	w.p.markUp(w.cam.ID)
-	w.p.log.Info("settled frames of a failed round trip", "camera_id", w.cam.ID,
+	w.p.markUp(w.id)
+	w.p.log.Info("settled frames of a failed round trip", "camera_id", w.id,
 		"frames", len(frames), "stored_anyway", stored, "dropped", len(frames)-stored)
 	return stored, nil
 }
@@ -160,14 +162,14 @@ func (w *worker) giveUp() {
 		return
 	}
 	for _, f := range frames {
-		w.cam.Drop(f.reason, 1)
+		w.drop(f.reason, 1)
 	}
 	w.unsure.mu.Lock()
 	w.unsure.gaveUp += uint64(len(frames))
 	w.unsure.mu.Unlock()
 	w.unsure.remove(len(frames))
 	w.p.log.Warn("frames of a failed round trip counted as dropped, but Redis may still store them",
-		"camera_id", w.cam.ID, "frames", len(frames))
+		"camera_id", w.id, "frames", len(frames))
 }
 
 // tailSlack bounds how many entries of other writers the tail scan may

@@ -29,14 +29,14 @@ func TestTimedOutRoundTripStoredAnyway(t *testing.T) {
 	other := rs.Client(t)
 	p := New(c, Options{Batch: 8, Timeout: 300 * time.Millisecond}, nil, nil)
 	cam := stats.NewCamera("cam-slow")
-	ring := newFakeRing(1000, cam)
+	ring := newTestRing(1000, cam)
 	fs := newFrames(t)
 
 	stop := runAsync(p, cam, ring)
 	for range 20 {
 		ring.Push(fs.New(cam.ID, 64, 64, frame.GRAY8))
 	}
-	require.Eventually(t, func() bool { return cam.Published.Load() == 20 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return cam.Published() == 20 }, 5*time.Second, 5*time.Millisecond)
 
 	// SIGSTOP freezes redis-server as a long fork, swap or VM pause would:
 	// the kernel still accepts connections and buffers what clients send.
@@ -48,15 +48,15 @@ func TestTimedOutRoundTripStoredAnyway(t *testing.T) {
 	}
 	require.NoError(t, syscall.Kill(pid, syscall.SIGCONT))
 	require.Eventually(t, func() bool {
-		return cam.Published.Load()+cam.DroppedTotal() == cam.Captured.Load()
+		return cam.Published()+cam.DroppedTotal() == cam.Captured()
 	}, 10*time.Second, 10*time.Millisecond, "every frame accounted for")
 	time.Sleep(500 * time.Millisecond)
 	stop()
 
 	n, err := c.XLen(ctxTimeout(t, time.Second), "frames:"+cam.ID).Result()
 	require.NoError(t, err)
-	t.Logf("captured %d published %d dropped %v xlen %d", cam.Captured.Load(), cam.Published.Load(), cam.Snapshot(time.Now()).Dropped, n)
-	assert.Equal(t, uint64(n), cam.Published.Load(), "published equals the entries in Redis")
+	t.Logf("captured %d published %d dropped %v xlen %d", cam.Captured(), cam.Published(), cam.Snapshot(time.Now()).Dropped, n)
+	assert.Equal(t, uint64(n), cam.Published(), "published equals the entries in Redis")
 	assertIdentity(t, cam, 0)
 	fs.assertReleasedOnce(0)
 }
@@ -88,11 +88,11 @@ func TestSettleLargeBatchCutMidWrite(t *testing.T) {
 	logs := &logBuf{}
 	p := New(c, Options{Batch: 16, Timeout: 400 * time.Millisecond}, logs.logger(), nil)
 	cam := stats.NewCamera("cam-big")
-	ring := newFakeRing(64, cam)
+	ring := newTestRing(64, cam)
 	fs := newFrames(t)
 	stop := runAsync(p, cam, ring)
 	ring.Push(fs.New(cam.ID, 64, 64, frame.BGR)) // a connection is open
-	require.Eventually(t, func() bool { return cam.Published.Load() == 1 }, 5*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return cam.Published() == 1 }, 5*time.Second, 5*time.Millisecond)
 
 	pid := redisPID(t, other)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGSTOP))
@@ -106,7 +106,7 @@ func TestSettleLargeBatchCutMidWrite(t *testing.T) {
 
 	require.Eventually(t, func() bool {
 		pending, _ := p.Unconfirmed(cam.ID)
-		return pending == 0 && ring.Len() == 0 && cam.Published.Load()+cam.DroppedTotal() == cam.Captured.Load()
+		return pending == 0 && ring.Len() == 0 && cam.Published()+cam.DroppedTotal() == cam.Captured()
 	}, 20*time.Second, 10*time.Millisecond, "every frame accounted for")
 	time.Sleep(time.Second) // anything Redis could still run from the old connection has run
 	stop()
@@ -114,25 +114,11 @@ func TestSettleLargeBatchCutMidWrite(t *testing.T) {
 	n, err := c.XLen(ctxTimeout(t, time.Second), "frames:"+cam.ID).Result()
 	require.NoError(t, err)
 	t.Logf("captured %d published %d dropped %v xlen %d; settle lines %q",
-		cam.Captured.Load(), cam.Published.Load(), cam.Snapshot(time.Now()).Dropped, n, logs.lines("settled frames"))
+		cam.Captured(), cam.Published(), cam.Snapshot(time.Now()).Dropped, n, logs.lines("settled frames"))
 	require.NotEmpty(t, logs.lines("settled frames"), "the cut batch was settled")
-	assert.Equal(t, uint64(n), cam.Published.Load(), "published equals the entries in Redis")
+	assert.Equal(t, uint64(n), cam.Published(), "published equals the entries in Redis")
 	assertIdentity(t, cam, 0)
 	fs.assertReleasedOnce(0)
-}
-
-// pushAll queues frames at once, so that the publisher takes them as one batch.
-func (r *fakeRing) pushAll(fs []*frame.Frame) {
-	r.mu.Lock()
-	for _, f := range fs {
-		r.cam.Captured.Add(1)
-		r.q = append(r.q, f)
-	}
-	r.mu.Unlock()
-	select {
-	case r.ready <- struct{}{}:
-	default:
-	}
 }
 
 // TestBarrierKillsClosedConnections: a connection this process closed but

@@ -12,20 +12,20 @@ import (
 	"gstcapture/internal/testenv"
 )
 
-var _ Source = (*ring.Ring)(nil)
+var _ Source = (*ring.Ring[*frame.Frame])(nil)
 
-// TestWithRealRing runs the publisher on internal/ring rather than the fake:
+// TestWithRealRing runs the publisher on internal/ring directly, without the test wrapper:
 // a small ring that overflows while frames arrive faster than one batch.
 func TestWithRealRing(t *testing.T) {
 	rs := testenv.StartRedis(t)
 	c := rs.Client(t)
 	p := New(c, Options{Batch: 8, MaxLen: 500}, nil, nil)
 	cam := stats.NewCamera("cam-ring")
-	r := ring.New(16, cam)
+	r := ring.New[*frame.Frame](16, cam)
 	fs := newFrames(t)
 	stop := runAsync(p, cam, r)
 	for range 2000 {
-		cam.Captured.Add(1) // the appsink's FrameCaptured
+		cam.FrameCaptured(time.Now())
 		r.Push(fs.New(cam.ID, 32, 32, frame.BGR))
 	}
 	require.Eventually(t, func() bool { return r.Len() == 0 }, 5*time.Second, 5*time.Millisecond)
@@ -34,6 +34,6 @@ func TestWithRealRing(t *testing.T) {
 	require.Empty(t, r.Close())
 	assertIdentity(t, cam, 0)
 	fs.assertReleasedOnce(0)
-	t.Logf("published %d, ring_overflow %d", cam.Published.Load(), cam.Dropped(stats.DropRingOverflow))
-	require.Positive(t, cam.Published.Load())
+	t.Logf("published %d, ring_overflow %d", cam.Published(), cam.Dropped(stats.DropRingOverflow))
+	require.Positive(t, cam.Published())
 }

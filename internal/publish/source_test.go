@@ -9,55 +9,42 @@ import (
 	"github.com/stretchr/testify/assert"
 
 	"gstcapture/internal/frame"
+	"gstcapture/internal/ring"
 	"gstcapture/internal/stats"
 )
 
-// fakeRing stands in for internal/ring: bounded, drops (and releases) the
-// oldest frame when full, signals Ready after each push.
-type fakeRing struct {
-	mu    sync.Mutex
-	q     []*frame.Frame
-	size  int
-	ready chan struct{}
-	cam   *stats.Camera
+// testRing is the real ring as the camera's sink side feeds it: a push
+// counts the frame captured first, as capture does before the ring gets it.
+type testRing struct {
+	*ring.Ring[*frame.Frame]
+	cam  *stats.Camera
+	held atomic.Bool // PopBatch takes nothing while set (pushAll)
 }
 
-func newFakeRing(size int, cam *stats.Camera) *fakeRing {
-	return &fakeRing{size: size, ready: make(chan struct{}, 1), cam: cam}
+func newTestRing(size int, cam *stats.Camera) *testRing {
+	return &testRing{Ring: ring.New[*frame.Frame](size, cam), cam: cam}
 }
 
-func (r *fakeRing) Push(f *frame.Frame) {
-	r.cam.Captured.Add(1)
-	r.mu.Lock()
-	if len(r.q) == r.size {
-		old := r.q[0]
-		r.q = r.q[1:]
-		old.Release()
-		r.cam.Drop(stats.DropRingOverflow, 1)
+func (r *testRing) Push(f *frame.Frame) {
+	r.cam.FrameCaptured(time.Now())
+	r.Ring.Push(f)
+}
+
+func (r *testRing) PopBatch(dst []*frame.Frame) []*frame.Frame {
+	if r.held.Load() {
+		return dst
 	}
-	r.q = append(r.q, f)
-	r.mu.Unlock()
-	select {
-	case r.ready <- struct{}{}:
-	default:
+	return r.Ring.PopBatch(dst)
+}
+
+// pushAll queues frames at once, so that the publisher takes them as one
+// batch (on its next poll at the latest).
+func (r *testRing) pushAll(fs []*frame.Frame) {
+	r.held.Store(true)
+	for _, f := range fs {
+		r.Push(f)
 	}
-}
-
-func (r *fakeRing) PopBatch(dst []*frame.Frame) []*frame.Frame {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := min(cap(dst)-len(dst), len(r.q))
-	dst = append(dst, r.q[:n]...)
-	r.q = r.q[n:]
-	return dst
-}
-
-func (r *fakeRing) Ready() <-chan struct{} { return r.ready }
-
-func (r *fakeRing) Len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.q)
+	r.held.Store(false)
 }
 
 // frames makes test frames and checks that each is released exactly once

@@ -3,77 +3,97 @@ package ring
 import (
 	"fmt"
 	"sync"
-
-	"gstcapture/internal/frame"
-	"gstcapture/internal/stats"
 )
 
-// Ring is a bounded FIFO of frames for one camera. It is safe for any number
+// Item is what a ring holds: a frame, in gstcapture. Release gives the
+// item's resources back (the ring calls it for items it evicts or refuses);
+// Size is the bytes it holds, for the byte limit.
+type Item interface {
+	comparable
+	Release()
+	Size() int
+}
+
+// Reporter is told of the items the ring let go of itself, never handing
+// them out: the camera's counters implement it (*stats.Camera). Calls come
+// from Push, on the producer's goroutine, and must not block.
+type Reporter interface {
+	// RingOverflow: the n oldest items were evicted to make room.
+	RingOverflow(n int)
+	// RingClosed: n items were pushed after Close, and released.
+	RingClosed(n int)
+}
+
+// Ring is a bounded FIFO of items for one camera. It is safe for any number
 // of producers and one consumer.
-type Ring struct {
-	cam   *stats.Camera
+type Ring[T Item] struct {
+	rep   Reporter
 	ready chan struct{}
 
 	mu       sync.Mutex
-	buf      []*frame.Frame
-	head     int   // index of the oldest frame
-	n        int   // frames queued
-	bytes    int64 // pixel bytes of the frames queued
+	buf      []T
+	head     int   // index of the oldest item
+	n        int   // items queued
+	bytes    int64 // Size of the items queued
 	maxBytes int64 // bound on bytes besides the count; 0 = none
 	closed   bool
 }
 
-// New returns an empty ring holding at most capacity frames whose drops are
-// counted on cam (which may be nil, e.g. in tests). It panics if capacity < 1,
-// which is a programming error: config validation bounds the value.
-func New(capacity int, cam *stats.Camera) *Ring {
+// New returns an empty ring holding at most capacity items whose drops are
+// reported to rep (which may be nil, e.g. in tests). It panics if capacity
+// < 1, which is a programming error: config validation bounds the value.
+func New[T Item](capacity int, rep Reporter) *Ring[T] {
 	if capacity < 1 {
 		panic(fmt.Sprintf("ring: capacity %d, want >= 1", capacity))
 	}
-	return &Ring{
-		cam:   cam,
+	return &Ring[T]{
+		rep:   rep,
 		ready: make(chan struct{}, 1),
-		buf:   make([]*frame.Frame, capacity),
+		buf:   make([]T, capacity),
 	}
 }
 
-// SetByteLimit bounds the pixel bytes queued besides the frame count: a
-// Push evicts the oldest frames until the new one fits, and the newest
-// frame is always kept, however large. 0 removes the bound. Frames queued
-// beyond a lowered limit go with the next Push.
-func (r *Ring) SetByteLimit(n int64) {
+// SetByteLimit bounds the bytes queued besides the item count: a Push
+// evicts the oldest items until the new one fits, and the newest item is
+// always kept, however large. 0 removes the bound. Items queued beyond a
+// lowered limit go with the next Push.
+func (r *Ring[T]) SetByteLimit(n int64) {
 	r.mu.Lock()
 	r.maxBytes = max(n, 0)
 	r.mu.Unlock()
 }
 
-// Push queues f and never blocks. When the ring is full (its capacity, or
-// its byte limit) the oldest frames are evicted, released and counted as
-// DropRingOverflow. After Close, f itself is released and counted as
-// DropShutdown. A nil f is ignored.
-func (r *Ring) Push(f *frame.Frame) {
-	if f == nil {
+// Push queues it and never blocks. When the ring is full (its capacity, or
+// its byte limit) the oldest items are evicted, released and reported as
+// RingOverflow. After Close, it itself is released and reported as
+// RingClosed. The zero T (a nil frame) is ignored. The caller must not
+// touch it afterwards.
+func (r *Ring[T]) Push(it T) {
+	var zero T
+	if it == zero {
 		return
 	}
-	var evicted [4]*frame.Frame
+	var evicted [4]T
 	out := evicted[:0] // evictions beyond 4 (a lowered byte limit) are rare
-	sz := int64(len(f.Data))
+	sz := int64(it.Size())
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		f.Release()
-		r.drop(stats.DropShutdown)
+		it.Release()
+		if r.rep != nil {
+			r.rep.RingClosed(1)
+		}
 		return
 	}
 	for r.n > 0 && (r.n == len(r.buf) || (r.maxBytes > 0 && r.bytes+sz > r.maxBytes)) {
 		old := r.buf[r.head]
-		r.buf[r.head] = nil
+		r.buf[r.head] = zero
 		r.head = r.wrap(r.head + 1)
 		r.n--
-		r.bytes -= int64(len(old.Data))
+		r.bytes -= int64(old.Size())
 		out = append(out, old)
 	}
-	r.buf[r.wrap(r.head+r.n)] = f
+	r.buf[r.wrap(r.head+r.n)] = it
 	r.n++
 	r.bytes += sz
 	r.mu.Unlock()
@@ -82,8 +102,8 @@ func (r *Ring) Push(f *frame.Frame) {
 	for _, old := range out {
 		old.Release()
 	}
-	if len(out) > 0 && r.cam != nil {
-		r.cam.Drop(stats.DropRingOverflow, uint64(len(out)))
+	if len(out) > 0 && r.rep != nil {
+		r.rep.RingOverflow(len(out))
 	}
 	select {
 	case r.ready <- struct{}{}:
@@ -91,21 +111,22 @@ func (r *Ring) Push(f *frame.Frame) {
 	}
 }
 
-// PopBatch appends up to cap(dst)-len(dst) of the oldest frames to dst in
+// PopBatch appends up to cap(dst)-len(dst) of the oldest items to dst in
 // FIFO order and returns it; it never blocks and never allocates. Ownership
-// of the returned frames passes to the caller.
-func (r *Ring) PopBatch(dst []*frame.Frame) []*frame.Frame {
+// of the returned items passes to the caller.
+func (r *Ring[T]) PopBatch(dst []T) []T {
 	room := cap(dst) - len(dst)
 	if room <= 0 {
 		return dst
 	}
+	var zero T
 	r.mu.Lock()
 	k := min(room, r.n)
 	for range k {
-		f := r.buf[r.head]
-		r.bytes -= int64(len(f.Data))
-		dst = append(dst, f)
-		r.buf[r.head] = nil // don't pin the frame after it left
+		it := r.buf[r.head]
+		r.bytes -= int64(it.Size())
+		dst = append(dst, it)
+		r.buf[r.head] = zero // don't pin the item after it left
 		r.head = r.wrap(r.head + 1)
 	}
 	r.n -= k
@@ -116,39 +137,40 @@ func (r *Ring) PopBatch(dst []*frame.Frame) []*frame.Frame {
 // Ready is signalled after each Push (a buffered channel of one; signals
 // coalesce). A receive means "the ring may be non-empty", so the consumer
 // should drain with PopBatch until it returns nothing. Close does not close it.
-func (r *Ring) Ready() <-chan struct{} { return r.ready }
+func (r *Ring[T]) Ready() <-chan struct{} { return r.ready }
 
-// Len returns the number of frames queued.
-func (r *Ring) Len() int {
+// Len returns the number of items queued.
+func (r *Ring[T]) Len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.n
 }
 
-// Cap returns the ring's capacity in frames.
-func (r *Ring) Cap() int { return len(r.buf) }
+// Cap returns the ring's capacity in items.
+func (r *Ring[T]) Cap() int { return len(r.buf) }
 
-// Bytes returns the pixel bytes queued.
-func (r *Ring) Bytes() int64 {
+// Bytes returns the bytes queued.
+func (r *Ring[T]) Bytes() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.bytes
 }
 
-// Close stops the ring: later Pushes release their frame and count
-// DropShutdown. It returns the frames still queued, oldest first, which the
+// Close stops the ring: later Pushes release their item and report
+// RingClosed. It returns the items still queued, oldest first, which the
 // caller now owns and must flush or release. Calling Close again returns nil.
-func (r *Ring) Close() []*frame.Frame {
+func (r *Ring[T]) Close() []T {
+	var zero T
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return nil
 	}
 	r.closed = true
-	out := make([]*frame.Frame, 0, r.n)
+	out := make([]T, 0, r.n)
 	for range r.n {
 		out = append(out, r.buf[r.head])
-		r.buf[r.head] = nil
+		r.buf[r.head] = zero
 		r.head = r.wrap(r.head + 1)
 	}
 	r.n = 0
@@ -156,14 +178,8 @@ func (r *Ring) Close() []*frame.Frame {
 	return out
 }
 
-func (r *Ring) drop(reason stats.DropReason) {
-	if r.cam != nil {
-		r.cam.Drop(reason, 1)
-	}
-}
-
 // wrap maps i in [0, 2*cap) back into the buffer; cheaper than %.
-func (r *Ring) wrap(i int) int {
+func (r *Ring[T]) wrap(i int) int {
 	if i >= len(r.buf) {
 		i -= len(r.buf)
 	}

@@ -2,18 +2,15 @@ package ring
 
 import (
 	"testing"
-
-	"gstcapture/internal/frame"
-	"gstcapture/internal/stats"
 )
 
 // consume drains r on every Ready signal until done is closed, as the
 // publisher does, and returns when it has stopped.
-func consume(r *Ring, done <-chan struct{}) <-chan struct{} {
+func consume(r *Ring[*item], done <-chan struct{}) <-chan struct{} {
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		batch := make([]*frame.Frame, 0, 16)
+		batch := make([]*item, 0, 16)
 		for {
 			select {
 			case <-r.Ready():
@@ -33,12 +30,12 @@ func consume(r *Ring, done <-chan struct{}) <-chan struct{} {
 
 // BenchmarkPushPop is one streaming thread feeding one publisher.
 func BenchmarkPushPop(b *testing.B) {
-	r := New(64, stats.NewCamera("bench"))
+	r := newRing(64, &drops{})
 	done := make(chan struct{})
 	stopped := consume(r, done)
 	// Frames are reused: Release is idempotent, so evicting one again is
 	// harmless and the loop measures only the ring.
-	f := &frame.Frame{}
+	f := &item{}
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Push(f)
@@ -51,12 +48,12 @@ func BenchmarkPushPop(b *testing.B) {
 // BenchmarkPushPopParallel is many producers contending on one ring, the
 // worst case for the mutex.
 func BenchmarkPushPopParallel(b *testing.B) {
-	r := New(64, stats.NewCamera("bench"))
+	r := newRing(64, &drops{})
 	done := make(chan struct{})
 	stopped := consume(r, done)
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		f := &frame.Frame{}
+		f := &item{}
 		for pb.Next() {
 			r.Push(f)
 		}

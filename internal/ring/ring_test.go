@@ -8,22 +8,52 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"gstcapture/internal/frame"
-	"gstcapture/internal/stats"
 )
+
+// item stands in for a frame: released at most once, as frame.Frame is.
+type item struct {
+	Seq      uint64
+	Data     []byte
+	released atomic.Bool
+	release  func()
+}
+
+func (it *item) Release() {
+	if it.released.CompareAndSwap(false, true) && it.release != nil {
+		it.release()
+	}
+}
+
+func (it *item) Released() bool       { return it.released.Load() }
+func (it *item) Size() int            { return len(it.Data) }
+func (it *item) SetRelease(fn func()) { it.release = fn }
+
+// drops counts what the ring reports, as the camera's counters do.
+type drops struct{ overflow, closed atomic.Uint64 }
+
+func (d *drops) RingOverflow(n int) { d.overflow.Add(uint64(n)) }
+func (d *drops) RingClosed(n int)   { d.closed.Add(uint64(n)) }
+func (d *drops) total() uint64      { return d.overflow.Load() + d.closed.Load() }
+
+// newRing is New for the test's items; rep may be nil.
+func newRing(capacity int, rep *drops) *Ring[*item] {
+	if rep == nil {
+		return New[*item](capacity, nil)
+	}
+	return New[*item](capacity, rep)
+}
 
 // tracker hands out frames whose release function counts calls, so a test
 // can prove each frame was given back exactly once.
 type tracker struct {
 	releases []atomic.Int32
-	frames   []*frame.Frame
+	frames   []*item
 }
 
 func newTracker(n int) *tracker {
-	t := &tracker{releases: make([]atomic.Int32, n), frames: make([]*frame.Frame, n)}
+	t := &tracker{releases: make([]atomic.Int32, n), frames: make([]*item, n)}
 	for i := range n {
-		f := &frame.Frame{Seq: uint64(i), Data: []byte{byte(i)}}
+		f := &item{Seq: uint64(i), Data: []byte{byte(i)}}
 		f.SetRelease(func() { t.releases[i].Add(1) })
 		t.frames[i] = f
 	}
@@ -42,7 +72,7 @@ func (t *tracker) assertAllReleasedOnce(tb testing.TB) {
 	}
 }
 
-func seqs(fs []*frame.Frame) []uint64 {
+func seqs(fs []*item) []uint64 {
 	out := make([]uint64, len(fs))
 	for i, f := range fs {
 		out[i] = f.Seq
@@ -51,25 +81,25 @@ func seqs(fs []*frame.Frame) []uint64 {
 }
 
 func TestNewPanicsOnZeroCapacity(t *testing.T) {
-	assert.Panics(t, func() { New(0, nil) })
-	r := New(1, nil)
+	assert.Panics(t, func() { newRing(0, nil) })
+	r := newRing(1, nil)
 	assert.Equal(t, 1, r.Cap())
 	assert.Equal(t, 0, r.Len())
 }
 
 func TestFIFO(t *testing.T) {
 	tr := newTracker(5)
-	r := New(8, stats.NewCamera("c"))
+	r := newRing(8, &drops{})
 	for _, f := range tr.frames {
 		r.Push(f)
 	}
 	assert.Equal(t, 5, r.Len())
 
-	got := r.PopBatch(make([]*frame.Frame, 0, 2))
+	got := r.PopBatch(make([]*item, 0, 2))
 	assert.Equal(t, []uint64{0, 1}, seqs(got))
-	got = r.PopBatch(make([]*frame.Frame, 0, 10))
+	got = r.PopBatch(make([]*item, 0, 10))
 	assert.Equal(t, []uint64{2, 3, 4}, seqs(got))
-	assert.Empty(t, r.PopBatch(make([]*frame.Frame, 0, 10)))
+	assert.Empty(t, r.PopBatch(make([]*item, 0, 10)))
 	assert.Equal(t, 0, r.Len())
 	for i := range tr.frames {
 		assert.Zero(t, tr.released(i), "ring released popped frame %d", i)
@@ -78,12 +108,12 @@ func TestFIFO(t *testing.T) {
 
 func TestPopBatchAppendsToDst(t *testing.T) {
 	tr := newTracker(3)
-	r := New(4, nil)
+	r := newRing(4, nil)
 	for _, f := range tr.frames {
 		r.Push(f)
 	}
-	dst := make([]*frame.Frame, 1, 3)
-	dst[0] = &frame.Frame{Seq: 99}
+	dst := make([]*item, 1, 3)
+	dst[0] = &item{Seq: 99}
 	dst = r.PopBatch(dst)
 	assert.Equal(t, []uint64{99, 0, 1}, seqs(dst))
 	// A full dst takes nothing.
@@ -94,9 +124,9 @@ func TestPopBatchAppendsToDst(t *testing.T) {
 func TestWrapAround(t *testing.T) {
 	const capacity = 3
 	tr := newTracker(100)
-	r := New(capacity, nil)
+	r := newRing(capacity, nil)
 	var popped []uint64
-	dst := make([]*frame.Frame, 0, 2)
+	dst := make([]*item, 0, 2)
 	for i, f := range tr.frames {
 		r.Push(f)
 		if i%2 == 1 {
@@ -112,19 +142,19 @@ func TestWrapAround(t *testing.T) {
 }
 
 func TestOverflowEvictsOldest(t *testing.T) {
-	cam := stats.NewCamera("c")
+	cam := &drops{}
 	tr := newTracker(7)
-	r := New(3, cam)
+	r := newRing(3, cam)
 	for _, f := range tr.frames {
 		r.Push(f)
 	}
 	assert.Equal(t, 3, r.Len())
-	assert.Equal(t, uint64(4), cam.Dropped(stats.DropRingOverflow))
-	assert.Equal(t, uint64(4), cam.DroppedTotal())
+	assert.Equal(t, uint64(4), cam.overflow.Load())
+	assert.Equal(t, uint64(4), cam.total())
 	for i := range 4 {
 		assert.EqualValues(t, 1, tr.released(i), "evicted frame %d", i)
 	}
-	got := r.PopBatch(make([]*frame.Frame, 0, 8))
+	got := r.PopBatch(make([]*item, 0, 8))
 	assert.Equal(t, []uint64{4, 5, 6}, seqs(got))
 	for _, f := range got {
 		assert.False(t, f.Released(), "queued frame %d was released", f.Seq)
@@ -134,20 +164,20 @@ func TestOverflowEvictsOldest(t *testing.T) {
 }
 
 func TestCapacityOne(t *testing.T) {
-	cam := stats.NewCamera("c")
+	cam := &drops{}
 	tr := newTracker(3)
-	r := New(1, cam)
+	r := newRing(1, cam)
 	for _, f := range tr.frames {
 		r.Push(f)
 	}
-	got := r.PopBatch(make([]*frame.Frame, 0, 4))
+	got := r.PopBatch(make([]*item, 0, 4))
 	assert.Equal(t, []uint64{2}, seqs(got))
-	assert.Equal(t, uint64(2), cam.Dropped(stats.DropRingOverflow))
+	assert.Equal(t, uint64(2), cam.overflow.Load())
 }
 
 func TestReadySignals(t *testing.T) {
 	tr := newTracker(3)
-	r := New(4, nil)
+	r := newRing(4, nil)
 	select {
 	case <-r.Ready():
 		t.Fatal("ready before any push")
@@ -170,13 +200,13 @@ func TestReadySignals(t *testing.T) {
 }
 
 func TestClose(t *testing.T) {
-	cam := stats.NewCamera("c")
+	cam := &drops{}
 	tr := newTracker(6)
-	r := New(4, cam)
+	r := newRing(4, cam)
 	for _, f := range tr.frames[:3] {
 		r.Push(f)
 	}
-	r.PopBatch(make([]*frame.Frame, 0, 1))[0].Release()
+	r.PopBatch(make([]*item, 0, 1))[0].Release()
 
 	rest := r.Close()
 	assert.Equal(t, []uint64{1, 2}, seqs(rest))
@@ -193,9 +223,9 @@ func TestClose(t *testing.T) {
 	for i := 3; i < 6; i++ {
 		assert.EqualValues(t, 1, tr.released(i))
 	}
-	assert.Equal(t, uint64(3), cam.Dropped(stats.DropShutdown))
+	assert.Equal(t, uint64(3), cam.closed.Load())
 	assert.Equal(t, 0, r.Len())
-	assert.Empty(t, r.PopBatch(make([]*frame.Frame, 0, 4)))
+	assert.Empty(t, r.PopBatch(make([]*item, 0, 4)))
 
 	for _, f := range rest {
 		f.Release()
@@ -204,7 +234,7 @@ func TestClose(t *testing.T) {
 }
 
 func TestPushNilIgnored(t *testing.T) {
-	r := New(2, nil)
+	r := newRing(2, nil)
 	r.Push(nil)
 	assert.Equal(t, 0, r.Len())
 }
@@ -217,9 +247,9 @@ func TestConcurrent(t *testing.T) {
 		perProd   = 5000
 		capacity  = 16
 	)
-	cam := stats.NewCamera("c")
+	cam := &drops{}
 	tr := newTracker(producers * perProd)
-	r := New(capacity, cam)
+	r := newRing(capacity, cam)
 
 	var popped atomic.Uint64
 	stop := make(chan struct{})
@@ -229,7 +259,7 @@ func TestConcurrent(t *testing.T) {
 		for i := range last {
 			last[i] = -1
 		}
-		batch := make([]*frame.Frame, 0, 4)
+		batch := make([]*item, 0, 4)
 		check := func() error {
 			for {
 				batch = r.PopBatch(batch[:0])
@@ -278,10 +308,10 @@ func TestConcurrent(t *testing.T) {
 
 	rest := r.Close()
 	pushed := uint64(producers * perProd)
-	dropped := cam.Dropped(stats.DropRingOverflow)
+	dropped := cam.overflow.Load()
 	assert.Equal(t, pushed, popped.Load()+dropped+uint64(len(rest)),
 		"pushed == popped + dropped + queued (popped=%d dropped=%d queued=%d)", popped.Load(), dropped, len(rest))
-	assert.Equal(t, dropped, cam.DroppedTotal())
+	assert.Equal(t, dropped, cam.total())
 	for _, f := range rest {
 		f.Release()
 	}
@@ -292,9 +322,9 @@ func TestConcurrent(t *testing.T) {
 // released exactly once, counted either as overflow, shutdown or returned.
 func TestConcurrentClose(t *testing.T) {
 	const producers, perProd = 4, 2000
-	cam := stats.NewCamera("c")
+	cam := &drops{}
 	tr := newTracker(producers * perProd)
-	r := New(8, cam)
+	r := newRing(8, cam)
 	var wg sync.WaitGroup
 	for p := range producers {
 		wg.Go(func() {
@@ -303,12 +333,12 @@ func TestConcurrentClose(t *testing.T) {
 			}
 		})
 	}
-	var rest []*frame.Frame
+	var rest []*item
 	wg.Go(func() { rest = r.Close() })
 	wg.Wait()
 
 	assert.Equal(t, uint64(producers*perProd),
-		cam.Dropped(stats.DropRingOverflow)+cam.Dropped(stats.DropShutdown)+uint64(len(rest)))
+		cam.overflow.Load()+cam.closed.Load()+uint64(len(rest)))
 	for _, f := range rest {
 		assert.False(t, f.Released())
 		f.Release()
@@ -321,8 +351,8 @@ func TestZeroAllocs(t *testing.T) {
 		t.Skip("coverage instrumentation allocates")
 	}
 	tr := newTracker(4)
-	r := New(2, stats.NewCamera("c"))
-	dst := make([]*frame.Frame, 0, 2)
+	r := newRing(2, &drops{})
+	dst := make([]*item, 0, 2)
 	allocs := testing.AllocsPerRun(100, func() {
 		for _, f := range tr.frames {
 			r.Push(f)
@@ -336,12 +366,12 @@ func TestZeroAllocs(t *testing.T) {
 // newest however large, counts each eviction as ring_overflow, and leaves
 // the count bound working as before.
 func TestByteLimit(t *testing.T) {
-	cam := stats.NewRegistry().Add("c")
+	cam := &drops{}
 	tr := newTracker(8)
 	for i, f := range tr.frames {
 		f.Data = make([]byte, 100*(1+i%2)) // 100, 200, 100, 200, ...
 	}
-	r := New(32, cam)
+	r := newRing(32, cam)
 	r.SetByteLimit(350)
 	r.Push(tr.frames[0]) // 100
 	r.Push(tr.frames[1]) // 300
@@ -349,14 +379,14 @@ func TestByteLimit(t *testing.T) {
 	r.Push(tr.frames[2]) // 400 > 350: frame 0 goes
 	assert.Equal(t, 2, r.Len())
 	assert.Equal(t, int64(300), r.Bytes())
-	assert.Equal(t, uint64(1), cam.Dropped(stats.DropRingOverflow))
+	assert.Equal(t, uint64(1), cam.overflow.Load())
 	assert.Equal(t, int32(1), tr.released(0))
 
 	r.SetByteLimit(150)  // lowered: the next push evicts both queued frames
 	r.Push(tr.frames[3]) // 200 alone is above the limit and still kept
-	assert.Equal(t, []uint64{3}, seqs(r.PopBatch(make([]*frame.Frame, 0, 8))))
+	assert.Equal(t, []uint64{3}, seqs(r.PopBatch(make([]*item, 0, 8))))
 	assert.Equal(t, int64(0), r.Bytes())
-	assert.Equal(t, uint64(3), cam.Dropped(stats.DropRingOverflow))
+	assert.Equal(t, uint64(3), cam.overflow.Load())
 	tr.frames[3].Release()
 
 	r.SetByteLimit(0) // no byte bound: the count bound rules again

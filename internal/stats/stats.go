@@ -23,10 +23,11 @@ const (
 	DropHandoff                        // out of the appsink, but the hand-off queue to Go was full
 	DropPullError                      // out of the appsink, but not raw video or its buffer could not be mapped
 	DropRedisOOM                       // XADD refused: Redis is at its maxmemory
+	DropOversize                       // out of the appsink, but larger than max_width x max_height
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error", "redis_oom"}
+var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error", "redis_oom", "oversize"}
 
 // String returns the metric label value of the reason.
 func (r DropReason) String() string {
@@ -114,28 +115,73 @@ const (
 // States lists every state, for one metric series per state.
 var States = []State{StateStarting, StateConnecting, StateStreaming, StateStalled, StateDisconnected, StateUnauthorized, StateError, StateStopped}
 
-// Camera is one camera's live counters. Hot-path fields are atomics so the
-// streaming thread never takes a lock.
+// ReconnectReason says why a camera's pipeline was rebuilt: the label of
+// rtsp_reconnects_total.
+type ReconnectReason string
+
+// Reconnect reasons.
+const (
+	ReconnectError        ReconnectReason = "error"        // a pipeline error, a build failure, a frozen start
+	ReconnectEOS          ReconnectReason = "eos"          // the stream ended
+	ReconnectStall        ReconnectReason = "stall"        // no frame for stall_timeout
+	ReconnectTimeout      ReconnectReason = "timeout"      // rtspsrc's own timeout (no RTP or RTCP)
+	ReconnectUnauthorized ReconnectReason = "unauthorized" // the camera refused the credentials
+	ReconnectNoFrames     ReconnectReason = "no_frames"    // no first frame after starting
+)
+
+// ReconnectReasons lists every reconnect reason, for a series per reason
+// from the start.
+func ReconnectReasons() []ReconnectReason {
+	return []ReconnectReason{ReconnectError, ReconnectEOS, ReconnectStall, ReconnectTimeout, ReconnectUnauthorized, ReconnectNoFrames}
+}
+
+// ErrorType classifies a pipeline error: the label of rtsp_errors_total.
+type ErrorType string
+
+// Error types. The first four are GStreamer's error domains.
+const (
+	ErrCore         ErrorType = "core"
+	ErrLibrary      ErrorType = "library"
+	ErrResource     ErrorType = "resource"
+	ErrStream       ErrorType = "stream"
+	ErrOther        ErrorType = "other" // another domain
+	ErrUnauthorized ErrorType = "unauthorized"
+	ErrTimeout      ErrorType = "timeout"
+	ErrStall        ErrorType = "stall"
+	ErrBuild        ErrorType = "build"  // the launch string did not build
+	ErrFrozen       ErrorType = "frozen" // a blocking call missed its deadline: the pipeline was abandoned
+)
+
+// ErrorTypes lists every error type, for a series per type from the start.
+func ErrorTypes() []ErrorType {
+	return []ErrorType{ErrCore, ErrLibrary, ErrResource, ErrStream, ErrOther, ErrUnauthorized, ErrTimeout, ErrStall, ErrBuild, ErrFrozen}
+}
+
+// Camera is one camera's counters and state, and their only writer: the
+// packages on a frame's way report events to it through interfaces they
+// declare themselves (ring.Reporter, publish.Tally, gsthost.Ledger), and
+// the camera's sink side (internal/capture) calls FrameCaptured, Drop and
+// Flag. Hot-path fields are atomics, so the sink goroutine never waits for
+// a reader.
 type Camera struct {
 	ID string
 
-	Captured  atomic.Uint64
-	Published atomic.Uint64
+	captured  atomic.Uint64
+	published atomic.Uint64
 	dropped   [numReasons]atomic.Uint64
 	// flagged counts frames a validation rule with action pass flagged:
 	// they are kept (published or dropped later), so outside the identity.
 	flagged [numValidation]atomic.Uint64
 
-	LastFrameUnixNano atomic.Int64
-	Reconnects        atomic.Uint64 // sum over reasons
-	Frozen            atomic.Uint64 // pipelines abandoned because teardown missed its deadline
+	lastFrame  atomic.Int64 // unix ns of the newest frame handled, 0 before one
+	reconnects atomic.Uint64 // sum over reasons
 
 	// Frames lost before the appsink, so never captured (see gsthost's
 	// stream watch): encoded frames skipped between a stream discontinuity
 	// and the next keyframe, and frames into and out of the decoder.
-	SkippedUndecodable atomic.Uint64
-	DecoderIn          atomic.Uint64
-	DecoderOut         atomic.Uint64
+	skipped    atomic.Uint64
+	decoderIn  atomic.Uint64
+	decoderOut atomic.Uint64
 
 	mu           sync.Mutex
 	state        State
@@ -151,14 +197,17 @@ type Camera struct {
 	ringBytes    int64
 	ringShort    bool
 	fps          fpsMeter
-	reconnectsBy map[string]uint64
-	errorsBy     map[string]uint64
+	reconnectsBy map[ReconnectReason]uint64
+	errorsBy     map[ErrorType]uint64
 }
 
 // NewCamera returns counters for camera id in the starting state.
 func NewCamera(id string) *Camera {
 	return &Camera{ID: id, state: StateStarting, since: time.Now()}
 }
+
+// CameraID returns the camera's id.
+func (c *Camera) CameraID() string { return c.ID }
 
 // SetRetention records the camera's stream limit (see Snapshot).
 func (c *Camera) SetRetention(maxLen int64, retention time.Duration, shortened bool) {
@@ -176,8 +225,49 @@ func (c *Camera) SetRing(frames int, bytesLimit int64, short bool) {
 	c.mu.Unlock()
 }
 
-// Drop counts n frames dropped for reason r.
+// FrameCaptured records one frame out of the appsink, handled at now: it
+// becomes the camera's newest frame (the stall watchdog's and
+// rtsp_last_frame_timestamp_seconds' source) and counts towards its fps.
+func (c *Camera) FrameCaptured(now time.Time) {
+	c.captured.Add(1)
+	c.lastFrame.Store(now.UnixNano())
+	c.mu.Lock()
+	c.fps.add(now)
+	c.mu.Unlock()
+}
+
+// CapturedDropped counts n frames out of the appsink that were dropped for
+// r before they were handled (hand-off overflow, oversize): captured and
+// dropped at once, and not the camera's newest frame.
+func (c *Camera) CapturedDropped(r DropReason, n uint64) {
+	c.captured.Add(n)
+	c.dropped[r].Add(n)
+}
+
+// HandoffOverflow counts n frames the appsink hand-off queue dropped
+// (gsthost.Ledger).
+func (c *Camera) HandoffOverflow(n uint64) { c.CapturedDropped(DropHandoff, n) }
+
+// Drop counts n captured frames dropped for reason r (publish.Tally, and
+// the sink side for pull errors and validation).
 func (c *Camera) Drop(r DropReason, n uint64) { c.dropped[r].Add(n) }
+
+// RingOverflow counts n frames the ring evicted for newer ones
+// (ring.Reporter).
+func (c *Camera) RingOverflow(n int) { c.Drop(DropRingOverflow, uint64(n)) }
+
+// RingClosed counts n frames pushed into the ring after it closed
+// (ring.Reporter).
+func (c *Camera) RingClosed(n int) { c.Drop(DropShutdown, uint64(n)) }
+
+// Stored counts n frames Redis acknowledged (publish.Tally).
+func (c *Camera) Stored(n uint64) { c.published.Add(n) }
+
+// Captured returns the number of frames out of the appsink.
+func (c *Camera) Captured() uint64 { return c.captured.Load() }
+
+// Published returns the number of frames Redis acknowledged.
+func (c *Camera) Published() uint64 { return c.published.Load() }
 
 // Dropped returns the number of frames dropped for reason r.
 func (c *Camera) Dropped(r DropReason) uint64 { return c.dropped[r].Load() }
@@ -209,13 +299,29 @@ func (c *Camera) Flagged(r DropReason) uint64 {
 	return c.flagged[r].Load()
 }
 
-// FrameCaptured records one frame out of the appsink at now.
-func (c *Camera) FrameCaptured(now time.Time) {
-	c.Captured.Add(1)
-	c.LastFrameUnixNano.Store(now.UnixNano())
-	c.mu.Lock()
-	c.fps.add(now)
-	c.mu.Unlock()
+// LastFrame returns when the newest frame was handled (FrameCaptured), the
+// zero time before the first.
+func (c *Camera) LastFrame() time.Time {
+	if ns := c.lastFrame.Load(); ns > 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// StreamCounts adds what a pipeline's stream watch counted since its last
+// report: frames skipped as undecodable, and frames into and out of the
+// decoder (gsthost.Ledger).
+func (c *Camera) StreamCounts(skipped, decoderIn, decoderOut uint64) {
+	c.skipped.Add(skipped)
+	c.decoderIn.Add(decoderIn)
+	c.decoderOut.Add(decoderOut)
+}
+
+// DecoderFrames returns the frames into and out of the decoder.
+func (c *Camera) DecoderFrames() (in, out uint64) {
+	// Out before in: both only grow, so in - out is never negative.
+	out = c.decoderOut.Load()
+	return c.decoderIn.Load(), out
 }
 
 // SetState moves the camera to s with the error text (already redacted)
@@ -234,11 +340,14 @@ func (c *Camera) SetState(s State, errText string) bool {
 	return changed
 }
 
-// SetDecoder records which codec and decoder element the camera runs.
-func (c *Camera) SetDecoder(codec, decoder string) {
+// SetDecoder records which codec and decoder element the camera runs, and
+// reports whether that changed.
+func (c *Camera) SetDecoder(codec, decoder string) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	changed := c.codec != codec || c.decoder != decoder
 	c.codec, c.decoder = codec, decoder
-	c.mu.Unlock()
+	return changed
 }
 
 // SetLatencySource records where capture timestamps come from.
@@ -296,17 +405,15 @@ type Memory struct {
 func (c *Camera) Snapshot(now time.Time) Snapshot {
 	s := Snapshot{
 		ID:         c.ID,
-		Captured:   c.Captured.Load(),
-		Published:  c.Published.Load(),
-		Reconnects: c.Reconnects.Load(),
-		Frozen:     c.Frozen.Load(),
+		Captured:   c.captured.Load(),
+		Published:  c.published.Load(),
+		Reconnects: c.reconnects.Load(),
+		Frozen:     c.Frozen(),
 		Dropped:    make(map[string]uint64, numReasons),
 
-		SkippedUndecodable: c.SkippedUndecodable.Load(),
+		SkippedUndecodable: c.skipped.Load(),
 	}
-	// Out before in: both only grow, so the difference is never negative.
-	out := c.DecoderOut.Load()
-	if in := c.DecoderIn.Load(); in > out {
+	if in, out := c.DecoderFrames(); in > out {
 		s.DiscardedByDecoder = in - out
 	}
 	for i := range c.dropped {
@@ -320,8 +427,8 @@ func (c *Camera) Snapshot(now time.Time) Snapshot {
 			s.Flagged[DropReason(i).String()] = v
 		}
 	}
-	if last := c.LastFrameUnixNano.Load(); last > 0 {
-		age := now.Sub(time.Unix(0, last)).Seconds()
+	if last := c.LastFrame(); !last.IsZero() {
+		age := now.Sub(last).Seconds()
 		s.LastFrameAgeSeconds = &age
 	}
 	c.mu.Lock()
@@ -372,8 +479,12 @@ func (m *fpsMeter) rate(now time.Time) float64 {
 
 // Registry holds every camera's counters, keyed by id.
 type Registry struct {
-	mu   sync.RWMutex
-	cams map[string]*Camera
+	mu       sync.RWMutex
+	cams     map[string]*Camera
+	onRemove []func(id string)
+	// frozenGone keeps the frozen pipelines of removed cameras: their
+	// goroutines and C objects are still leaked, so liveness counts them.
+	frozenGone uint64
 }
 
 // NewRegistry returns an empty registry.
@@ -411,40 +522,99 @@ func (r *Registry) All() []*Camera {
 	return out
 }
 
-// Reconnect counts one pipeline rebuild for reason (a bounded label:
-// error, eos, stall, timeout, unauthorized, no_frames).
-func (c *Camera) Reconnect(reason string) {
-	c.Reconnects.Add(1)
+// OnRemove adds fn to the functions Remove calls with the id of a removed
+// camera, so that what others keep per camera (telemetry's metric series)
+// goes in the same call.
+func (r *Registry) OnRemove(fn func(id string)) {
+	r.mu.Lock()
+	r.onRemove = append(r.onRemove, fn)
+	r.mu.Unlock()
+}
+
+// Remove forgets camera id: its counters, hence its snapshot and every
+// metric series collected from it, and, through OnRemove, whatever else is
+// kept per camera. It reports whether id was registered. Whoever writes to
+// the camera's counters must have stopped.
+func (r *Registry) Remove(id string) bool {
+	r.mu.Lock()
+	c, ok := r.cams[id]
+	if ok {
+		delete(r.cams, id)
+		r.frozenGone += c.Frozen()
+	}
+	hooks := append([]func(id string){}, r.onRemove...)
+	r.mu.Unlock()
+	if !ok {
+		return false
+	}
+	for _, fn := range hooks {
+		fn(id)
+	}
+	return true
+}
+
+// Frozen returns how many pipelines were abandoned since start, over every
+// camera, removed ones included (for liveness).
+func (r *Registry) Frozen() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	n := r.frozenGone
+	for _, c := range r.cams {
+		n += c.Frozen()
+	}
+	return n
+}
+
+// Reconnect counts one pipeline rebuild for reason (gsthost.Ledger).
+func (c *Camera) Reconnect(reason ReconnectReason) {
+	c.reconnects.Add(1)
 	c.mu.Lock()
 	if c.reconnectsBy == nil {
-		c.reconnectsBy = map[string]uint64{}
+		c.reconnectsBy = map[ReconnectReason]uint64{}
 	}
 	c.reconnectsBy[reason]++
 	c.mu.Unlock()
 }
 
-// Error counts one error of a bounded type (resource, stream, core,
-// library, unauthorized, timeout, stall, build).
-func (c *Camera) Error(typ string) {
+// Error counts one error of type typ (gsthost.Ledger). ErrFrozen is also
+// the camera's count of frozen pipelines (Frozen).
+func (c *Camera) Error(typ ErrorType) {
 	c.mu.Lock()
 	if c.errorsBy == nil {
-		c.errorsBy = map[string]uint64{}
+		c.errorsBy = map[ErrorType]uint64{}
 	}
 	c.errorsBy[typ]++
 	c.mu.Unlock()
 }
 
-// ReconnectsByReason copies the reconnect counters.
-func (c *Camera) ReconnectsByReason() map[string]uint64 { return c.copyMap(&c.reconnectsBy) }
+// Reconnects returns the pipeline rebuilds over every reason.
+func (c *Camera) Reconnects() uint64 { return c.reconnects.Load() }
 
-// ErrorsByType copies the error counters.
-func (c *Camera) ErrorsByType() map[string]uint64 { return c.copyMap(&c.errorsBy) }
-
-func (c *Camera) copyMap(m *map[string]uint64) map[string]uint64 {
+// Frozen returns how many of the camera's pipelines were abandoned because
+// a blocking GStreamer call missed its deadline.
+func (c *Camera) Frozen() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]uint64, len(*m))
-	for k, v := range *m {
+	return c.errorsBy[ErrFrozen]
+}
+
+// ReconnectsByReason copies the reconnect counters.
+func (c *Camera) ReconnectsByReason() map[ReconnectReason]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[ReconnectReason]uint64, len(c.reconnectsBy))
+	for k, v := range c.reconnectsBy {
+		out[k] = v
+	}
+	return out
+}
+
+// ErrorsByType copies the error counters.
+func (c *Camera) ErrorsByType() map[ErrorType]uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[ErrorType]uint64, len(c.errorsBy))
+	for k, v := range c.errorsBy {
 		out[k] = v
 	}
 	return out

@@ -2,6 +2,8 @@ package telemetry
 
 import (
 	"runtime"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,13 +11,6 @@ import (
 
 	"gstcapture/internal/frame"
 	"gstcapture/internal/stats"
-)
-
-// Bounded label values emitted as zero-valued series from the start, so
-// dashboards and alerts see a series before the first event.
-var (
-	ReconnectReasons = []string{"error", "eos", "stall", "timeout", "unauthorized", "no_frames"}
-	ErrorTypes       = []string{"core", "library", "resource", "stream", "other", "unauthorized", "timeout", "stall", "build", "frozen"}
 )
 
 // Source is what the metrics read from the running service at scrape time.
@@ -30,6 +25,7 @@ type Source interface {
 // Metrics is the service's Prometheus registry and hot-path observers.
 type Metrics struct {
 	reg        *prometheus.Registry
+	mu         sync.RWMutex // cams: read per published frame, written by forget
 	cams       map[string]*CameraObservers
 	publish    prometheus.Observer
 	processing *prometheus.HistogramVec
@@ -47,7 +43,9 @@ type CameraObservers struct {
 // BuildInfo labels gstcapture_build_info.
 type BuildInfo struct{ Version, GStreamer string }
 
-// NewMetrics registers every collector for the cameras in cameraIDs.
+// NewMetrics registers every collector for the cameras in cameraIDs. A
+// camera removed from src's registry (stats.Registry.Remove) loses its
+// series: the collected ones at once, the histograms through OnRemove.
 func NewMetrics(src Source, cameraIDs []string, info BuildInfo) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), cams: map[string]*CameraObservers{}, spans: &spanCounters{}}
 	m.processing = prometheus.NewHistogramVec(prometheus.HistogramOpts{
@@ -82,6 +80,9 @@ func NewMetrics(src Source, cameraIDs []string, info BuildInfo) *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&statsCollector{src: src},
 		m.spans)
+	if src != nil {
+		src.Registry().OnRemove(m.forget)
+	}
 	for _, id := range cameraIDs {
 		m.cams[id] = &CameraObservers{
 			Validate:    m.processing.WithLabelValues(id, "validate"),
@@ -94,6 +95,16 @@ func NewMetrics(src Source, cameraIDs []string, info BuildInfo) *Metrics {
 	return m
 }
 
+// forget deletes camera id's histogram series and observers.
+func (m *Metrics) forget(id string) {
+	m.mu.Lock()
+	delete(m.cams, id)
+	m.mu.Unlock()
+	for _, v := range []*prometheus.HistogramVec{m.processing, m.latency, m.sinkLat} {
+		v.DeletePartialMatch(prometheus.Labels{"camera_id": id})
+	}
+}
+
 // Registry is what /metrics serves.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
@@ -102,6 +113,8 @@ func (m *Metrics) Camera(id string) *CameraObservers {
 	if m == nil {
 		return nil
 	}
+	m.mu.RLock()
+	defer m.mu.RUnlock()
 	return m.cams[id]
 }
 
@@ -112,13 +125,37 @@ func (m *Metrics) PublishDuration(_ string, d time.Duration, _ int) {
 
 // Published implements publish.Recorder.
 func (m *Metrics) Published(cameraID string, f *frame.Frame, start, now time.Time) {
-	o := m.cams[cameraID]
+	o := m.Camera(cameraID)
 	if o == nil {
 		return
 	}
 	o.Publish.Observe(now.Sub(start).Seconds())
 	o.Latency.Observe(now.Sub(f.CaptureTime).Seconds())
 	o.SinkLatency.Observe(now.Sub(f.SinkTime).Seconds())
+}
+
+// PublishRecorder is the publish.Recorder of the service: each result is
+// observed in the metrics and, with a tracer, as the frame's publish span.
+type PublishRecorder struct {
+	m *Metrics
+	t *Tracer // nil: no spans
+}
+
+// PublishRecorder returns the recorder that observes publish results in m
+// and t (t may be nil).
+func (m *Metrics) PublishRecorder(t *Tracer) PublishRecorder { return PublishRecorder{m, t} }
+
+// PublishDuration implements publish.Recorder.
+func (r PublishRecorder) PublishDuration(id string, d time.Duration, n int) {
+	r.m.PublishDuration(id, d, n)
+}
+
+// Published implements publish.Recorder.
+func (r PublishRecorder) Published(id string, f *frame.Frame, start, now time.Time) {
+	r.m.Published(id, f, start, now)
+	if r.t != nil {
+		r.t.Published(f, start, now)
+	}
 }
 
 // statsCollector turns internal/stats counters into metrics at scrape time.
@@ -184,44 +221,36 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			ch <- prometheus.MustNewConstMetric(descState, prometheus.GaugeValue, v, id, string(st))
 		}
-		emitLabelled(ch, descReconnects, id, ReconnectReasons, cam.ReconnectsByReason())
-		emitLabelled(ch, descErrors, id, ErrorTypes, cam.ErrorsByType())
+		emitLabelled(ch, descReconnects, id, stats.ReconnectReasons(), cam.ReconnectsByReason())
+		emitLabelled(ch, descErrors, id, stats.ErrorTypes(), cam.ErrorsByType())
 		ch <- prometheus.MustNewConstMetric(descRing, prometheus.GaugeValue, float64(c.src.RingLen(id)), id)
 		ch <- prometheus.MustNewConstMetric(descRingCap, prometheus.GaugeValue, float64(s.RingFrames), id)
 		if s.Decoder != "" {
 			ch <- prometheus.MustNewConstMetric(descDecoder, prometheus.GaugeValue, 1, id, s.Codec, s.Decoder)
 		}
 		last := 0.0
-		if ns := cam.LastFrameUnixNano.Load(); ns > 0 {
-			last = float64(ns) / 1e9
+		if t := cam.LastFrame(); !t.IsZero() {
+			last = float64(t.UnixNano()) / 1e9
 		}
 		ch <- prometheus.MustNewConstMetric(descLastFrame, prometheus.GaugeValue, last, id)
 		ch <- prometheus.MustNewConstMetric(descFrozen, prometheus.CounterValue, float64(s.Frozen), id)
 		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(s.SkippedUndecodable), id)
 		ch <- prometheus.MustNewConstMetric(descRetention, prometheus.GaugeValue, s.RedisRetention, id)
-		ch <- prometheus.MustNewConstMetric(descDecoder2, prometheus.CounterValue, float64(cam.DecoderIn.Load()), id, "in")
-		ch <- prometheus.MustNewConstMetric(descDecoder2, prometheus.CounterValue, float64(cam.DecoderOut.Load()), id, "out")
+		in, out := cam.DecoderFrames()
+		ch <- prometheus.MustNewConstMetric(descDecoder2, prometheus.CounterValue, float64(in), id, "in")
+		ch <- prometheus.MustNewConstMetric(descDecoder2, prometheus.CounterValue, float64(out), id, "out")
 	}
 }
 
 // emitLabelled writes one counter per known label value (zero when unseen)
 // plus any value seen that is not in known.
-func emitLabelled(ch chan<- prometheus.Metric, d *prometheus.Desc, id string, known []string, seen map[string]uint64) {
+func emitLabelled[L ~string](ch chan<- prometheus.Metric, d *prometheus.Desc, id string, known []L, seen map[L]uint64) {
 	for _, k := range known {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(seen[k]), id, k)
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(seen[k]), id, string(k))
 	}
 	for k, v := range seen {
-		if !contains(known, k) {
-			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), id, k)
+		if !slices.Contains(known, k) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), id, string(k))
 		}
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

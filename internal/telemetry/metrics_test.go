@@ -142,7 +142,7 @@ func TestCapturedFromStats(t *testing.T) {
 	for range 5 {
 		cam.FrameCaptured(now)
 	}
-	cam.Published.Add(4)
+	cam.Stored(4)
 	cam.Drop(stats.DropBlack, 1)
 	cam.SetState(stats.StateStreaming, "")
 
@@ -244,10 +244,52 @@ func TestMetricsDocumented(t *testing.T) {
 	for _, st := range stats.States {
 		documented("camera state", string(st))
 	}
-	for _, r := range append(append([]string(nil), ReconnectReasons...), ErrorTypes...) {
-		documented("reconnect reason or error type", r)
+	for _, r := range stats.ReconnectReasons() {
+		documented("reconnect reason", string(r))
+	}
+	for _, e := range stats.ErrorTypes() {
+		documented("error type", string(e))
 	}
 	for _, n := range []string{SpanCapture, SpanValidate, SpanEnqueue, SpanPublish} {
 		documented("span", n)
 	}
+}
+
+// Removing a camera from the registry takes every series of it in the
+// same call: the counters collected from stats and the histograms.
+func TestRemoveCameraDeletesSeries(t *testing.T) {
+	src := fakeSource{reg: newRegistry("cam-1", "cam-2")}
+	m := NewMetrics(src, []string{"cam-1", "cam-2"}, BuildInfo{})
+	for _, id := range []string{"cam-1", "cam-2"} {
+		cam, _ := src.reg.Get(id)
+		cam.FrameCaptured(time.Now())
+		cam.Reconnect(stats.ReconnectEOS)
+		m.Published(id, testFrame(id, 1), time.Now(), time.Now())
+		m.Camera(id).Validate.Observe(1e-5)
+	}
+	series := func(id string) int {
+		mfs, err := m.Registry().Gather()
+		require.NoError(t, err)
+		n := 0
+		for _, mf := range mfs {
+			for _, s := range mf.GetMetric() {
+				for _, lp := range s.GetLabel() {
+					if lp.GetName() == "camera_id" && lp.GetValue() == id {
+						n++
+					}
+				}
+			}
+		}
+		return n
+	}
+	require.Positive(t, series("cam-1"))
+	before2 := series("cam-2")
+
+	require.True(t, src.reg.Remove("cam-1"))
+	assert.Zero(t, series("cam-1"), "no series of the removed camera")
+	assert.Nil(t, m.Camera("cam-1"))
+	assert.Equal(t, before2, series("cam-2"), "the other camera keeps its series")
+	m.Published("cam-1", testFrame("cam-1", 2), time.Now(), time.Now()) // a late result adds nothing
+	assert.Zero(t, series("cam-1"))
+	assert.False(t, src.reg.Remove("cam-1"), "removed once")
 }
