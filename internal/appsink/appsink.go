@@ -31,9 +31,8 @@ type Handler func(f *frame.Frame)
 // never runs Go code: a C callback queues each sample (appsink.c) and wakes
 // the sink's goroutine through an eventfd. A cgo callback into Go on a C
 // thread leaves the Go processor it used parked in a "system call" until the
-// runtime's monitor (sysmon) takes it back, which kept sysmon polling every
-// 20 µs: its share of gstcapture's CPU at 4 x 720p fell from 6.8 % to 4.7 %
-// with the hand-off (docs/performance.md).
+// runtime's monitor (sysmon) takes it back, which keeps sysmon polling
+// (docs/performance.md, "Why gstcapture costs what it costs").
 type Sink struct {
 	elem    *C.GstAppSink
 	queue   *C.gc_queue

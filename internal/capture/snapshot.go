@@ -11,7 +11,7 @@ import (
 )
 
 // snapshotter copies a frame only when someone asked for one, so the
-// streaming thread pays one atomic load per frame otherwise.
+// sink goroutine pays one atomic load per frame otherwise.
 type snapshotter struct {
 	want atomic.Bool
 	mu   sync.Mutex

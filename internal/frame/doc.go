@@ -1,5 +1,5 @@
-// Package frame holds the Frame type that travels from the appsink callback
-// through validation and the ring to the Redis publisher, and the pixel layout
+// Package frame holds the Frame type that travels from the appsink's Sink
+// goroutine through validation and the ring to the Redis publisher, and the pixel layout
 // rules (strides, sizes) of the raw formats gstcapture emits.
 //
 // It owns no C memory itself: a Frame carries a release function set by the

@@ -12,7 +12,13 @@
 // pipeline whose call misses its deadline is abandoned and counted as frozen
 // once.
 //
-// It may import go-gst, internal/appsink, internal/backoff, internal/frame,
+// A supervisor reports its camera's state, reconnects, errors (a frozen
+// pipeline is an error of type frozen, counted once), hand-off overflow
+// and stream counts to a Ledger it declares (the camera's counters), and
+// reads the camera's newest frame time there for its stall watchdog;
+// frames go from the appsink straight to the camera's handler.
+//
+// It may import go-gst, internal/appsink, internal/backoff,
 // internal/stats and the standard library. Only this package and
 // internal/appsink may import go-gst.
 package gsthost

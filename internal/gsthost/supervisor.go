@@ -192,7 +192,7 @@ type pipeline struct {
 // go-gst v1.4.0 drops them only from finalizers, and this process makes so
 // little Go garbage that the GC may not run for minutes: until it does,
 // every rebuilt pipeline keeps its sockets (its bus's poll, rtspsrc's) and
-// buffers. Measured: 6 descriptors per camera restart, kept until a GC.
+// buffers (docs/performance.md, "Pipeline rebuilds").
 func (pl *pipeline) release() {
 	unref(pl.src.Object, pl.el.Object, pl.bus.Object, pl.p.Bin.Element.Object)
 }

@@ -1,9 +1,8 @@
 // swsconvert: a GStreamer video filter that converts decoded YUV frames to
 // packed RGB with libswscale. videoconvert in GStreamer 1.22 has no fast
-// path from I420 to 24-bit BGR/RGB and spends 1.25 ms on a 720p frame
-// (2.8 ms at 1080p, one thread); libswscale's SIMD yuv2rgb does the same
-// conversion in 0.27 ms (0.61 ms). Same size in and out: scaling stays
-// with videoscale. docs/performance.md has the measurements.
+// path from I420 to 24-bit BGR/RGB; libswscale's SIMD yuv2rgb has
+// (docs/performance.md has the measurements, and ADR 0002). Same size in
+// and out: scaling stays with videoscale.
 //
 // gstcapture registers the element statically (gh_register_swsconvert);
 // built with -DSWSCONVERT_PLUGIN the same file is a loadable plugin, so

@@ -1,5 +1,5 @@
-// Package validate owns the per-camera pixel checks run in the appsink
-// callback before a frame enters the ring: decoder-corrupt, wrong size,
+// Package validate owns the per-camera pixel checks run on the camera's
+// appsink Sink goroutine before a frame enters the ring: decoder-corrupt, wrong size,
 // black, uniform (grey/green decoder garbage) and frozen pictures.
 //
 // The checks read a sparse grid of luma samples (about 14k per frame at

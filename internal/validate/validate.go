@@ -27,8 +27,8 @@ type Result struct {
 }
 
 // Validator checks one camera's frames. It keeps the frozen-picture state,
-// so use one per camera; it is not safe for concurrent use (one streaming
-// thread calls it).
+// so use one per camera; it is not safe for concurrent use (the camera's
+// appsink Sink goroutine calls it).
 type Validator struct {
 	rules Rules
 
