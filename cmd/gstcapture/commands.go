@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -50,23 +52,48 @@ func loadConfig(path string) (*config.Config, int) {
 	return cfg, 0
 }
 
-// parseAndLoad parses a command's flags, then loads and validates the
-// --config file they name; a non-zero code is the command's exit status.
-func parseAndLoad(fs *flag.FlagSet, args []string, path *string) (*config.Config, int) {
-	if err := fs.Parse(args); err != nil {
-		return nil, 2
+// flags is a subcommand's flag set. A parse error, -h included, is the
+// command's exit status 2; the flag package has printed why.
+type flags struct {
+	*flag.FlagSet
+	config *string // --config FILE, for the commands that read one
+}
+
+func newFlags(name string) *flags {
+	return &flags{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError)}
+}
+
+// newConfigFlags is newFlags with --config FILE.
+func newConfigFlags(name string) *flags {
+	f := newFlags(name)
+	f.config = f.String("config", "", "configuration file")
+	return f
+}
+
+// parse parses args; a non-zero code is the command's exit status.
+func (f *flags) parse(args []string) int {
+	if err := f.Parse(args); err != nil {
+		return 2
 	}
-	return loadConfig(*path)
+	return 0
+}
+
+// load parses args, then loads and validates the --config file; a non-zero
+// code is the command's exit status.
+func (f *flags) load(args []string) (*config.Config, int) {
+	if code := f.parse(args); code != 0 {
+		return nil, code
+	}
+	return loadConfig(*f.config)
 }
 
 func cmdValidate(args []string) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	path := fs.String("config", "", "configuration file")
-	cfg, code := parseAndLoad(fs, args, path)
+	fs := newConfigFlags("validate")
+	cfg, code := fs.load(args)
 	if code != 0 {
 		return code
 	}
-	fmt.Printf("%s: ok (%d cameras)\n", *path, len(cfg.Cameras))
+	fmt.Printf("%s: ok (%d cameras)\n", *fs.config, len(cfg.Cameras))
 	return 0
 }
 
@@ -83,11 +110,10 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 }
 
 func cmdRender(args []string) int {
-	fs := flag.NewFlagSet("render", flag.ContinueOnError)
-	path := fs.String("config", "", "configuration file")
+	fs := newConfigFlags("render")
 	camID := fs.String("camera", "", "only this camera; prints the bare launch string")
-	sink := fs.String("sink", "appsink", "appsink, or fakesink for a baseline without gstcapture")
-	cfg, code := parseAndLoad(fs, args, path)
+	sink := fs.String("sink", pipelines.SinkAppsink, "appsink, or fakesink for a baseline without gstcapture")
+	cfg, code := fs.load(args)
 	if code != 0 {
 		return code
 	}
@@ -102,43 +128,41 @@ func cmdRender(args []string) int {
 		// host (a token in the path or query): its value is a secret, and a
 		// shell with the variable set expands it back.
 		cam.Location = cam.LocationWithVars()
-		// codec auto: the camera's SDP picks one of these at each connect.
-		codecs := []string{cam.Codec}
-		if cam.Codec == config.CodecAuto {
-			codecs = []string{"h264", "h265"}
+		plan, err := capture.PlanCamera(cam, gsthost.HasElement)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		// codec auto: the camera's SDP picks one of plan.Auto (h264, h265) at each connect.
+		plans := []capture.Plan{plan}
+		if len(plan.Auto) > 0 {
+			plans = nil
+			for _, codec := range slices.Sorted(maps.Keys(plan.Auto)) {
+				plans = append(plans, plan.Auto[codec])
+			}
 			if *camID == "" {
-				probe, err := pipelines.RenderProbe(pipelines.ForCamera(cam, pipelines.Decoder{}))
-				if err != nil {
+				fmt.Printf("# camera %s: codec auto; each connect first reads the SDP with\n%s\n\n", cam.ID, plan.ProbeLaunch)
+			}
+		}
+		for _, p := range plans {
+			launch := p.Launch
+			if *sink != pipelines.SinkAppsink {
+				params := pipelines.ForCamera(p.Camera, p.Decoder)
+				params.Sink = *sink
+				if launch, err = pipelines.Render(params); err != nil {
 					fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
 					return 1
 				}
-				fmt.Printf("# camera %s: codec auto; each connect first reads the SDP with\n%s\n\n", cam.ID, probe)
-			}
-		}
-		for _, codec := range codecs {
-			c := cam
-			c.Codec = codec
-			dec, err := pipelines.ChooseDecoder(c.Codec, c.Settings.Decoder, c.Settings.DecoderThreads, gsthost.HasElement)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
-				return 1
-			}
-			p := pipelines.ForCamera(c, dec)
-			p.Sink = *sink
-			launch, err := pipelines.Render(p)
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
-				return 1
 			}
 			if *camID != "" {
 				fmt.Println(launch)
 				continue
 			}
-			fmt.Printf("# camera %s: codec %s, decoder %s (credentials are set as user-id/user-pw at run time, never printed)\n%s\n\n", cam.ID, c.Codec, dec.Element, launch)
+			fmt.Printf("# camera %s: codec %s, decoder %s (credentials are set as user-id/user-pw at run time, never printed)\n%s\n\n", cam.ID, p.Camera.Codec, p.Decoder.Element, launch)
 		}
 	}
 	if !found {
-		fmt.Fprintf(os.Stderr, "%s: no camera with id %q\n", *path, *camID)
+		fmt.Fprintf(os.Stderr, "%s: no camera with id %q\n", *fs.config, *camID)
 		return 2
 	}
 	return 0
@@ -171,10 +195,10 @@ func probe() probeReport {
 }
 
 func cmdProbe(args []string) int {
-	fs := flag.NewFlagSet("probe", flag.ContinueOnError)
+	fs := newFlags("probe")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code := fs.parse(args); code != 0 {
+		return code
 	}
 	gsthost.Init(newLogger("error", "text", os.Stderr), nil)
 	r := probe()
@@ -206,15 +230,15 @@ func cmdProbe(args []string) int {
 }
 
 func cmdHealthcheck(args []string) int {
-	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	fs := newFlags("healthcheck")
 	def := "http://127.0.0.1:8000/healthz"
 	if l := os.Getenv("GSTCAPTURE_HTTP__LISTEN"); l != "" {
 		def = "http://" + loopback(l) + "/healthz"
 	}
 	url := fs.String("url", def, "liveness URL")
 	timeout := fs.Duration("timeout", 3*time.Second, "request timeout")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code := fs.parse(args); code != 0 {
+		return code
 	}
 	client := &http.Client{Timeout: *timeout}
 	resp, err := client.Get(*url)
@@ -244,9 +268,7 @@ func loopback(listen string) string {
 }
 
 func cmdRun(args []string) int {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	path := fs.String("config", "", "configuration file")
-	cfg, code := parseAndLoad(fs, args, path)
+	cfg, code := newConfigFlags("run").load(args)
 	if code != 0 {
 		return code
 	}

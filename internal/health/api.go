@@ -3,6 +3,7 @@ package health
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -81,17 +82,17 @@ func NewServer(api API, c *Checker, o ServerOptions) *Server {
 				return
 			}
 		}
-		notFound(w, "unknown camera "+quote(id))
+		notFound(w, "unknown camera "+strconv.Quote(id))
 	})
 	mux.handle("GET /api/v1/cameras/{id}/snapshot.jpg", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		pic, err := api.Snapshot(r.Context(), id, snapshotWait)
 		if err != nil {
-			notFound(w, "unknown camera "+quote(id))
+			notFound(w, "unknown camera "+strconv.Quote(id))
 			return
 		}
 		if pic == nil {
-			notFound(w, "camera "+quote(id)+" has not delivered a valid frame yet")
+			notFound(w, "camera "+strconv.Quote(id)+" has not delivered a valid frame yet")
 			return
 		}
 		img, busy, err := snaps.get(pic, 85)
@@ -108,7 +109,7 @@ func NewServer(api API, c *Checker, o ServerOptions) *Server {
 		// A snapshot is of now: no cache keeps a camera's picture.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Last-Modified", pic.At.UTC().Format(http.TimeFormat))
-		w.Header().Set("X-Frame-Seq", itoa(pic.Seq))
+		w.Header().Set("X-Frame-Seq", strconv.FormatUint(pic.Seq, 10))
 		_, _ = w.Write(img)
 	})
 	return s
@@ -116,20 +117,4 @@ func NewServer(api API, c *Checker, o ServerOptions) *Server {
 
 func notFound(w http.ResponseWriter, msg string) {
 	WriteJSON(w, http.StatusNotFound, map[string]string{"error": msg})
-}
-
-func quote(s string) string { return "\"" + s + "\"" }
-
-func itoa(v uint64) string {
-	if v == 0 {
-		return "0"
-	}
-	var b [20]byte
-	i := len(b)
-	for v > 0 {
-		i--
-		b[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return string(b[i:])
 }

@@ -3,11 +3,9 @@ package telemetry
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,7 +46,6 @@ type TracingOptions struct {
 type Tracer struct {
 	tp        *sdktrace.TracerProvider
 	tr        trace.Tracer
-	proc      *boundedProcessor
 	exporting bool
 }
 
@@ -99,8 +96,7 @@ func NewTracer(ctx context.Context, m *Metrics, opts TracingOptions, log *slog.L
 		if m != nil {
 			counters = m.spans
 		}
-		t.proc = newBoundedProcessor(exp, opts.QueueSize, opts.BatchSize, counters, log)
-		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(t.proc))
+		tpOpts = append(tpOpts, sdktrace.WithSpanProcessor(newSpanProcessor(exp, opts.QueueSize, opts.BatchSize, counters, log)))
 		t.exporting = true
 	}
 	t.tp = sdktrace.NewTracerProvider(tpOpts...)
@@ -237,127 +233,85 @@ func (c *spanCounters) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSpansDropped, prometheus.CounterValue, float64(c.failed.Load()), "export_failed")
 }
 
-// boundedProcessor queues finished spans without ever blocking the caller:
-// when the queue is full the span is dropped and counted.
-type boundedProcessor struct {
-	exp      sdktrace.SpanExporter
-	ch       chan sdktrace.ReadOnlySpan
-	batch    int
-	counters *spanCounters
-	log      *slog.Logger
-	done     chan struct{}
-	stop     chan struct{}
-	flush    chan chan struct{}
-	once     sync.Once
+// Spans leave through the SDK's own BatchSpanProcessor (batching, export
+// timeout, flush and the drain at Shutdown are its), wrapped so that we
+// bound and count. The SDK counts the spans its full queue drops only in an
+// unexported field, or, behind the experimental OTEL_GO_X_OBSERVABILITY
+// flag, as an OTel metric on the global MeterProvider, which would take the
+// OTel metric SDK and a Prometheus bridge to reach /metrics. So spanGate
+// admits at most QueueSize spans not yet exported and counts the rest as
+// queue_full; countingExporter counts exported and export_failed and lets
+// the gate admit more once an export returns.
+
+// spanGate is the span processor: it never blocks the span's caller (a
+// GStreamer streaming thread), and the batch processor behind it never
+// finds its own queue full.
+type spanGate struct {
+	sdktrace.SpanProcessor // the batch processor: OnStart, ForceFlush, Shutdown
+	limit                  int64
+	pending                *atomic.Int64 // admitted, export not yet returned
+	counters               *spanCounters
 }
 
-func newBoundedProcessor(exp sdktrace.SpanExporter, queue, batch int, counters *spanCounters, log *slog.Logger) *boundedProcessor {
-	p := &boundedProcessor{exp: exp, ch: make(chan sdktrace.ReadOnlySpan, queue), batch: batch, counters: counters, log: log,
-		done: make(chan struct{}), stop: make(chan struct{}), flush: make(chan chan struct{})}
-	go p.loop()
-	return p
-}
-
-func (p *boundedProcessor) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
-
-func (p *boundedProcessor) OnEnd(s sdktrace.ReadOnlySpan) {
+func (g *spanGate) OnEnd(s sdktrace.ReadOnlySpan) {
 	if !s.SpanContext().IsSampled() {
+		return // the batch processor ignores these too
+	}
+	if g.pending.Add(1) > g.limit {
+		g.pending.Add(-1)
+		g.counters.dropped.Add(1)
 		return
 	}
-	select {
-	case p.ch <- s:
-	default:
-		p.counters.dropped.Add(1)
-	}
+	g.SpanProcessor.OnEnd(s)
 }
 
-const exportInterval = time.Second
-
-func (p *boundedProcessor) loop() {
-	defer close(p.done)
-	buf := make([]sdktrace.ReadOnlySpan, 0, p.batch)
-	tick := time.NewTicker(exportInterval)
-	defer tick.Stop()
-	var failing bool
-	export := func() {
-		if len(buf) == 0 {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := p.exp.ExportSpans(ctx, buf)
-		cancel()
-		if err != nil {
-			p.counters.failed.Add(uint64(len(buf)))
-			if !failing && p.log != nil {
-				p.log.Warn("trace export failing; spans are dropped and counted", "error", err)
-			}
-			failing = true
-		} else {
-			p.counters.exported.Add(uint64(len(buf)))
-			if failing && p.log != nil {
-				p.log.Info("trace export recovered")
-			}
-			failing = false
-		}
-		clear(buf)
-		buf = buf[:0]
-	}
-	drain := func() {
-		for {
-			select {
-			case s := <-p.ch:
-				buf = append(buf, s)
-				if len(buf) == p.batch {
-					export()
-				}
-			default:
-				export()
-				return
-			}
-		}
-	}
-	for {
-		select {
-		case s := <-p.ch:
-			buf = append(buf, s)
-			if len(buf) == p.batch {
-				export()
-			}
-		case <-tick.C:
-			export()
-		case ack := <-p.flush:
-			drain()
-			close(ack)
-		case <-p.stop:
-			drain()
-			return
-		}
-	}
+// countingExporter counts each batch's outcome and logs when export starts
+// and stops failing.
+type countingExporter struct {
+	sdktrace.SpanExporter
+	pending  *atomic.Int64
+	counters *spanCounters
+	log      *slog.Logger
+	failing  atomic.Bool
 }
 
-func (p *boundedProcessor) ForceFlush(ctx context.Context) error {
-	ack := make(chan struct{})
-	select {
-	case p.flush <- ack:
-	case <-p.done:
+func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	err := e.SpanExporter.ExportSpans(ctx, spans)
+	n := uint64(len(spans))
+	e.pending.Add(-int64(n))
+	if err != nil {
+		e.counters.failed.Add(n)
+		if !e.failing.Swap(true) && e.log != nil {
+			e.log.Warn("trace export failing; spans are dropped and counted", "error", err)
+		}
+		// Counted and logged here. Returned, the batch processor would hand
+		// every failed batch to the global OTel error handler, which prints
+		// each one to stderr, and ForceFlush would fail.
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
-	select {
-	case <-ack:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	e.counters.exported.Add(n)
+	if e.failing.Swap(false) && e.log != nil {
+		e.log.Info("trace export recovered")
 	}
+	return nil
 }
 
-func (p *boundedProcessor) Shutdown(ctx context.Context) error {
-	p.once.Do(func() { close(p.stop) })
-	select {
-	case <-p.done:
-	case <-ctx.Done():
-		return errors.Join(ctx.Err(), p.exp.Shutdown(ctx))
-	}
-	return p.exp.Shutdown(ctx)
+const (
+	exportInterval = time.Second
+	exportTimeout  = 10 * time.Second
+)
+
+// newSpanProcessor returns the bounded, counting processor in front of exp.
+func newSpanProcessor(exp sdktrace.SpanExporter, queue, batch int, counters *spanCounters, log *slog.Logger) sdktrace.SpanProcessor {
+	pending := &atomic.Int64{}
+	bsp := sdktrace.NewBatchSpanProcessor(
+		&countingExporter{SpanExporter: exp, pending: pending, counters: counters, log: log},
+		// Twice the gate's bound: spans fill at most half, the rest is room
+		// for ForceFlush's markers, which go through the same queue.
+		sdktrace.WithMaxQueueSize(2*queue),
+		sdktrace.WithMaxExportBatchSize(batch),
+		sdktrace.WithBatchTimeout(exportInterval),
+		sdktrace.WithExportTimeout(exportTimeout),
+	)
+	return &spanGate{SpanProcessor: bsp, limit: int64(queue), pending: pending, counters: counters}
 }

@@ -422,3 +422,43 @@ func TestFlaggedFrameSpan(t *testing.T) {
 	require.Len(t, spans, 1)
 	assert.Equal(t, "black", attrs(spans[0])["flags"].AsString())
 }
+
+// heldExporter blocks every export until released, then records spans.
+type heldExporter struct {
+	recordingExporter
+	released chan struct{}
+}
+
+func (e *heldExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
+	<-e.released
+	return e.recordingExporter.ExportSpans(ctx, spans)
+}
+
+// Every span ended is exported or counted dropped, across an export that
+// hung for a while: the SDK's batch processor behind the gate drops none
+// uncounted, and the gate admits spans again once the export returns.
+func TestSpanAccountingBalances(t *testing.T) {
+	noOTLPEnv(t)
+	const queue, batch, frames = 32, 4, 500
+	exp := &heldExporter{released: make(chan struct{})}
+	m := NewMetrics(fakeSource{reg: newRegistry()}, []string{"cam-1"}, BuildInfo{})
+	tr, err := NewTracer(context.Background(), m, TracingOptions{SampleRatio: 1, QueueSize: queue, BatchSize: batch, Exporter: exp}, quiet)
+	require.NoError(t, err)
+
+	for i := range frames {
+		captureFrame(tr, testFrame("cam-1", uint64(i))) // 4 spans per frame
+		if i == frames/2 {
+			close(exp.released)
+			flush(t, tr) // the gate is empty again
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	require.NoError(t, tr.Shutdown(ctx))
+
+	exported, dropped := m.spans.exported.Load(), m.spans.dropped.Load()
+	assert.NotZero(t, dropped, "the held export made the queue overflow")
+	assert.Greater(t, exported, uint64(queue), "spans ended after the release were admitted and exported")
+	assert.Equal(t, uint64(4*frames), exported+dropped, "exported %d + dropped %d", exported, dropped)
+	assert.Len(t, exp.Spans(), int(exported))
+}
