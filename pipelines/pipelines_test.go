@@ -341,7 +341,7 @@ func TestForCamera(t *testing.T) {
 // Every format and size the config accepts renders.
 func TestForCameraRendersEveryFormat(t *testing.T) {
 	for _, f := range frame.Formats {
-		for _, conv := range config.Converters {
+		for _, conv := range config.Choices("converter") {
 			cam := config.Camera{Codec: "h264", Location: "rtsp://h/x", Settings: config.Settings{FPS: 120, Format: f, Transport: "tcp", StallTimeout: time.Second, Converter: conv}}
 			_, err := Render(ForCamera(cam, avdec("1")))
 			assert.NoError(t, err, "%s %s", f, conv)

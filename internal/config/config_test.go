@@ -924,3 +924,11 @@ func TestTLSCAFile(t *testing.T) {
 		assert.Contains(t, err.Error(), want, name)
 	}
 }
+
+// Choices reads a setting's accepted values from its declaration.
+func TestChoices(t *testing.T) {
+	assert.Equal(t, []string{"auto", "videoconvert"}, Choices("converter"))
+	assert.Contains(t, Choices("transport"), "tcp")
+	assert.Nil(t, Choices("fps"), "a number has no fixed set")
+	assert.Nil(t, Choices("no_such_key"))
+}

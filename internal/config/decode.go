@@ -347,3 +347,19 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// Choices returns the values a camera setting accepts (its oneof tag), by
+// its path below a camera's settings ("converter", "transport"); nil for a
+// setting with no fixed set. Tests range over it instead of a copy.
+func Choices(path string) []string {
+	var out []string
+	eachKey(reflect.New(reflect.TypeFor[Settings]()).Elem(), "", func(p string, f reflect.StructField, _ reflect.Value) bool {
+		if p == path {
+			if list := f.Tag.Get("oneof"); list != "" {
+				out = strings.Split(list, ",")
+			}
+		}
+		return true
+	})
+	return out
+}
