@@ -106,15 +106,15 @@ type Options struct {
 
 // Service runs every configured camera.
 type Service struct {
-	cfg    *config.Config
-	log    *slog.Logger
-	reg    *stats.Registry
-	pub    *publish.Publisher
-	redis  *redis.Client
-	cams   []*camera
-	byID   map[string]*camera
-	opts   Options
-	mem    membudget.Split
+	cfg   *config.Config
+	log   *slog.Logger
+	reg   *stats.Registry
+	pub   *publish.Publisher
+	redis *redis.Client
+	cams  []*camera
+	byID  map[string]*camera
+	opts  Options
+	mem   membudget.Split
 
 	metrics *telemetry.Metrics
 	tracer  *telemetry.Tracer
@@ -123,9 +123,10 @@ type Service struct {
 // The camera's counters are the one writer of its accounting; each part on
 // a frame's way reports to them through an interface it declares.
 var (
-	_ ring.Reporter  = (*stats.Camera)(nil)
-	_ publish.Tally  = (*stats.Camera)(nil)
-	_ gsthost.Ledger = (*stats.Camera)(nil)
+	_ ring.Reporter     = (*stats.Camera)(nil)
+	_ publish.Tally     = (*stats.Camera)(nil)
+	_ publish.Retention = (*stats.Camera)(nil)
+	_ gsthost.Ledger    = (*stats.Camera)(nil)
 )
 
 // camera is one camera's sink side, the handler of its appsink: each
@@ -214,11 +215,6 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		Timeout:      cfg.Redis.Timeout,
 		Instance:     publish.NewInstanceID(),
 	}, log, s.metrics.PublishRecorder(s.tracer))
-	s.pub.OnLimit(func(id string, l publish.Limit) {
-		if st, ok := s.reg.Get(id); ok {
-			st.SetRetention(l.MaxLen, l.Retention, l.Shortened)
-		}
-	})
 
 	secrets := cfg.Secrets()
 	redact := func(text string) string { return config.Redact(text, secrets...) }
@@ -229,7 +225,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		}
 		rules := Rules(cc.Settings.Validation)
 		st := s.reg.Add(cc.ID)
-		s.pub.AddCamera(cc.ID, float64(cc.Settings.FPS))
+		s.pub.AddCamera(st, float64(cc.Settings.FPS))
 		c := newCamera(plan, st, rules, s.metrics.Camera(cc.ID), s.tracer)
 		c.fit = ringFit{share: s.mem.PerCamera, batch: cfg.Redis.Batch, log: log}
 		st.SetRing(cc.Settings.RingSize, 0, false)

@@ -131,8 +131,13 @@ func Footprint(loads map[string]Load, limits map[string]Limit) int64 {
 	return sum
 }
 
-// LimitSink is told every camera's limit whenever it changes.
-type LimitSink func(cameraID string, l Limit)
+// Retention is told one camera's stream limit whenever it changes, for
+// health and metrics; the camera's counters implement it (*stats.Camera).
+// Calls come with the budget's lock held and must not block.
+type Retention interface {
+	CameraID() string
+	SetRetention(maxLen int64, retention time.Duration, shortened bool)
+}
 
 // budget keeps every camera's limit up to date as frame sizes, Redis's
 // maxmemory and OOM replies come in. MaxLen is read on every round trip
@@ -142,9 +147,9 @@ type budget struct {
 	maxLen    int64
 	fixed     int64 // redis.memory_budget; 0 = auto
 	log       *slog.Logger
-	sink      LimitSink
 
 	mu        sync.Mutex
+	told      map[string]Retention // by camera id: AddCamera's
 	loads     map[string]Load
 	limits    map[string]Limit
 	maxmemory int64 // Redis's, as last read; -1 before the first read
@@ -160,7 +165,14 @@ func newBudget(retention time.Duration, maxLen, fixed int64, log *slog.Logger) *
 		retention = 10 * time.Second
 	}
 	return &budget{retention: retention, maxLen: maxLen, fixed: fixed, log: log,
-		loads: map[string]Load{}, limits: map[string]Limit{}, maxmemory: -1, factor: 1, cur: map[string]*atomic.Int64{}, said: map[string]Limit{}}
+		loads: map[string]Load{}, limits: map[string]Limit{}, told: map[string]Retention{}, maxmemory: -1, factor: 1, cur: map[string]*atomic.Int64{}, said: map[string]Limit{}}
+}
+
+// tell registers who is told camera id's limit; call it before add.
+func (b *budget) tell(id string, r Retention) {
+	b.mu.Lock()
+	b.told[id] = r
+	b.mu.Unlock()
 }
 
 // add registers a camera; before its first frame it gets retention·fps.
@@ -274,8 +286,10 @@ func (b *budget) replan() {
 	settled := b.allSized()
 	for id, l := range limits {
 		b.cur[id].Store(l.MaxLen)
-		if old, seen := b.limits[id]; (!seen || old != l) && b.sink != nil {
-			b.sink(id, l)
+		if old, seen := b.limits[id]; !seen || old != l {
+			if r := b.told[id]; r != nil {
+				r.SetRetention(l.MaxLen, l.Retention, l.Shortened)
+			}
 		}
 		if !settled {
 			continue

@@ -93,8 +93,7 @@ func TestRedisFullIsNotDown(t *testing.T) {
 	cam := stats.NewCamera("cam")
 	var mu sync.Mutex
 	var limits []Limit
-	p.OnLimit(func(_ string, l Limit) { mu.Lock(); limits = append(limits, l); mu.Unlock() })
-	p.AddCamera(cam.ID, 10)
+	p.AddCamera(limitsOf{cam, func(l Limit) { mu.Lock(); limits = append(limits, l); mu.Unlock() }}, 10)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go p.WatchMemory(ctx)
@@ -177,3 +176,14 @@ func TestShrinkCoalescesAndRegrows(t *testing.T) {
 }
 
 func testLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// limitsOf hands each limit the camera is told to a test as well.
+type limitsOf struct {
+	*stats.Camera
+	got func(Limit)
+}
+
+func (l limitsOf) SetRetention(maxLen int64, retention time.Duration, shortened bool) {
+	l.got(Limit{MaxLen: maxLen, Retention: retention, Shortened: shortened})
+	l.Camera.SetRetention(maxLen, retention, shortened)
+}

@@ -164,16 +164,12 @@ func contextTimeoutEnabled(c redis.UniversalClient) (enabled, known bool) {
 }
 
 // AddCamera registers a camera and its fps with the memory budget; Run
-// trims its stream to the camera's share. Call it before Run, for every
-// camera, so that the first shares already count them all.
-func (p *Publisher) AddCamera(cameraID string, fps float64) { p.budget.add(cameraID, fps) }
-
-// OnLimit sets the function told every camera's limit when it changes
-// (for health and metrics). Call it before AddCamera.
-func (p *Publisher) OnLimit(sink LimitSink) {
-	p.budget.mu.Lock()
-	p.budget.sink = sink
-	p.budget.mu.Unlock()
+// trims its stream to the camera's share, and cam is told that limit
+// whenever it changes. Call it before Run, for every camera, so that the
+// first shares already count them all.
+func (p *Publisher) AddCamera(cam Retention, fps float64) {
+	p.budget.tell(cam.CameraID(), cam)
+	p.budget.add(cam.CameraID(), fps)
 }
 
 // MemoryBudget returns the bytes the streams may hold together (0 =
@@ -371,16 +367,16 @@ type worker struct {
 	p        *Publisher
 	cam      Tally
 	id       string
-	shutdown uint64 // frames this worker counted as DropShutdown
+	shutdown uint64        // frames this worker counted as DropShutdown
 	limit    int           // frames per round trip: Options.Batch, fewer for big frames
-	maxLen *atomic.Int64 // the camera's MAXLEN, kept by the budget
-	bytes  int           // frame size last told to the budget
-	unsure *unconfirmed
-	enc    *Encoder
-	pipe   redis.Pipeliner
-	frames []*frame.Frame
-	args   []any
-	cmds   []*redis.Cmd
+	maxLen   *atomic.Int64 // the camera's MAXLEN, kept by the budget
+	bytes    int           // frame size last told to the budget
+	unsure   *unconfirmed
+	enc      *Encoder
+	pipe     redis.Pipeliner
+	frames   []*frame.Frame
+	args     []any
+	cmds     []*redis.Cmd
 }
 
 // maxBatchBytes bounds the pixels of one pipelined round trip, so that a

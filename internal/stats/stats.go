@@ -173,7 +173,7 @@ type Camera struct {
 	// they are kept (published or dropped later), so outside the identity.
 	flagged [numValidation]atomic.Uint64
 
-	lastFrame  atomic.Int64 // unix ns of the newest frame handled, 0 before one
+	lastFrame  atomic.Int64  // unix ns of the newest frame handled, 0 before one
 	reconnects atomic.Uint64 // sum over reasons
 
 	// Frames lost before the appsink, so never captured (see gsthost's
