@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"maps"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -602,20 +603,20 @@ func (c *Camera) Frozen() uint64 {
 func (c *Camera) ReconnectsByReason() map[ReconnectReason]uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[ReconnectReason]uint64, len(c.reconnectsBy))
-	for k, v := range c.reconnectsBy {
-		out[k] = v
-	}
-	return out
+	return copyCounts(c.reconnectsBy)
 }
 
 // ErrorsByType copies the error counters.
 func (c *Camera) ErrorsByType() map[ErrorType]uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[ErrorType]uint64, len(c.errorsBy))
-	for k, v := range c.errorsBy {
-		out[k] = v
-	}
+	return copyCounts(c.errorsBy)
+}
+
+// copyCounts copies a counter map; never nil, so a camera without any
+// reads as {} in JSON.
+func copyCounts[K comparable](m map[K]uint64) map[K]uint64 {
+	out := make(map[K]uint64, len(m))
+	maps.Copy(out, m)
 	return out
 }
