@@ -1,10 +1,8 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"math"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,64 +26,8 @@ import (
 //	GSTCAPTURE_BENCH_SIZES=1280x720 GSTCAPTURE_BENCH_N=4,8 GSTCAPTURE_BENCH_SECONDS=20
 //	GSTCAPTURE_BENCH_RSS=10m      only the RSS-over-time run (8 cameras 720p)
 
-const clkTck = 100 // USER_HZ on Linux
-
-// cpuSeconds reads utime+stime of pid (and its waited-for children).
-func cpuSeconds(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	var total float64
-	for _, i := range []int{11, 12, 13, 14} { // utime stime cutime cstime (fields 14-17)
-		v, err := strconv.ParseFloat(f[i], 64)
-		if err != nil {
-			return 0, err
-		}
-		total += v
-	}
-	return total / clkTck, nil
-}
-
-// rssMB reads VmRSS of pid in MB, 0 when the process is gone.
-func rssMB(pid int) float64 {
-	b, err := testenv.RSSBytes(pid)
-	if err != nil {
-		return 0
-	}
-	return float64(b) / (1 << 20)
-}
-
-// histogram is one Prometheus histogram summed over cameras.
-type histogram map[float64]float64 // le -> cumulative count
-
-// scrapeHistogram sums name's buckets over all label sets from /metrics.
-func scrapeHistogram(t testing.TB, url, name string) histogram {
-	resp, err := http.Get(url)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	h := histogram{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, name+"_bucket{") {
-			continue
-		}
-		i := strings.Index(line, `le="`)
-		j := strings.Index(line[i+4:], `"`)
-		leStr := line[i+4 : i+4+j]
-		le := math.Inf(1)
-		if leStr != "+Inf" {
-			le, _ = strconv.ParseFloat(leStr, 64)
-		}
-		v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		h[le] += v
-	}
-	return h
-}
+// cpuSeconds is the CPU time of a process and of its waited-for children.
+func cpuSeconds(p testenv.Proc) float64 { return (p.CPU + p.ChildCPU).Seconds() }
 
 // quantile interpolates like PromQL's histogram_quantile over after-before.
 func quantile(q float64, before, after histogram) float64 {
@@ -144,27 +86,24 @@ func envInts(name string, def []int) []int {
 	return out
 }
 
-func benchConfig(redisURL, addr string, n int) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "log: {level: warn}\nredis: {url: %q, maxlen: 100}\ndefaults: {fps: 10, format: BGR, ring_size: 32}\ncameras:\n", redisURL)
-	for i := 1; i <= n; i++ {
-		fmt.Fprintf(&b, "  - {id: cam%d, url: \"rtsp://%s/cam%d\", codec: h264}\n", i, addr, i)
-	}
-	return b.String()
+func benchConfig(redisURL string, sim *camsim, n int) svcConfig {
+	return svcConfig{Redis: redisURL, MaxLen: 100, LogLevel: "warn", FPS: 10, RingSize: 32, Cameras: simCams(sim, n)}
 }
 
-// measure samples a process's CPU over window after warmup.
-func measure(t testing.TB, pid int, warmup, window time.Duration, during func()) (cpu, rss float64) {
+// measure samples what's CPU over window after warmup, and its RSS (MB)
+// at the end; it fails when the process exited meanwhile (its /proc
+// entry gone, or a zombie's without VmRSS).
+func measure(t testing.TB, what string, pid int, warmup, window time.Duration, during func()) (cpu, rss float64) {
 	time.Sleep(warmup)
-	c0, err := cpuSeconds(pid)
-	require.NoError(t, err)
+	p0, err := testenv.ReadProc(pid)
+	require.NoError(t, err, "%s exited before the measurement", what)
 	if during != nil {
 		during()
 	}
 	time.Sleep(window)
-	c1, err := cpuSeconds(pid)
-	require.NoError(t, err)
-	return c1 - c0, rssMB(pid)
+	p1, err := testenv.ReadProc(pid)
+	require.NoError(t, err, "%s exited early", what)
+	return cpuSeconds(p1) - cpuSeconds(p0), p1.RSSMB()
 }
 
 func TestMacroBenchmark(t *testing.T) {
@@ -187,17 +126,17 @@ func TestMacroBenchmark(t *testing.T) {
 			camSecs := float64(n) * window.Seconds()
 
 			// 1. gstcapture publishing to Redis.
-			svc := startService(t, benchConfig(rd.URL, cs.Addr, n))
+			svc := startService(t, benchConfig(rd.URL, cs, n))
 			var h0, h1 healthReport
-			var sink0, e2e0 histogram
-			cpu, rss := measure(t, svc.cmd.Process.Pid, warmup, window, func() {
+			var m0 metrics
+			cpu, rss := measure(t, "gstcapture", svc.Pid(), warmup, window, func() {
 				h0 = svc.health(t)
-				sink0 = scrapeHistogram(t, svc.HTTP+"/metrics", "rtsp_frame_publish_latency_seconds")
-				e2e0 = scrapeHistogram(t, svc.HTTP+"/metrics", "rtsp_frame_latency_seconds")
+				m0 = svc.metrics(t)
 			})
 			h1 = svc.health(t)
-			sink1 := scrapeHistogram(t, svc.HTTP+"/metrics", "rtsp_frame_publish_latency_seconds")
-			e2e1 := scrapeHistogram(t, svc.HTTP+"/metrics", "rtsp_frame_latency_seconds")
+			m1 := svc.metrics(t)
+			sink0, sink1 := m0.histogram("rtsp_frame_publish_latency_seconds"), m1.histogram("rtsp_frame_publish_latency_seconds")
+			e2e0, e2e1 := m0.histogram("rtsp_frame_latency_seconds"), m1.histogram("rtsp_frame_latency_seconds")
 			row := benchRow{Size: size, N: n, Tool: "gstcapture", Expected: uint64(camSecs * 10), CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss,
 				P50Sink: 1000 * quantile(0.5, sink0, sink1), P99Sink: 1000 * quantile(0.99, sink0, sink1),
 				P50E2E: 1000 * quantile(0.5, e2e0, e2e1), P99: 1000 * quantile(0.99, e2e0, e2e1)}
@@ -205,16 +144,14 @@ func TestMacroBenchmark(t *testing.T) {
 				c0 := h0.Cameras[i]
 				row.In += c.Captured - c0.Captured
 				row.Published += c.Published - c0.Published
-				for r, v := range c.Dropped {
-					row.Dropped += v - c0.Dropped[r]
-				}
+				row.Dropped += c.DroppedTotal() - c0.DroppedTotal()
 			}
 			svc.Stop(10 * time.Second)
 			rows = append(rows, row)
 
 			// 2. Baseline: the exact rendered launch strings, appsink -> fakesink,
 			// all cameras in one gst-launch-1.0 process like gstcapture.
-			cfg := writeFile(t, t.TempDir(), "bench.yaml", benchConfig(rd.URL, cs.Addr, n))
+			cfg := writeFile(t, t.TempDir(), "bench.yaml", benchConfig(rd.URL, cs, n).YAML(t))
 			var launch []string
 			for i := 1; i <= n; i++ {
 				out, err := exec.Command(binary(t, "gstcapture"), "render", "--config", cfg, "--camera", fmt.Sprintf("cam%d", i), "--sink", "fakesink").Output()
@@ -231,8 +168,7 @@ func TestMacroBenchmark(t *testing.T) {
 			// gstcapture's swsconvert element, as a plugin file (make build).
 			gl.Env = append(os.Environ(), "GST_PLUGIN_PATH="+filepath.Dir(binary(t, "gst-plugins/libgstswsconvert.so")))
 			require.NoError(t, gl.Start())
-			cpu, rss = measure(t, gl.Process.Pid, warmup, window, nil)
-			require.NotZero(t, rss, "gst-launch-1.0 exited early: %s", strings.Join(launch, " "))
+			cpu, rss = measure(t, "gst-launch-1.0 "+strings.Join(launch, " "), gl.Process.Pid, warmup, window, nil)
 			stopCmd(gl)
 			rows = append(rows, benchRow{Size: size, N: n, Tool: "gst-launch", CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss})
 
@@ -246,8 +182,7 @@ func TestMacroBenchmark(t *testing.T) {
 			}
 			ff := exec.Command("ffmpeg", args...)
 			require.NoError(t, ff.Start())
-			cpu, rss = measure(t, ff.Process.Pid, warmup, window, nil)
-			require.NotZero(t, rss, "ffmpeg exited early")
+			cpu, rss = measure(t, "ffmpeg", ff.Process.Pid, warmup, window, nil)
 			stopCmd(ff)
 			rows = append(rows, benchRow{Size: size, N: n, Tool: "ffmpeg", CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss})
 
@@ -394,8 +329,14 @@ func slope(xs, ys []float64) float64 {
 
 // TestRSSOverTime runs gstcapture on N camsim cameras and samples its RSS
 // and CPU, printing the series and the RSS trend (MB per minute over the
-// second half, after warm-up). GSTCAPTURE_BENCH_RSS=10m GSTCAPTURE_BENCH_N=8
+// second half), from when every camera streams. GSTCAPTURE_BENCH_RSS=10m GSTCAPTURE_BENCH_N=8
 // GSTCAPTURE_BENCH_SIZES=1280x720.
+//
+// Nothing here bounds CPU (a measurement, see docs/performance.md); what
+// it fails on is what the series is for: the service dying, a camera that
+// stops streaming or publishing, threads or open files that grow, and, on
+// runs of 15 minutes or more, RSS still rising over the second half (by
+// 2 MB/min or more, TestSoak's bound).
 func TestRSSOverTime(t *testing.T) {
 	d, err := time.ParseDuration(os.Getenv("GSTCAPTURE_BENCH_RSS"))
 	if err != nil || d <= 0 {
@@ -408,52 +349,59 @@ func TestRSSOverTime(t *testing.T) {
 	}
 	rd := testenv.StartRedis(t)
 	cs := startCamsim(t, camsimOpts{Cameras: n, Codec: "h264", Size: size, FPS: 25})
-	svc := startService(t, benchConfig(rd.URL, cs.Addr, n))
-	pid := svc.cmd.Process.Pid
+	cfg := benchConfig(rd.URL, cs, n)
+	svc := startService(t, cfg)
+	// The series starts with every pipeline streaming: threads, open files
+	// and RSS at start are those of the steady state.
+	openFrames(t, rd).WaitPublished(svc, 60*time.Second, 10, camIDs(cfg.Cameras)...)
+	time.Sleep(5 * time.Second)
 	interval := 5 * time.Second
 	if d < 2*time.Minute {
 		interval = 2 * time.Second
 	}
 	start := time.Now()
-	c0, err := cpuSeconds(pid)
-	require.NoError(t, err)
-	h0 := svc.health(t)
+	p0 := readProc(t, svc.proc)
+	h0 := svc.health(t).byID()
 	var xs, ys []float64
 	fmt.Printf("\n%d cameras %s, 25 fps in, 10 fps BGR out, %s\n%8s %8s %8s\n", n, size, d, "t (s)", "RSS MB", "cpu %")
-	prevC, prevT := c0, start
+	prev, prevT := p0, start
 	for time.Since(start) < d {
 		time.Sleep(interval)
 		now := time.Now()
-		c, err := cpuSeconds(pid)
+		p, err := testenv.ReadProc(svc.Pid())
 		require.NoError(t, err, "gstcapture died")
-		r := rssMB(pid)
-		fmt.Printf("%8.0f %8.1f %8.1f\n", now.Sub(start).Seconds(), r, 100*(c-prevC)/now.Sub(prevT).Seconds())
-		prevC, prevT = c, now
-		xs, ys = append(xs, now.Sub(start).Minutes()), append(ys, r)
+		fmt.Printf("%8.0f %8.1f %8.1f\n", now.Sub(start).Seconds(), p.RSSMB(), 100*(cpuSeconds(p)-cpuSeconds(prev))/now.Sub(prevT).Seconds())
+		prev, prevT = p, now
+		xs, ys = append(xs, now.Sub(start).Minutes()), append(ys, p.RSSMB())
 	}
-	c1, _ := cpuSeconds(pid)
+	p1 := readProc(t, svc.proc)
 	h1 := svc.health(t)
 	var in, pub, drop uint64
-	for i, c := range h1.Cameras {
-		in += c.Captured - h0.Cameras[i].Captured
-		pub += c.Published - h0.Cameras[i].Published
-		for r, v := range c.Dropped {
-			drop += v - h0.Cameras[i].Dropped[r]
-		}
+	for _, c := range h1.Cameras {
+		c0 := h0[c.ID]
+		in += c.Captured - c0.Captured
+		pub += c.Published - c0.Published
+		drop += c.DroppedTotal() - c0.DroppedTotal()
+		assert.Equal(t, "streaming", c.State, "%s at the end", c.ID)
+		assert.Greater(t, c.Captured, c0.Captured, "%s captures throughout", c.ID)
+		assert.Greater(t, c.Published, c0.Published, "%s publishes throughout", c.ID)
 	}
+	require.Len(t, h1.Cameras, n)
 	half := len(xs) / 2
+	trend := slope(xs[half:], ys[half:])
 	el := time.Since(start).Seconds()
+	cpu := cpuSeconds(p1) - cpuSeconds(p0)
 	fmt.Printf("CPU %.1f%% of one core (%.1f%% of the machine's %d cores); RSS first %.1f MB, last %.1f MB, max %.1f MB; trend over the second half %+.2f MB/min\n",
-		100*(c1-c0)/el, 100*(c1-c0)/el/float64(runtimeCores()), runtimeCores(), ys[0], ys[len(ys)-1], maxOf(ys), slope(xs[half:], ys[half:]))
+		100*cpu/el, 100*cpu/el/float64(runtimeCores()), runtimeCores(), ys[0], ys[len(ys)-1], maxOf(ys), trend)
 	fmt.Printf("frames: captured %d, published %d, dropped %d (expected %d at 10 fps)\n", in, pub, drop, uint64(float64(n)*10*el))
-}
-
-func maxOf(v []float64) float64 {
-	m := math.Inf(-1)
-	for _, x := range v {
-		m = math.Max(m, x)
+	fmt.Printf("threads %d -> %d, open files %d -> %d\n", p0.Threads, p1.Threads, p0.FDs, p1.FDs)
+	// Same pipelines, same connections: give or take a GStreamer pool
+	// thread or a Redis connection per camera.
+	assert.LessOrEqual(t, p1.Threads, p0.Threads+n, "threads: start %d, end %d", p0.Threads, p1.Threads)
+	assert.LessOrEqual(t, p1.FDs, p0.FDs+n, "open files: start %d, end %d", p0.FDs, p1.FDs)
+	if d >= 15*time.Minute {
+		assert.Less(t, trend, 2.0, "RSS trend over the second half of the run (MB/min)")
 	}
-	return m
 }
 
 func runtimeCores() int {

@@ -127,11 +127,11 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 	require.Len(t, cfFindLeaks(probe, forms), 1, "the search does not find a planted Basic auth value")
 
 	rd := testenv.StartRedis(t)
-	rc := cfNewRedis(t, rd)
-	sim := cfStartCamsim(t, camsimOpts{Control: true, Cameras: 2, User: user, Password: pw})
+	rc := openFrames(t, rd)
+	sim := startCamsim(t, cfSim(camsimOpts{Control: true, Cameras: 2, User: user, Password: pw}))
 	otlp := cfStartOTLPSink(t)
 	refused := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	cams := []cfCam{
+	cams := []camCfg{
 		{ID: "secure", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + sim.Addr + "/cam1"},
 		{ID: "wrongpw", URL: "rtsp://" + user + ":${CF_WRONG_PASSWORD}@" + sim.Addr + "/cam2"},
 		{ID: "badpath", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + sim.Addr + "/no-such-camera"},
@@ -143,40 +143,41 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 		// Logged in, then 404 for a path that holds the token.
 		{ID: "pathtoken", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + sim.Addr + "/t/${CF_PATH_TOKEN}/cam1"},
 	}
-	cfg := cfConfig(rd.URL, "debug", cams...)
+	cfg := cfConfig(rd.URL, cams...)
+	cfg.LogLevel = "debug"
 	dotDir := t.TempDir()
 	env := []string{"CF_CAM_PASSWORD=" + pw, "CF_WRONG_PASSWORD=" + wrong, "CF_QUERY_TOKEN=" + queryToken, "CF_PATH_TOKEN=" + pathToken,
 		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=" + otlp.Endpoint()}
 	svc := startService(t, cfg, append(env, "GST_DEBUG_DUMP_DOT_DIR="+dotDir)...)
 
-	rc.WaitEntry(t, "secure", time.Now().Add(-time.Minute), 30*time.Second, "secure first frame")
-	cfWaitState(t, svc, "wrongpw", "unauthorized", 20*time.Second)
-	cfWaitState(t, svc, "badpath", "error", 20*time.Second)
-	cfWaitState(t, svc, "querytoken", "unauthorized", 20*time.Second)
-	cfWaitState(t, svc, "pathtoken", "error", 20*time.Second)
+	rc.WaitFirst("secure")
+	svc.waitState(t, "wrongpw", "unauthorized", 20*time.Second)
+	svc.waitState(t, "badpath", "error", 20*time.Second)
+	svc.waitState(t, "querytoken", "unauthorized", 20*time.Second)
+	svc.waitState(t, "pathtoken", "error", 20*time.Second)
 
 	// The faults, each followed by recovery.
 	sim.Do(1, "stall")
-	cfWaitState(t, svc, "secure", "stalled", cfStallTimeout+cfSlack+2*time.Second)
+	svc.waitState(t, "secure", "stalled", cfStallTimeout+cfSlack+2*time.Second)
 	sim.Do(1, "resume")
 	for _, action := range []string{"disconnect", "eos"} {
 		tFault := time.Now()
 		sim.Do(1, action)
-		rc.WaitEntry(t, "secure", tFault.Add(500*time.Millisecond), 20*time.Second, "secure after "+action)
+		rc.WaitEntry("secure", tFault.Add(500*time.Millisecond), 20*time.Second, "secure after "+action)
 	}
 	sim.Kill()
 	time.Sleep(2 * time.Second) // refused reconnects with the credentials set
 	sim.Start()
-	rc.WaitEntry(t, "secure", sim.Ready, 20*time.Second, "secure after camsim restart")
-	cfWaitState(t, svc, "wrongpw", "unauthorized", 20*time.Second)
+	rc.WaitEntry("secure", sim.Ready, 20*time.Second, "secure after camsim restart")
+	svc.waitState(t, "wrongpw", "unauthorized", 20*time.Second)
 	time.Sleep(2 * time.Second) // a couple of trace exports
 
 	outputs := map[string][]byte{}
 	for _, path := range []string{"/health", "/healthz", "/readyz", "/api/v1/cameras", "/metrics", "/openapi.yaml"} {
-		outputs["GET "+path] = cfGet(t, svc.HTTP+path)
+		_, outputs["GET "+path] = httpGet(t, svc.HTTP+path)
 	}
 	for _, c := range cams {
-		outputs["GET /api/v1/cameras/"+c.ID] = cfGet(t, svc.HTTP+"/api/v1/cameras/"+c.ID)
+		_, outputs["GET /api/v1/cameras/"+c.ID] = httpGet(t, svc.HTTP+"/api/v1/cameras/"+c.ID)
 	}
 
 	// Every field of every entry of every key in Redis.
@@ -210,7 +211,7 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 
 	// render and validate, with the same environment.
 	dir := t.TempDir()
-	cfgPath := writeFile(t, dir, "config.yaml", cfg)
+	cfgPath := writeFile(t, dir, "config.yaml", cfg.YAML(t))
 	for _, args := range [][]string{{"render", "--config", cfgPath}, {"render", "--config", cfgPath, "--camera", "secure"}, {"validate", "--config", cfgPath}} {
 		cmd := exec.Command(binary(t, "gstcapture"), args...)
 		cmd.Env = append(os.Environ(), env...)
@@ -266,16 +267,6 @@ func TestCamFaultCredentialsNeverLeak(t *testing.T) {
 		len(outputs), entries, len(otlp.bodies), len(dumps), strings.Join(sizes, "; "))
 }
 
-func cfGet(t testing.TB, url string) []byte {
-	t.Helper()
-	resp, err := http.Get(url)
-	require.NoError(t, err, "GET %s", url)
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return b
-}
-
 // TestCamFaultCredentialsNeverLeakGSTDebug repeats the log search with
 // GStreamer's own RTSP logging turned up (GST_DEBUG=rtspsrc:6), as an
 // operator chasing a camera problem would: gstcapture forwards GStreamer's
@@ -288,15 +279,15 @@ func TestCamFaultCredentialsNeverLeakGSTDebug(t *testing.T) {
 	pw, wrong := cfSecret(t, "Cam-"), cfSecret(t, "Wrong-")
 	forms := cfLeakForms(user, pw, wrong)
 	rd := testenv.StartRedis(t)
-	sim := cfStartCamsim(t, camsimOpts{User: user, Password: pw})
-	cams := []cfCam{
+	sim := startCamsim(t, cfSim(camsimOpts{User: user, Password: pw}))
+	cams := []camCfg{
 		{ID: "wrongpw", URL: "rtsp://" + user + ":${CF_WRONG_PASSWORD}@" + sim.Addr + "/cam1"},
 		{ID: "badpath", URL: "rtsp://" + user + ":${CF_CAM_PASSWORD}@" + sim.Addr + "/no-such-camera"},
 	}
-	svc := startService(t, cfConfig(rd.URL, "", cams...),
+	svc := startService(t, cfConfig(rd.URL, cams...),
 		"CF_CAM_PASSWORD="+pw, "CF_WRONG_PASSWORD="+wrong, "GST_DEBUG=rtspsrc:6,rtspconnection:6")
-	cfWaitState(t, svc, "wrongpw", "unauthorized", 20*time.Second)
-	cfWaitState(t, svc, "badpath", "error", 20*time.Second)
+	svc.waitState(t, "wrongpw", "unauthorized", 20*time.Second)
+	svc.waitState(t, "badpath", "error", 20*time.Second)
 	time.Sleep(3 * time.Second) // a few retries each
 	svc.Stop(15 * time.Second)
 	log := []byte(svc.Output())

@@ -3,40 +3,15 @@ package e2e
 import (
 	"fmt"
 	"os/exec"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"gstcapture/internal/frame"
 	"gstcapture/internal/testenv"
 )
-
-const captureConfig = `
-redis:
-  url: %s
-  maxlen: 100000
-  retention: 1h
-defaults:
-  fps: 10
-  format: BGR
-  stall_timeout: 5s
-  reconnect: {initial: 500ms, max: 5s}
-cameras:
-  - id: h264cam
-    url: rtsp://%s/cam1
-    codec: h264
-  - id: h265cam
-    url: rtsp://%s/cam1
-    codec: h265
-  - id: deadcam
-    url: rtsp://127.0.0.1:%d/nothing-listens-here
-    codec: h264
-`
 
 // TestCaptureTwoCodecs is the capture core's vertical slice: an H.264 and
 // an H.265 camera at 10 fps publish ~10 entries/s each with schema-correct
@@ -46,39 +21,27 @@ func TestCaptureTwoCodecs(t *testing.T) {
 	rd := testenv.StartRedis(t)
 	h264 := startCamsim(t, camsimOpts{Cameras: 1, Codec: "h264", Size: "640x360", FPS: 25})
 	h265 := startCamsim(t, camsimOpts{Cameras: 1, Codec: "h265", Size: "640x360", FPS: 25})
-	dead := testenv.FreePort(t)
-	svc := startService(t, fmt.Sprintf(captureConfig, rd.URL, h264.Addr, h265.Addr, dead))
-
-	rc := redis.NewClient(&redis.Options{Addr: rd.Addr})
-	defer rc.Close()
+	svc := startService(t, svcConfig{
+		Redis: rd.URL, MaxLen: 100000, Retention: "1h",
+		FPS: 10, StallTimeout: "5s", Reconnect: reconnect{"500ms", "5s"},
+		Cameras: []camCfg{
+			{ID: "h264cam", URL: h264.URL(1), Codec: "h264"},
+			{ID: "h265cam", URL: h265.URL(1), Codec: "h265"},
+			{ID: "deadcam", URL: fmt.Sprintf("rtsp://127.0.0.1:%d/nothing-listens-here", testenv.FreePort(t))},
+		},
+	})
+	rc := openFrames(t, rd)
 	ctx := ctxT(t, 2*time.Minute)
 
 	// Wait for both to stream, then measure over 10 s.
-	require.Eventually(t, func() bool {
-		n1, _ := rc.XLen(ctx, "frames:h264cam").Result()
-		n2, _ := rc.XLen(ctx, "frames:h265cam").Result()
-		return n1 > 5 && n2 > 5
-	}, 40*time.Second, 200*time.Millisecond, "no frames published; health: %+v", svc.health(t))
-
-	const window = 10 * time.Second
-	n0 := map[string]int64{}
-	for _, id := range []string{"h264cam", "h265cam"} {
-		n0[id] = rc.XLen(ctx, "frames:"+id).Val()
-	}
-	t0 := time.Now()
-	time.Sleep(window)
-	dt := time.Since(t0).Seconds()
-	for _, id := range []string{"h264cam", "h265cam"} {
-		rate := float64(rc.XLen(ctx, "frames:"+id).Val()-n0[id]) / dt
-		t.Logf("%s: %.2f entries/s over %.1f s", id, rate, dt)
+	ids := []string{"h264cam", "h265cam"}
+	rc.WaitPublished(svc, 40*time.Second, 5, ids...)
+	for id, rate := range rc.Rates(10*time.Second, ids...) {
+		t.Logf("%s: %.2f entries/s over 10 s", id, rate)
 		assert.InDelta(t, 10, rate, 2, "%s entries per second", id)
 	}
-
-	for _, id := range []string{"h264cam", "h265cam"} {
-		msgs, err := rc.XRevRangeN(ctx, "frames:"+id, "+", "-", 1).Result()
-		require.NoError(t, err)
-		require.Len(t, msgs, 1)
-		checkEntry(t, id, msgs[0].Values, 640, 360)
+	for _, id := range ids {
+		checkEntry(t, id, rc.Latest(id), 640, 360)
 	}
 
 	// frame_id is unique within the stream.
@@ -97,82 +60,12 @@ func TestCaptureTwoCodecs(t *testing.T) {
 	deadState := h.camera("deadcam")
 	assert.NotEqual(t, "streaming", deadState.State)
 	assert.NotEmpty(t, deadState.LastError, "the unreachable camera reports why")
-	assert.Zero(t, rc.Exists(ctx, "frames:deadcam").Val())
+	assert.False(t, rc.Exists("deadcam"))
 	t.Logf("deadcam: state=%s error=%q", deadState.State, deadState.LastError)
 
 	// SIGTERM: clean exit 0.
 	svc.Stop(15 * time.Second)
 	assert.Equal(t, 0, svc.cmd.ProcessState.ExitCode(), "exit status after SIGTERM")
-}
-
-// checkEntry verifies one Redis entry against schema v1 and the picture.
-func checkEntry(t *testing.T, camID string, v map[string]any, w, h int) {
-	t.Helper()
-	for _, k := range []string{"v", "frame_id", "camera_id", "seq", "ts", "pts", "width", "height", "format", "stride", "size_bytes", "data"} {
-		require.Contains(t, v, k, "%s entry lacks field %q", camID, k)
-	}
-	assert.Equal(t, "1", v["v"])
-	assert.Equal(t, camID, v["camera_id"])
-	assert.Equal(t, strconv.Itoa(w), v["width"])
-	assert.Equal(t, strconv.Itoa(h), v["height"])
-	assert.Equal(t, "BGR", v["format"])
-	stride, size, err := frame.Layout(frame.BGR, w, h)
-	require.NoError(t, err)
-	assert.Equal(t, strconv.Itoa(stride), v["stride"])
-	assert.Equal(t, strconv.Itoa(size), v["size_bytes"], "size_bytes implied by %dx%d BGR", w, h)
-	data := v["data"].(string)
-	require.Len(t, data, size)
-	ts, err := strconv.ParseInt(v["ts"].(string), 10, 64)
-	require.NoError(t, err)
-	assert.WithinDuration(t, time.Now(), time.Unix(0, ts), 30*time.Second, "ts is capture wall-clock")
-	assertSMPTE(t, camID, []byte(data), w, h, stride)
-}
-
-// assertSMPTE checks the picture is camsim's SMPTE bars (which scroll
-// horizontally): along a row in the upper part, each of the seven bars
-// (white, yellow, cyan, green, magenta, red, blue) must appear, each channel
-// clearly high or low, and the frame is not black.
-func assertSMPTE(t *testing.T, camID string, bgr []byte, w, h, stride int) {
-	t.Helper()
-	bars := map[string][3]bool{ // B, G, R high?
-		"white": {true, true, true}, "yellow": {false, true, true}, "cyan": {true, true, false},
-		"green": {false, true, false}, "magenta": {true, false, true}, "red": {false, false, true}, "blue": {true, false, false},
-	}
-	level := func(v byte) (hi, clear bool) { return v > 150, v > 150 || v < 60 }
-	found := map[string]bool{}
-	row := bgr[(h/4)*stride:]
-	var sum float64
-	for x := 0; x < w; x++ {
-		px := row[3*x : 3*x+3]
-		sum += float64(int(px[0])+int(px[1])+int(px[2])) / 3
-		var key [3]bool
-		ok := true
-		for c := 0; c < 3; c++ {
-			hi, clear := level(px[c])
-			key[c], ok = hi, ok && clear
-		}
-		for name, want := range bars {
-			if ok && key == want {
-				found[name] = true
-			}
-		}
-	}
-	mean := sum / float64(w)
-	assert.Greater(t, mean, 40.0, "%s: row is too dark (mean %.1f): black picture?", camID, mean)
-	var missing []string
-	for name := range bars {
-		if !found[name] {
-			missing = append(missing, name)
-		}
-	}
-	assert.Empty(t, missing, "%s: SMPTE bars missing from the decoded picture", camID)
-}
-
-func abs(v int) int {
-	if v < 0 {
-		return -v
-	}
-	return v
 }
 
 // TestInvalidConfigExits2 checks both `validate` and `run` refuse a bad
@@ -202,4 +95,38 @@ cameras:
 			assert.True(t, strings.Contains(text, path), "%s output names %s:\n%s", cmd, path, text)
 		}
 	}
+}
+
+// TestFrameSizeLimit: a camera whose frames exceed max_width/max_height
+// (here 640x360 against a limit of 320x320, as an 8K camera would against
+// the 4096x4096 default) goes to state error with a message naming the
+// size and the keys, publishes nothing (its frames are counted captured and
+// dropped as oversize), and leaves the other camera alone.
+func TestFrameSizeLimit(t *testing.T) {
+	rd := testenv.StartRedis(t)
+	rc := openFrames(t, rd)
+	sim := startCamsim(t, camsimOpts{Cameras: 2, Codec: "h264", Size: "640x360", FPS: 10})
+	svc := startService(t, svcConfig{
+		Redis: rd.URL, Retention: "1h", AnyReady: true, FPS: 10, Reconnect: reconnect{"500ms", "2s"},
+		Cameras: []camCfg{
+			{ID: "huge", URL: sim.URL(1), MaxWidth: 320, MaxHeight: 320},
+			{ID: "fine", URL: sim.URL(2)},
+		},
+	})
+	require.Eventually(t, func() bool {
+		return svc.health(t).camera("huge").State == "error"
+	}, 30*time.Second, 100*time.Millisecond, "the oversized camera goes to error: %s", tail(svc.Output(), 1500))
+	h := svc.health(t).camera("huge")
+	assert.Contains(t, h.LastError, "640x360")
+	assert.Contains(t, h.LastError, "max_width, max_height")
+	require.Eventually(t, func() bool { return rc.Len("fine") >= 30 }, 30*time.Second, 100*time.Millisecond, "the other camera streams")
+	assert.Zero(t, rc.Len("huge"), "no oversized frame is published")
+	h = svc.health(t).camera("huge")
+	assert.Positive(t, h.Dropped["oversize"], "the oversized frames are counted, as dropped (oversize)")
+	var dropped uint64
+	for _, n := range h.Dropped {
+		dropped += n
+	}
+	assert.Equal(t, dropped, h.Captured, "captured only to be dropped: none validated or queued")
+	assert.Equal(t, "streaming", svc.health(t).camera("fine").State)
 }

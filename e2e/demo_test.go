@@ -25,7 +25,7 @@ func TestDemo(t *testing.T) {
 	binary(t, "camsim")
 	cmd := exec.Command("bash", filepath.Join(repoRoot(t), "scripts", "demo.sh"))
 	p := &proc{cmd: cmd, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p, p
+	cmd.Stdout, cmd.Stderr = &p.out, &p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	require.NoError(t, cmd.Start())
 	go func() { p.err = cmd.Wait(); close(p.done) }()

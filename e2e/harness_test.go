@@ -1,5 +1,13 @@
 package e2e
 
+// The harness every e2e test runs on: child processes, the gstcapture
+// service and its HTTP API, /health. The rest of it lives next door:
+// harness_config_test.go (the configuration file), harness_camsim_test.go
+// (camsim and the RTSP relay), harness_redis_test.go (the frame streams and
+// what an entry holds), harness_metrics_test.go (/metrics),
+// harness_logs_test.go (the JSON log) and harness_sampler_test.go (/health
+// and /proc over time).
+
 import (
 	"bufio"
 	"context"
@@ -12,7 +20,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -40,24 +47,13 @@ func binary(t testing.TB, name string) string {
 // proc is a started child process whose combined output is captured.
 type proc struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  strings.Builder
+	out  testenv.Output
 	done chan struct{}
 	err  error
 }
 
-func (p *proc) Write(b []byte) (int, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.Write(b)
-}
-
 // Output returns everything the process printed so far.
-func (p *proc) Output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.out.String()
-}
+func (p *proc) Output() string { return p.out.String() }
 
 // start runs bin with args and env, stopping it (SIGTERM then SIGKILL) at
 // cleanup.
@@ -65,7 +61,7 @@ func start(t testing.TB, env []string, bin string, args ...string) *proc {
 	t.Helper()
 	p := &proc{cmd: exec.Command(bin, args...), done: make(chan struct{})}
 	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p, p
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
 	// A test that panics or times out must not leave servers behind.
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	require.NoError(t, p.cmd.Start())
@@ -81,10 +77,8 @@ func start(t testing.TB, env []string, bin string, args ...string) *proc {
 
 // Stop sends SIGTERM and waits up to grace before SIGKILL.
 func (p *proc) Stop(grace time.Duration) {
-	select {
-	case <-p.done:
+	if p.Exited() {
 		return
-	default:
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -95,7 +89,24 @@ func (p *proc) Stop(grace time.Duration) {
 	}
 }
 
-// ExitCode waits for the process and returns its exit status.
+// Exited reports whether the process has ended.
+func (p *proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Signal sends sig to the process.
+func (p *proc) Signal(t testing.TB, sig syscall.Signal) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(sig), "signal %s to %s", sig, filepath.Base(p.cmd.Path))
+}
+
+// ExitCode waits for the process and returns its exit status, -1 when it
+// is still running after timeout.
 func (p *proc) ExitCode(timeout time.Duration) int {
 	select {
 	case <-p.done:
@@ -105,54 +116,14 @@ func (p *proc) ExitCode(timeout time.Duration) int {
 	return p.cmd.ProcessState.ExitCode()
 }
 
+// Pid is the process id.
+func (p *proc) Pid() int { return p.cmd.Process.Pid }
+
 func tail(s string, n int) string {
 	if len(s) > n {
 		return "..." + s[len(s)-n:]
 	}
 	return s
-}
-
-// camsim starts the simulator and waits for its ready line.
-type camsimOpts struct {
-	Cameras  int
-	Codec    string
-	Size     string
-	FPS      int
-	User     string
-	Password string
-	Control  bool
-	Listen   string // RTSP host:port; empty picks a free port (set it to restart on the same address)
-	TLSCert  string // PEM certificate and key files: serve rtsps
-	TLSKey   string
-}
-
-type camsimProc struct {
-	*proc
-	Addr    string // host:port of the RTSP server
-	Control string // host:port of the control API, if any
-}
-
-func startCamsim(t testing.TB, o camsimOpts) *camsimProc {
-	t.Helper()
-	c := &camsimProc{Addr: o.Listen}
-	if c.Addr == "" {
-		c.Addr = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-	}
-	args := []string{"--listen", c.Addr, "--cameras", fmt.Sprint(o.Cameras), "--codec", o.Codec, "--size", o.Size, "--fps", fmt.Sprint(o.FPS)}
-	if o.User != "" {
-		args = append(args, "--user", o.User, "--password", o.Password)
-	}
-	if o.TLSCert != "" {
-		args = append(args, "--tls-cert", o.TLSCert, "--tls-key", o.TLSKey)
-	}
-	if o.Control {
-		c.Control = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
-		args = append(args, "--control", c.Control)
-	}
-	c.proc = start(t, nil, binary(t, "camsim"), args...)
-	require.Eventually(t, func() bool { return strings.Contains(c.Output(), "camsim ready") }, 60*time.Second, 50*time.Millisecond,
-		"camsim did not print its ready line: %s", c.Output())
-	return c
 }
 
 // writeFile writes a file into dir and returns its path.
@@ -169,22 +140,22 @@ type service struct {
 	HTTP string // base URL
 }
 
-func startService(t testing.TB, configYAML string, env ...string) *service {
+func startService(t testing.TB, cfg svcConfig, env ...string) *service {
 	t.Helper()
-	return startServiceBin(t, "gstcapture", configYAML, env...)
+	return startServiceBin(t, "gstcapture", cfg, env...)
 }
 
 // startServiceBin is startService with another build of gstcapture in bin/
 // (gstcapture-race).
-func startServiceBin(t testing.TB, bin, configYAML string, env ...string) *service {
+func startServiceBin(t testing.TB, bin string, cfg svcConfig, env ...string) *service {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := writeFile(t, dir, "config.yaml", configYAML)
+	file := writeFile(t, dir, "config.yaml", cfg.YAML(t))
 	port := testenv.FreePort(t)
 	s := &service{HTTP: fmt.Sprintf("http://127.0.0.1:%d", port)}
 	tokens := writeFile(t, dir, "tokens", "read "+e2eReadToken+"\nadmin "+e2eAdminToken+"\n")
 	env = append([]string{fmt.Sprintf("GSTCAPTURE_HTTP__LISTEN=127.0.0.1:%d", port), "GSTCAPTURE_HTTP__AUTH__TOKENS_FILE=" + tokens}, env...)
-	s.proc = start(t, env, binary(t, bin), "run", "--config", cfg)
+	s.proc = start(t, env, binary(t, bin), "run", "--config", file)
 	require.Eventually(t, func() bool {
 		resp, err := http.Get(s.HTTP + "/healthz")
 		if err != nil {
@@ -207,6 +178,10 @@ const (
 // rawHTTP is a client that adds no token.
 var rawHTTP = &http.Client{Transport: http.DefaultTransport, Timeout: 30 * time.Second}
 
+// apiHTTP is the tests' client: the read token, and a bound on each request
+// (a background sampler must not hang on a wedged service).
+var apiHTTP = &http.Client{Timeout: 10 * time.Second}
+
 // bearerTransport adds the read token to requests that carry none.
 type bearerTransport struct{ base http.RoundTripper }
 
@@ -220,42 +195,102 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func init() { http.DefaultTransport = bearerTransport{base: rawHTTP.Transport} }
 
+// fetch GETs url and returns the status and body; err is a request that
+// got no answer. It never fails the test: background goroutines use it.
+func fetch(url string) (int, []byte, error) {
+	resp, err := apiHTTP.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, body, err
+}
+
+// httpGet is fetch for the test goroutine: a request without an answer
+// fails the test.
+func httpGet(t testing.TB, url string) (int, []byte) {
+	t.Helper()
+	code, body, err := fetch(url)
+	require.NoError(t, err, "GET %s", url)
+	return code, body
+}
+
 // getJSON fetches path and decodes the body into v, returning the status.
 func (s *service) getJSON(t testing.TB, path string, v any) int {
 	t.Helper()
-	resp, err := http.Get(s.HTTP + path)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
+	code, body := httpGet(t, s.HTTP+path)
 	if v != nil {
 		require.NoError(t, json.Unmarshal(body, v), "body of %s: %s", path, body)
 	}
-	return resp.StatusCode
+	return code
 }
 
-// cameraStatus is the part of /health the tests read.
+// cameraStatus is a camera's entry in /health: every field a test reads.
 type cameraStatus struct {
-	ID        string            `json:"id"`
-	State     string            `json:"state"`
-	FPS       float64           `json:"fps"`
-	Captured  uint64            `json:"frames_captured"`
-	Published uint64            `json:"frames_published"`
-	Dropped   map[string]uint64 `json:"frames_dropped"`
-	LastError string            `json:"last_error"`
-	Decoder   string            `json:"decoder"`
+	ID                 string            `json:"id"`
+	State              string            `json:"state"`
+	FPS                float64           `json:"fps"`
+	Captured           uint64            `json:"frames_captured"`
+	Published          uint64            `json:"frames_published"`
+	Dropped            map[string]uint64 `json:"frames_dropped"`
+	LastError          string            `json:"last_error"`
+	Reconnects         uint64            `json:"reconnects"`
+	Frozen             uint64            `json:"frozen_pipelines"`
+	Codec              string            `json:"codec"`
+	Decoder            string            `json:"decoder"`
+	SkippedUndecodable uint64            `json:"frames_skipped_undecodable"`
+	DiscardedByDecoder uint64            `json:"frames_discarded_by_decoder"`
+	// The stream, as the Redis memory budget sized it.
+	RedisMaxLen        int64   `json:"redis_maxlen"`
+	RedisRetention     float64 `json:"redis_retention_seconds"`
+	RetentionShortened bool    `json:"retention_shortened"`
+	// The ring, as memory.budget sized it.
+	RingFrames     int   `json:"ring_frames"`
+	RingBytesLimit int64 `json:"ring_bytes_limit"`
+	RingShortened  bool  `json:"ring_shortened"`
 }
 
+// DroppedTotal sums Dropped over its reasons.
+func (c cameraStatus) DroppedTotal() uint64 {
+	var n uint64
+	for _, v := range c.Dropped {
+		n += v
+	}
+	return n
+}
+
+// healthReport is /health: every field a test reads.
 type healthReport struct {
-	Status  string         `json:"status"`
-	Redis   string         `json:"redis"`
+	Status string `json:"status"`
+	Redis  string `json:"redis"`
+	Frozen int64  `json:"frozen_pipelines"`
+	Memory struct {
+		Budget    int64  `json:"budget_bytes"`
+		Source    string `json:"source"`
+		GoLimit   int64  `json:"go_limit_bytes"`
+		PerCamera int64  `json:"per_camera_bytes"`
+	} `json:"memory"`
 	Cameras []cameraStatus `json:"cameras"`
 }
 
 func (s *service) health(t testing.TB) healthReport {
+	t.Helper()
 	var r healthReport
 	s.getJSON(t, "/health", &r)
 	return r
+}
+
+// tryHealth is health for background goroutines and polls: a failed fetch
+// returns false instead of failing the test. (/health answers 503 with the
+// same report when the service is unhealthy.)
+func (s *service) tryHealth() (healthReport, bool) {
+	var r healthReport
+	_, body, err := fetch(s.HTTP + "/health")
+	if err != nil || json.Unmarshal(body, &r) != nil {
+		return r, false
+	}
+	return r, true
 }
 
 func (r healthReport) camera(id string) cameraStatus {
@@ -265,6 +300,32 @@ func (r healthReport) camera(id string) cameraStatus {
 		}
 	}
 	return cameraStatus{}
+}
+
+// byID returns the cameras by id.
+func (r healthReport) byID() map[string]cameraStatus {
+	out := map[string]cameraStatus{}
+	for _, c := range r.Cameras {
+		out[c.ID] = c
+	}
+	return out
+}
+
+// waitState polls /health until cam is in state, returning when it was
+// seen; it fails the test after within.
+func (s *service) waitState(t testing.TB, cam, state string, within time.Duration) time.Time {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		last := s.health(t).camera(cam)
+		if last.State == state {
+			return time.Now()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("camera %s not %q within %s: state %q, last_error %q", cam, state, within, last.State, last.LastError)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // lines returns the output lines containing substr.

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -25,10 +24,7 @@ import (
 func TestHTTPAuth(t *testing.T) {
 	rd := testenv.StartRedis(t)
 	sim := startCamsim(t, camsimOpts{Cameras: 1, Codec: "h264", Size: "320x240", FPS: 10})
-	cfg := func(extra string) string {
-		return fmt.Sprintf("redis: {url: %s}\n%slog: {format: json}\nhealth: {min_ready: 0}\ndefaults: {fps: 10}\ncameras:\n  - {id: cam1, url: %q, codec: h264}\n",
-			rd.URL, extra, "rtsp://"+sim.Addr+"/cam1")
-	}
+	cfg := svcConfig{Redis: rd.URL, AnyReady: true, FPS: 10, Cameras: simCams(sim, 1)}
 	do := func(url, token string, header ...string) (int, http.Header, string) {
 		t.Helper()
 		req, err := http.NewRequest("GET", url, nil)
@@ -46,7 +42,7 @@ func TestHTTPAuth(t *testing.T) {
 		return resp.StatusCode, resp.Header, string(b)
 	}
 
-	svc := startService(t, cfg(""))
+	svc := startService(t, cfg)
 	require.Eventually(t, func() bool {
 		code, _, body := do(svc.HTTP+"/api/v1/cameras/cam1/snapshot.jpg", e2eReadToken)
 		return code == 200 && len(body) > 0
@@ -72,14 +68,16 @@ func TestHTTPAuth(t *testing.T) {
 	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, code, "a 64 KiB header is refused")
 	assert.Contains(t, svc.Output(), `"msg":"http.auth: bearer tokens required"`)
 
-	closed := startService(t, cfg("http: {auth: {metrics: read}}\n"))
+	metricsRead := cfg
+	metricsRead.MetricsAuth = "read"
+	closed := startService(t, metricsRead)
 	code, _, _ = do(closed.HTTP+"/metrics", "")
 	assert.Equal(t, 401, code, "http.auth.metrics read: /metrics needs a token")
 	code, _, _ = do(closed.HTTP+"/metrics", e2eReadToken)
 	assert.Equal(t, 200, code)
 
 	// An empty variable counts as unset: no tokens file.
-	none := startService(t, cfg(""), "GSTCAPTURE_HTTP__AUTH__TOKENS_FILE=")
+	none := startService(t, cfg, "GSTCAPTURE_HTTP__AUTH__TOKENS_FILE=")
 	code, _, body := do(none.HTTP+"/health", e2eReadToken)
 	assert.Equal(t, 401, code, "no tokens configured: 401 for any token")
 	assert.Contains(t, body, "http.auth.tokens_file")
@@ -87,7 +85,7 @@ func TestHTTPAuth(t *testing.T) {
 	assert.Equal(t, 200, code)
 	assert.Contains(t, none.Output(), "no API tokens configured", "the start-up log says how to configure them")
 
-	open := startService(t, cfg(""), "GSTCAPTURE_HTTP__AUTH__MODE=none")
+	open := startService(t, cfg, "GSTCAPTURE_HTTP__AUTH__MODE=none")
 	code, _, _ = do(open.HTTP+"/health", "")
 	assert.Equal(t, 200, code, "mode none: open")
 	assert.Contains(t, open.Output(), "http.auth.mode none")
@@ -109,14 +107,7 @@ func TestSnapshotStorm(t *testing.T) {
 	const total, parallel = 400, 100
 	rd := testenv.StartRedis(t)
 	sim := startCamsim(t, camsimOpts{Cameras: 2, Codec: "h264", Size: "1920x1080", FPS: 5})
-	svc := startService(t, fmt.Sprintf(`
-redis: {url: %s}
-log: {format: json}
-defaults: {fps: 5, format: BGR}
-cameras:
-  - {id: hd1, url: %q, codec: h264}
-  - {id: hd2, url: %q, codec: h264}
-`, rd.URL, "rtsp://"+sim.Addr+"/cam1", "rtsp://"+sim.Addr+"/cam2"))
+	svc := startService(t, svcConfig{Redis: rd.URL, FPS: 5, Cameras: []camCfg{{ID: "hd1", URL: sim.URL(1)}, {ID: "hd2", URL: sim.URL(2)}}})
 	get := func(id string) (int, http.Header, int) {
 		resp, err := http.Get(svc.HTTP + "/api/v1/cameras/" + id + "/snapshot.jpg")
 		if err != nil {
@@ -134,7 +125,7 @@ cameras:
 	assert.Equal(t, "no-store", h.Get("Cache-Control"))
 	time.Sleep(2 * time.Second) // settle after the first encodes
 	before := svc.health(t)
-	rss0, err := testenv.RSSBytes(svc.cmd.Process.Pid)
+	rss0, err := testenv.RSSBytes(svc.Pid())
 	require.NoError(t, err)
 
 	var mu sync.Mutex
@@ -145,7 +136,7 @@ cameras:
 	go func() {
 		defer close(sampled)
 		for {
-			if r, err := testenv.RSSBytes(svc.cmd.Process.Pid); err == nil {
+			if r, err := testenv.RSSBytes(svc.Pid()); err == nil {
 				mu.Lock()
 				peak = max(peak, r)
 				mu.Unlock()
@@ -186,14 +177,7 @@ cameras:
 	assert.Less(t, peak-rss0, int64(100<<20), "RSS within 100 MB of its start (%d MB -> peak %d MB)", rss0>>20, peak>>20)
 	for _, id := range []string{"hd1", "hd2"} {
 		b, a := before.camera(id), after.camera(id)
-		var db, da uint64
-		for _, n := range b.Dropped {
-			db += n
-		}
-		for _, n := range a.Dropped {
-			da += n
-		}
-		assert.Equal(t, db, da, "%s dropped no frame during the storm (%v -> %v)", id, b.Dropped, a.Dropped)
+		assert.Equal(t, b.DroppedTotal(), a.DroppedTotal(), "%s dropped no frame during the storm (%v -> %v)", id, b.Dropped, a.Dropped)
 	}
 	t.Logf("%d requests (%d at a time) in %s: %v; RSS %d MB -> peak %d MB", total, parallel, storm.Round(time.Millisecond), codes, rss0>>20, peak>>20)
 }

@@ -1,12 +1,9 @@
 package e2e
 
 import (
-	"fmt"
-	"math"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -34,40 +31,19 @@ func TestMemoryBudgetRedisOutage(t *testing.T) {
 	)
 	rd := testenv.StartRedis(t)
 	sim := startCamsim(t, camsimOpts{Cameras: cams, Codec: "h264", Size: "1280x720", FPS: fps})
-	cfg := fmt.Sprintf(`
-redis: {url: %s, maxlen: 20}
-memory: {budget: 384MiB}
-log: {level: info, format: json}
-defaults: {fps: %d, format: BGR, ring_size: %d, stall_timeout: 5s, reconnect: {initial: 500ms, max: 2s}}
-cameras:
-`, rd.URL, fps, ringSize)
-	var ids, keys []string
-	for i := 1; i <= cams; i++ {
-		cfg += fmt.Sprintf("  - {id: cam%d, url: \"rtsp://%s/cam%d\", codec: h264}\n", i, sim.Addr, i)
-		ids, keys = append(ids, fmt.Sprintf("cam%d", i)), append(keys, fmt.Sprintf("frames:cam%d", i))
+	cfg := svcConfig{
+		Redis: rd.URL, MaxLen: 20, Memory: "384MiB",
+		FPS: fps, RingSize: ringSize, StallTimeout: "5s", Reconnect: reconnect{"500ms", "2s"},
+		Cameras: simCams(sim, cams),
 	}
+	ids := camIDs(cfg.Cameras)
 	svc := startService(t, cfg)
-	rc := redis.NewClient(&redis.Options{Addr: rd.Addr, MaxRetries: -1})
-	defer rc.Close()
-	rfWaitPublishing(t, rc, svc, 60*time.Second, 10, keys...)
+	rc := openFrames(t, rd)
+	rc.WaitPublished(svc, 60*time.Second, 10, ids...)
 
 	// What the budget made of it, as /health reports it; the figures follow
 	// from the split (membudget) and must match it.
-	type memCam struct {
-		ID        string `json:"id"`
-		Frames    int    `json:"ring_frames"`
-		Bytes     int64  `json:"ring_bytes_limit"`
-		Shortened bool   `json:"ring_shortened"`
-	}
-	var h struct {
-		Memory struct {
-			Budget    int64  `json:"budget_bytes"`
-			Source    string `json:"source"`
-			GoLimit   int64  `json:"go_limit_bytes"`
-			PerCamera int64  `json:"per_camera_bytes"`
-		} `json:"memory"`
-		Cameras []memCam `json:"cameras"`
-	}
+	var h healthReport
 	require.Equal(t, 200, svc.getJSON(t, "/health", &h))
 	split := membudget.Plan(budget, membudget.Limit{}, cams)
 	ring := membudget.SizeRing(split.PerCamera, frameBytes, ringSize, 6)
@@ -78,21 +54,18 @@ cameras:
 	assert.Equal(t, split.PerCamera, h.Memory.PerCamera)
 	var ringsBytes int64
 	for _, c := range h.Cameras {
-		assert.Equal(t, ring.Frames, c.Frames, "%s: ring frames within its share", c.ID)
-		assert.Equal(t, ring.Bytes, c.Bytes, "%s: ring byte limit", c.ID)
-		assert.True(t, c.Shortened, "%s: ring shortened below ring_size", c.ID)
-		ringsBytes += c.Bytes
+		assert.Equal(t, ring.Frames, c.RingFrames, "%s: ring frames within its share", c.ID)
+		assert.Equal(t, ring.Bytes, c.RingBytesLimit, "%s: ring byte limit", c.ID)
+		assert.True(t, c.RingShortened, "%s: ring shortened below ring_size", c.ID)
+		ringsBytes += c.RingBytesLimit
 	}
 	require.Len(t, h.Cameras, cams)
 	assert.Len(t, lines(svc.Output(), "its ring is shortened"), cams, "one warning per camera")
 
 	// Baseline: the steady state with Redis up, rings near empty.
-	smp := rfStartSampler(t, svc, 250*time.Millisecond)
+	smp := startSampler(t, svc, 250*time.Millisecond, false)
 	time.Sleep(6 * time.Second)
-	baseline := 0.0
-	for _, s := range smp.Between(time.Now().Add(-5*time.Second), time.Now()) {
-		baseline = math.Max(baseline, s.Proc.RSSMB)
-	}
+	baseline := peakRSSMB(smp.Between(time.Now().Add(-5*time.Second), time.Now()))
 	require.Positive(t, baseline)
 
 	tKill, peak := rfOutage(t, rd, svc, smp, outage)
@@ -101,7 +74,7 @@ cameras:
 	first, last := win[0], win[len(win)-1]
 
 	rd.Restart(t)
-	rfWaitPublishing(t, rc, svc, 30*time.Second, 5, keys...)
+	rc.WaitPublished(svc, 30*time.Second, 5, ids...)
 	smp.Stop()
 
 	mb := func(b int64) float64 { return float64(b) / (1 << 20) }
@@ -109,7 +82,7 @@ cameras:
 		baseline, outage, peak, peak-baseline, mb(ringsBytes), cams, ring.Frames, mb(budget), mb(int64(cams*ringSize*frameBytes)))
 	for _, id := range ids {
 		a, b := first.Cams[id], last.Cams[id]
-		rate := rfRate(win, id)
+		rate := captureRate(win, id)
 		t.Logf("%s during the outage: %.2f frames/s captured, ring_overflow %d -> %d", id, rate, a.Dropped["ring_overflow"], b.Dropped["ring_overflow"])
 		assert.InDelta(t, fps, rate, 2, "%s: capture goes on while Redis is down", id)
 		assert.Equal(t, "streaming", b.State, "%s keeps streaming", id)

@@ -252,24 +252,6 @@ func alertCameras(alerts []promAlert, name string) map[string]string {
 	return out
 }
 
-const promCaptureConfig = `
-redis:
-  url: %s
-  maxlen: 1000
-  retention: 1h
-defaults:
-  fps: 10
-  stall_timeout: 2s
-  reconnect: {initial: 500ms, max: 2s}
-cameras:
-  - id: cam1
-    url: rtsp://%s/cam1
-    codec: h264
-  - id: cam2
-    url: rtsp://%s/cam2
-    codec: h264
-`
-
 // TestPrometheusScrapesGstcapture runs the monitoring stack for real:
 // Prometheus, configured from monitoring/prometheus.yml and loading
 // monitoring/alerts.yml, scrapes gstcapture capturing two simulated cameras
@@ -284,9 +266,12 @@ func TestPrometheusScrapesGstcapture(t *testing.T) {
 	cams := []string{"cam1", "cam2"}
 
 	rd := testenv.StartRedis(t)
-	simOpts := camsimOpts{Cameras: 2, Codec: "h264", Size: "640x360", FPS: 25}
-	sim := startCamsim(t, simOpts)
-	svc := startService(t, fmt.Sprintf(promCaptureConfig, rd.URL, sim.Addr, sim.Addr))
+	sim := startCamsim(t, camsimOpts{Cameras: 2, Codec: "h264", Size: "640x360", FPS: 25})
+	svc := startService(t, svcConfig{
+		Redis: rd.URL, MaxLen: 1000, Retention: "1h",
+		FPS: 10, StallTimeout: "2s", Reconnect: reconnect{"500ms", "2s"},
+		Cameras: simCams(sim, 2),
+	})
 	prom := startPrometheus(t, map[string]string{"gstcapture": strings.TrimPrefix(svc.HTTP, "http://")})
 	scrapeStart := time.Now()
 	t.Logf("%s: prometheus %s scraping gstcapture %s", since(), prom.URL, svc.HTTP)
@@ -368,8 +353,7 @@ func TestPrometheusScrapesGstcapture(t *testing.T) {
 	}, 10*time.Second, 250*time.Millisecond, "RTSPCameraDown not pending for %v", cams)
 
 	// Back on the same address: gstcapture reconnects (backoff max 2s).
-	simOpts.Listen = sim.Addr
-	startCamsim(t, simOpts)
+	sim.Start()
 	t.Logf("%s: camsim restarted on %s", since(), sim.Addr)
 	require.Eventually(t, func() bool {
 		st := prom.byCamera(`rtsp_connection_status{job="gstcapture"}`)

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -38,18 +37,16 @@ func TestRaceCapture(t *testing.T) {
 	}))
 	defer otlp.Close()
 	raceDir := t.TempDir()
-	svc := startServiceBin(t, "gstcapture-race", streamConfig(rd.URL,
-		"{id: cam1, url: \"rtsp://"+cs.Addr+"/cam1\", codec: h264}",
-		"{id: cam2, url: \"rtsp://"+cs.Addr+"/cam2\", codec: h264}",
-	)+"tracing:\n  sample_ratio: 1.0\n",
+	cfg := streamConfig(rd.URL, simCams(cs, 2)...)
+	cfg.SampleRatio = 1.0
+	svc := startServiceBin(t, "gstcapture-race", cfg,
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+otlp.URL, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=", "OTEL_SDK_DISABLED=",
 		"GORACE=log_path="+filepath.Join(raceDir, "race")+" halt_on_error=0")
-	rc := redis.NewClient(&redis.Options{Addr: rd.Addr})
-	defer rc.Close()
+	rc := openFrames(t, rd)
 	ctx := ctxT(t, 4*time.Minute)
-	ids := []string{"cam1", "cam2"}
+	ids := camIDs(cfg.Cameras)
 	// The race build runs several times slower: allow it its start-up.
-	streamWaitEntries(t, ctx, rc, svc, 10, ids...)
+	rc.WaitPublished(svc, 60*time.Second, 10, ids...)
 
 	stop := make(chan struct{})
 	var wg sync.WaitGroup

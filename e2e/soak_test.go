@@ -2,18 +2,13 @@ package e2e
 
 import (
 	"fmt"
-	"io"
-	"net/http"
 	"os"
-	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -40,35 +35,6 @@ type soakEvent struct {
 	do   func()
 }
 
-// rfEntriesAdded returns XINFO STREAM entries-added of key: every entry
-// ever added to the stream on this server, trimmed or not (0 without the key).
-func rfEntriesAdded(t testing.TB, rc *redis.Client, key string) int64 {
-	t.Helper()
-	info, err := rc.XInfoStream(ctxT(t, 10*time.Second), key).Result()
-	if err != nil && strings.Contains(err.Error(), "no such key") {
-		return 0
-	}
-	require.NoError(t, err, "XINFO STREAM %s", key)
-	return info.EntriesAdded
-}
-
-// rfReconnectsByReason sums rtsp_reconnects_total over cameras, by reason.
-func rfReconnectsByReason(t testing.TB, svc *service) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(svc.HTTP + "/metrics")
-	require.NoError(t, err, "GET /metrics")
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	re := regexp.MustCompile(`(?m)^rtsp_reconnects_total\{camera_id="[^"]*",reason="([^"]*)"\} (\S+)$`)
-	out := map[string]float64{}
-	for _, m := range re.FindAllStringSubmatch(string(body), -1) {
-		v, _ := strconv.ParseFloat(m[2], 64)
-		out[m[1]] += v
-	}
-	return out
-}
-
 // TestSoak runs 8 simulated cameras (640x360, 10 fps) for GSTCAPTURE_SOAK
 // while faults are injected on a 60 s cycle: a camera stall longer than
 // stall_timeout, EOS, disconnects, a 10 s Redis kill and a camsim kill
@@ -87,43 +53,27 @@ func TestSoak(t *testing.T) {
 		t.Skipf("soak: set %s to a duration, e.g. %s=5m (make soak DURATION=5m)", SoakEnv, SoakEnv)
 	}
 	rd := testenv.StartRedis(t)
-	sim := cfStartCamsim(t, camsimOpts{Cameras: soakCams, Size: "640x360", FPS: soakFPS, Control: true})
-	cfg := fmt.Sprintf(`
-redis:
-  url: %s
-  maxlen: %d
-log: {level: info, format: json}
-health: {min_ready: 0}
-shutdown: {timeout: 10s}
-defaults:
-  fps: %d
-  format: BGR
-  ring_size: %d
-  stall_timeout: 5s
-  reconnect: {initial: 500ms, max: 5s}
-cameras:
-`, rd.URL, soakMaxLen, soakFPS, soakRing)
-	var ids, keys []string
-	for i := 1; i <= soakCams; i++ {
-		id := fmt.Sprintf("cam%d", i)
-		ids, keys = append(ids, id), append(keys, "frames:"+id)
-		cfg += fmt.Sprintf("  - id: %s\n    url: rtsp://%s/cam%d\n    codec: h264\n", id, sim.Addr, i)
+	sim := startCamsim(t, cfSim(camsimOpts{Cameras: soakCams, Size: "640x360", FPS: soakFPS, Control: true}))
+	cfg := svcConfig{
+		Redis: rd.URL, MaxLen: soakMaxLen, AnyReady: true, Shutdown: "10s",
+		FPS: soakFPS, RingSize: soakRing, StallTimeout: "5s", Reconnect: reconnect{"500ms", "5s"},
+		Cameras: simCams(sim, soakCams),
 	}
+	ids := camIDs(cfg.Cameras)
 	svc := startService(t, cfg)
 	tSvc := time.Now()
-	rc := redis.NewClient(&redis.Options{Addr: rd.Addr, MaxRetries: -1})
-	defer rc.Close()
-	rfWaitPublishing(t, rc, svc, 90*time.Second, 5, keys...)
-	smp := rfStartSamplerOpts(t, svc, soakSampling, true)
+	rc := openFrames(t, rd)
+	rc.WaitPublished(svc, 90*time.Second, 5, ids...)
+	smp := startSampler(t, svc, soakSampling, true)
 
-	// Entries Redis received, per key, summed over its lifetimes: a kill
+	// Entries Redis received, per camera, summed over its lifetimes: a kill
 	// loses the data, so each lifetime is counted just before its kill,
-	// with writes held (see rfPauseAndCount).
+	// with writes held (see PauseAndCount).
 	inRedis := map[string]int64{}
 	countEpoch := func() {
-		rfPauseAndCount(t, rc, keys...)
-		for _, k := range keys {
-			inRedis[k] += rfEntriesAdded(t, rc, k)
+		rc.PauseAndCount(ids...)
+		for _, id := range ids {
+			inRedis[id] += rc.EntriesAdded(id)
 		}
 	}
 
@@ -133,21 +83,21 @@ cameras:
 		base := time.Duration(k) * soakCycle
 		stalled := cam(k, 0)
 		events = append(events,
-			soakEvent{base, "camera stall (8 s > stall_timeout)", func() { rfControl(t, sim.Control, stalled, "stall") }},
-			soakEvent{base + 8*time.Second, "", func() { rfControl(t, sim.Control, stalled, "resume") }},
-			soakEvent{base + 12*time.Second, "camera EOS", func() { rfControl(t, sim.Control, cam(k, 1), "eos") }},
-			soakEvent{base + 16*time.Second, "camera disconnect", func() { rfControl(t, sim.Control, cam(k, 2), "disconnect") }},
+			soakEvent{base, "camera stall (8 s > stall_timeout)", func() { sim.Do(stalled, "stall") }},
+			soakEvent{base + 8*time.Second, "", func() { sim.Do(stalled, "resume") }},
+			soakEvent{base + 12*time.Second, "camera EOS", func() { sim.Do(cam(k, 1), "eos") }},
+			soakEvent{base + 16*time.Second, "camera disconnect", func() { sim.Do(cam(k, 2), "disconnect") }},
 			soakEvent{base + 20*time.Second, "redis kill (10 s)", func() { countEpoch(); rd.Stop() }},
 			soakEvent{base + 30*time.Second, "", func() { rd.Restart(t) }},
 			soakEvent{base + 36*time.Second, "camsim kill (5 s, all cameras)", func() { sim.Kill() }},
 			soakEvent{base + 41*time.Second, "", func() { sim.Start() }},
-			soakEvent{base + 50*time.Second, "camera disconnect", func() { rfControl(t, sim.Control, cam(k, 3), "disconnect") }},
-			soakEvent{base + 52*time.Second, "camera EOS", func() { rfControl(t, sim.Control, cam(k, 4), "eos") }},
+			soakEvent{base + 50*time.Second, "camera disconnect", func() { sim.Do(cam(k, 3), "disconnect") }},
+			soakEvent{base + 52*time.Second, "camera EOS", func() { sim.Do(cam(k, 4), "eos") }},
 		)
 	}
 	tStart := time.Now()
-	startProc, _ := rfReadProc(svc.cmd.Process.Pid)
-	startG := rfGoroutines(svc.HTTP)
+	startProc := readProc(t, svc.proc)
+	startG := svc.goroutines()
 	injected := map[string]int{}
 	for _, e := range events {
 		if e.at >= d {
@@ -163,34 +113,34 @@ cameras:
 	if !rd.Running() {
 		rd.Restart(t)
 	}
-	if select1(sim.p.done) {
+	if !sim.Running() {
 		sim.Start()
 	}
 	for i := 1; i <= soakCams; i++ {
-		rfControl(t, sim.Control, i, "resume")
+		sim.Do(i, "resume")
 	}
 	time.Sleep(time.Until(tStart.Add(d)))
 
 	// Recovery: every camera streams and publishes again.
 	require.Eventually(t, func() bool {
-		h, ok := rfHealth(svc.HTTP)
+		h, ok := svc.tryHealth()
 		if !ok || h.Redis != "up" {
 			return false
 		}
 		for _, id := range ids {
-			if h.Cams[id].State != "streaming" {
+			if h.camera(id).State != "streaming" {
 				return false
 			}
 		}
 		return true
-	}, 90*time.Second, 500*time.Millisecond, "not every camera recovered; health: %+v", func() any { h, _ := rfHealth(svc.HTTP); return h.Cams }())
+	}, 90*time.Second, 500*time.Millisecond, "not every camera recovered; health: %+v", func() any { h, _ := svc.tryHealth(); return h.Cameras }())
 	recovered := time.Now()
 	time.Sleep(15 * time.Second)
-	endProc, _ := rfReadProc(svc.cmd.Process.Pid)
-	endG := rfGoroutines(svc.HTTP)
-	last, ok := rfHealth(svc.HTTP)
+	endProc := readProc(t, svc.proc)
+	endG := svc.goroutines()
+	last, ok := svc.tryHealth()
 	require.True(t, ok)
-	byReason := rfReconnectsByReason(t, svc)
+	byReason := svc.metrics(t).sumBy("rtsp_reconnects_total", "reason")
 	smp.Stop()
 	for _, id := range ids {
 		at := smp.Between(recovered, time.Now())
@@ -200,13 +150,13 @@ cameras:
 	assert.Zero(t, last.Frozen, "no pipeline froze")
 
 	tTerm := time.Now()
-	rfSignal(t, svc, syscall.SIGTERM)
+	svc.Signal(t, syscall.SIGTERM)
 	require.Equal(t, 0, svc.ExitCode(60*time.Second), "exit status after SIGTERM; output:\n%s", tail(svc.Output(), 3000))
 	ran := tTerm.Sub(tSvc)
-	for _, k := range keys {
-		inRedis[k] += rfEntriesAdded(t, rc, k)
+	for _, id := range ids {
+		inRedis[id] += rc.EntriesAdded(id)
 	}
-	final := rfFinalAccounting(t, svc.Output(), ids...)
+	final := finalAccounting(t, svc.Output(), ids...)
 
 	// Summary.
 	var b strings.Builder
@@ -221,15 +171,15 @@ cameras:
 		fmt.Fprintf(&b, "faults: %-34s x%d\n", k, injected[k])
 	}
 	expected := uint64(ran.Seconds() * soakFPS)
-	var tot rfAccounting
+	var tot accounting
 	tot.Dropped = map[string]uint64{}
 	var reconnects uint64
 	fmt.Fprintf(&b, "%-6s %9s %9s %9s %9s %9s  %s\n", "camera", "expected", "captured", "published", "in_redis", "reconnect", "dropped by reason")
-	for i, id := range ids {
+	for _, id := range ids {
 		a := final[id]
-		rec := last.Reconnects[id]
+		rec := last.camera(id).Reconnects
 		reconnects += rec
-		fmt.Fprintf(&b, "%-6s %9d %9d %9d %9d %9d  %s\n", id, expected, a.Captured, a.Published, inRedis[keys[i]], rec, rfNonZero(a.Dropped))
+		fmt.Fprintf(&b, "%-6s %9d %9d %9d %9d %9d  %s\n", id, expected, a.Captured, a.Published, inRedis[id], rec, rfNonZero(a.Dropped))
 		tot.Captured += a.Captured
 		tot.Published += a.Published
 		tot.DroppedTotal += a.DroppedTotal
@@ -259,35 +209,35 @@ cameras:
 	var xs, rss, thr, fds, gor []float64
 	var xs2, rss2 []float64 // second half of the run, for the long-run RSS check
 	for _, s := range smp.All() {
-		if s.At.Before(tStart.Add(warm)) || s.Proc.RSSMB == 0 || s.Goroutines == 0 {
+		if s.At.Before(tStart.Add(warm)) || s.Proc.RSS == 0 || s.Goroutines == 0 {
 			continue
 		}
 		xs = append(xs, s.At.Sub(tStart).Minutes())
-		rss = append(rss, s.Proc.RSSMB)
+		rss = append(rss, s.Proc.RSSMB())
 		thr = append(thr, float64(s.Proc.Threads))
 		fds = append(fds, float64(s.Proc.FDs))
 		gor = append(gor, float64(s.Goroutines))
 		if s.At.After(tStart.Add(d / 2)) {
-			xs2, rss2 = append(xs2, xs[len(xs)-1]), append(rss2, s.Proc.RSSMB)
+			xs2, rss2 = append(xs2, xs[len(xs)-1]), append(rss2, s.Proc.RSSMB())
 		}
 	}
 	fmt.Fprintf(&b, "gstcapture RSS     start %7.1f MB  end %7.1f MB  peak %7.1f MB  trend %+6.2f MB/min\n",
-		startProc.RSSMB, endProc.RSSMB, rfMax(rss), slope(xs, rss))
+		startProc.RSSMB(), endProc.RSSMB(), maxOf(rss), slope(xs, rss))
 	fmt.Fprintf(&b, "gstcapture threads start %7d     end %7d     peak %7.0f     trend %+6.2f /min\n",
-		startProc.Threads, endProc.Threads, rfMax(thr), slope(xs, thr))
+		startProc.Threads, endProc.Threads, maxOf(thr), slope(xs, thr))
 	fmt.Fprintf(&b, "gstcapture fds     start %7d     end %7d     peak %7.0f     trend %+6.2f /min\n",
-		startProc.FDs, endProc.FDs, rfMax(fds), slope(xs, fds))
+		startProc.FDs, endProc.FDs, maxOf(fds), slope(xs, fds))
 	fmt.Fprintf(&b, "go goroutines      start %7d     end %7d     peak %7.0f     trend %+6.2f /min\n",
-		startG, endG, rfMax(gor), slope(xs, gor))
+		startG, endG, maxOf(gor), slope(xs, gor))
 	fmt.Fprintf(&b, "RSS trend over the second half: %+.2f MB/min\n", slope(xs2, rss2))
 	fmt.Fprintf(&b, "(trends: least-squares slope over %d samples every %s after %s of warm-up)\n", len(xs), soakSampling, warm)
 	fmt.Fprintf(&b, "RSS by minute (mean MB):%s\n", rfPerMinute(smp.All(), tStart))
 	t.Log(b.String())
 
 	// Exact accounting, per camera.
-	for i, id := range ids {
-		rfCheckIdentity(t, final[id])
-		assert.Equal(t, uint64(inRedis[keys[i]]), final[id].Published, "%s: published equals the entries Redis received", id)
+	for _, id := range ids {
+		checkIdentity(t, final[id])
+		assert.Equal(t, uint64(inRedis[id]), final[id].Published, "%s: published equals the entries Redis received", id)
 	}
 	// Nothing accumulates: after recovery the process holds what it held at
 	// the start (same pipelines, same connections), give or take a
@@ -301,15 +251,6 @@ cameras:
 	// leak: keeping one frame per reconnect would add ~25 MB/min here.
 	if d >= 15*time.Minute {
 		assert.Less(t, slope(xs2, rss2), 2.0, "RSS trend over the second half of the run (MB/min)")
-	}
-}
-
-func select1(c <-chan struct{}) bool {
-	select {
-	case <-c:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -327,7 +268,8 @@ func rfNonZero(m map[string]uint64) string {
 	return strings.Join(parts, " ")
 }
 
-func rfMax(xs []float64) float64 {
+// maxOf is the largest of xs (0 for none).
+func maxOf(xs []float64) float64 {
 	m := 0.0
 	for _, x := range xs {
 		m = max(m, x)
@@ -336,15 +278,15 @@ func rfMax(xs []float64) float64 {
 }
 
 // rfPerMinute renders the mean RSS of each minute since t0.
-func rfPerMinute(samples []rfSample, t0 time.Time) string {
+func rfPerMinute(samples []sample, t0 time.Time) string {
 	sum, n := map[int]float64{}, map[int]int{}
 	last := 0
 	for _, s := range samples {
-		if s.Proc.RSSMB == 0 || s.At.Before(t0) {
+		if s.Proc.RSS == 0 || s.At.Before(t0) {
 			continue
 		}
 		m := int(s.At.Sub(t0) / time.Minute)
-		sum[m] += s.Proc.RSSMB
+		sum[m] += s.Proc.RSSMB()
 		n[m]++
 		last = max(last, m)
 	}

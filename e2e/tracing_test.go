@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -271,24 +270,6 @@ func normID(id string, digits int) string {
 
 var traceparentRE = regexp.MustCompile(`^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$`)
 
-const tracingConfig = `
-redis:
-  url: %s
-  maxlen: 1000
-  retention: 1h
-tracing:
-  sample_ratio: 1.0
-defaults:
-  fps: 10
-  format: BGR
-  stall_timeout: 5s
-  reconnect: {initial: 500ms, max: 5s}
-cameras:
-  - id: tracecam
-    url: rtsp://%s/cam1
-    codec: h264
-`
-
 // TestTracingReachesJaeger follows one frame from its Redis entry to its
 // trace in a real Jaeger, the way an operator would: the entry's
 // traceparent names the trace, and Jaeger's query API shows the frame's
@@ -311,11 +292,13 @@ func TestTracingReachesJaeger(t *testing.T) {
 	j := startJaeger(t)
 	rd := testenv.StartRedis(t)
 	cam := startCamsim(t, camsimOpts{Cameras: 1, Codec: "h264", Size: "640x360", FPS: 25})
-	svc := startService(t, fmt.Sprintf(tracingConfig, rd.URL, cam.Addr),
-		"OTEL_EXPORTER_OTLP_ENDPOINT="+j.OTLP, "OTEL_SERVICE_NAME="+service)
+	svc := startService(t, svcConfig{
+		Redis: rd.URL, MaxLen: 1000, Retention: "1h", SampleRatio: 1.0,
+		FPS: 10, StallTimeout: "5s", Reconnect: reconnect{"500ms", "5s"},
+		Cameras: []camCfg{{ID: camID, URL: cam.URL(1)}},
+	}, "OTEL_EXPORTER_OTLP_ENDPOINT="+j.OTLP, "OTEL_SERVICE_NAME="+service)
 
-	rc := redis.NewClient(&redis.Options{Addr: rd.Addr})
-	defer rc.Close()
+	rc := openFrames(t, rd)
 	ctx := ctxT(t, 3*time.Minute)
 
 	// A frame published a little after start, so its spans are not the
@@ -376,7 +359,7 @@ func TestTracingReachesJaeger(t *testing.T) {
 	for !found() {
 		if time.Now().After(deadline) {
 			t.Fatalf("trace %s never complete in Jaeger's query API: %v\ngstcapture /metrics trace counters:\n%s",
-				traceID, lastErr, strings.Join(lines(scrape(t, svc), "rtsp_trace_spans"), "\n"))
+				traceID, lastErr, strings.Join(lines(svc.metrics(t).Text, "rtsp_trace_spans"), "\n"))
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
@@ -417,32 +400,7 @@ func TestTracingReachesJaeger(t *testing.T) {
 	assert.Subset(t, ops.Data, want)
 
 	// gstcapture counted its exports, and none failed.
-	metrics := scrape(t, svc)
-	assert.Greater(t, metricValue(t, metrics, `rtsp_trace_spans_exported_total`), 0.0)
-	assert.Zero(t, metricValue(t, metrics, `rtsp_trace_spans_dropped_total{reason="export_failed"}`))
-}
-
-// scrape returns the service's /metrics text.
-func scrape(t *testing.T, s *service) string {
-	t.Helper()
-	resp, err := http.Get(s.HTTP + "/metrics")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	require.NoError(t, err)
-	return string(body)
-}
-
-// metricValue returns the value of the series written exactly as series.
-func metricValue(t *testing.T, text, series string) float64 {
-	t.Helper()
-	for _, l := range strings.Split(text, "\n") {
-		if v, ok := strings.CutPrefix(l, series+" "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			require.NoError(t, err, "value of %s", series)
-			return f
-		}
-	}
-	t.Fatalf("/metrics has no series %s", series)
-	return 0
+	metrics := svc.metrics(t)
+	assert.Greater(t, metrics.mustValue(t, "rtsp_trace_spans_exported_total"), 0.0)
+	assert.Zero(t, metrics.mustValue(t, "rtsp_trace_spans_dropped_total", "reason", "export_failed"))
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"gstcapture/internal/testenv"
 )
 
 var (
@@ -43,7 +44,7 @@ func TestMain(m *testing.M) {
 }
 
 // camsimBinary builds the command once per test run.
-func camsimBinary(t *testing.T) string {
+func camsimBinary(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("integration test: builds and runs bin/camsim")
@@ -66,50 +67,24 @@ func camsimBinary(t *testing.T) string {
 	return binPath
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer collects a process's stderr for failure messages.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type sim struct {
 	cmd     *exec.Cmd
 	urls    []string
-	control string // base URL of the control API, or empty
-	stderr  *syncBuffer
+	control string          // base URL of the control API, or empty
+	stderr  *testenv.Output // for failure messages
 	started time.Time
 	readyIn time.Duration
 }
 
 // startSim runs camsim with args plus --listen on a free port, waits for the
 // ready line, and on cleanup checks that SIGTERM makes it exit 0.
-func startSim(t *testing.T, withControl bool, args ...string) *sim {
+func startSim(t testing.TB, withControl bool, args ...string) *sim {
 	t.Helper()
 	bin := camsimBinary(t)
-	s := &sim{stderr: &syncBuffer{}}
-	args = append([]string{"--listen", fmt.Sprintf("127.0.0.1:%d", freePort(t))}, args...)
+	s := &sim{stderr: &testenv.Output{}}
+	args = append([]string{"--listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}, args...)
 	if withControl {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 		s.control = "http://" + addr
 		args = append(args, "--control", addr)
 	}
@@ -222,12 +197,12 @@ type streamClient struct {
 	frames atomic.Int64
 	done   chan struct{}
 	err    error
-	stderr *syncBuffer
+	stderr *testenv.Output
 }
 
-func startClient(t *testing.T, url string) *streamClient {
+func startClient(t testing.TB, url string) *streamClient {
 	t.Helper()
-	c := &streamClient{done: make(chan struct{}), stderr: &syncBuffer{}}
+	c := &streamClient{done: make(chan struct{}), stderr: &testenv.Output{}}
 	// -c copy: no decoding; -flush_packets 1 so each packet's line is seen
 	// as it arrives.
 	c.cmd = exec.Command("ffmpeg", "-nostdin", "-v", "error", "-rtsp_transport", "tcp", "-i", url,
@@ -276,25 +251,11 @@ func (s *sim) post(t *testing.T, path string) (int, map[string]any) {
 	return resp.StatusCode, body
 }
 
-// simStatus is camsim's GET /status.
-type simStatus struct {
-	Codec      string      `json:"codec"`
-	ClipFrames int         `json:"clip_frames"`
-	Sizes      []string    `json:"sizes"`
-	TCPOnly    bool        `json:"tcp_only"`
-	Audio      bool        `json:"audio"`
-	Cameras    []camStatus `json:"cameras"`
-}
-
-func (s *sim) status(t *testing.T) simStatus {
+// status is GET /status, decoded as a client reads it (not with the
+// server's own types, so that a changed field name shows here).
+func (s *sim) status(t testing.TB) testenv.CamsimStatus {
 	t.Helper()
-	resp, err := http.Get(s.control + "/status")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusOK, resp.StatusCode)
-	var st simStatus
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
-	return st
+	return testenv.GetCamsimStatus(t, s.control)
 }
 
 func TestBadFlagsExit2(t *testing.T) {
@@ -634,27 +595,24 @@ func TestControlDisconnect(t *testing.T) {
 	assert.Equal(t, 1, s.status(t).Cameras[1].Clients)
 }
 
-// TestMeasureServeCPU reports camsim's CPU while serving 4 × 720p25 H.264 to
-// 4 clients. It asserts nothing (a measurement, not a bound) and runs only
-// with CAMSIM_MEASURE_CPU=1:
+// BenchmarkServeCPU measures camsim's CPU while it serves 4 × 720p25
+// H.264 to 4 clients; an op is one second of serving, so -benchtime sets
+// the window:
 //
-//	CAMSIM_MEASURE_CPU=1 go test ./cmd/camsim/ -run MeasureServeCPU -v
-func TestMeasureServeCPU(t *testing.T) {
-	if os.Getenv("CAMSIM_MEASURE_CPU") == "" {
-		t.Skip("set CAMSIM_MEASURE_CPU=1 to measure")
-	}
-	s := startSim(t, true, "--cameras", "4", "--size", "1280x720", "--fps", "25", "--codec", "h264")
-	t.Logf("start-up to ready line: %.2f s", s.readyIn.Seconds())
+//	go test ./cmd/camsim/ -run '^$' -bench ServeCPU -benchtime 30x
+func BenchmarkServeCPU(b *testing.B) {
+	s := startSim(b, true, "--cameras", "4", "--size", "1280x720", "--fps", "25", "--codec", "h264")
+	b.Logf("start-up to ready line: %.2f s", s.readyIn.Seconds())
 	for _, line := range strings.Split(s.stderr.String(), "\n") {
 		if strings.Contains(line, "clip encoded") {
-			t.Logf("%s", line[:min(len(line), 220)])
+			b.Logf("%s", line[:min(len(line), 220)])
 		}
 	}
 	var clients []*streamClient
 	for _, u := range s.urls {
-		clients = append(clients, startClient(t, u))
+		clients = append(clients, startClient(b, u))
 	}
-	require.Eventually(t, func() bool {
+	require.Eventually(b, func() bool {
 		for _, c := range clients {
 			if c.frames.Load() < 25 {
 				return false
@@ -663,35 +621,27 @@ func TestMeasureServeCPU(t *testing.T) {
 		return true
 	}, 30*time.Second, 100*time.Millisecond)
 
-	const window = 30 * time.Second
-	cpu0, t0 := procCPU(t, s.cmd.Process.Pid), time.Now()
-	f0 := s.status(t)
-	time.Sleep(window)
-	cpu1, t1 := procCPU(t, s.cmd.Process.Pid), time.Now()
-	f1 := s.status(t)
-	pct := 100 * (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds()
+	p0, t0, f0 := procCPU(b, s.cmd.Process.Pid), time.Now(), s.status(b)
+	for b.Loop() {
+		time.Sleep(time.Second)
+	}
+	p1, t1, f1 := procCPU(b, s.cmd.Process.Pid), time.Now(), s.status(b)
+	cpu, window := (p1 - p0).Seconds(), t1.Sub(t0).Seconds()
 	var frames uint64
 	for i := range f1.Cameras {
 		frames += f1.Cameras[i].FramesPushed - f0.Cameras[i].FramesPushed
 	}
-	t.Logf("camsim CPU over %v: %.2f s = %.2f%% of one core; %d frames pushed (%.1f fps per camera)",
-		t1.Sub(t0).Round(time.Millisecond), (cpu1 - cpu0).Seconds(), pct, frames,
-		float64(frames)/4/t1.Sub(t0).Seconds())
+	b.ReportMetric(100*cpu/window, "%cpu")
+	b.ReportMetric(float64(frames)/4/window, "fps/camera")
+	if frames > 0 {
+		b.ReportMetric(1e6*cpu/float64(frames), "cpu-us/frame")
+	}
 }
 
-// procCPU is user+system CPU time of pid from /proc/pid/stat.
-func procCPU(t *testing.T, pid int) time.Duration {
+// procCPU is the user+system CPU time of pid.
+func procCPU(t testing.TB, pid int) time.Duration {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := testenv.ReadProc(pid)
 	require.NoError(t, err)
-	// Fields after the parenthesised command name; utime and stime are
-	// fields 14 and 15 of the whole line, in clock ticks (100 Hz on Linux).
-	rest := string(b[bytes.LastIndexByte(b, ')')+2:])
-	f := strings.Fields(rest)
-	var utime, stime int64
-	_, err = fmt.Sscan(f[11], &utime)
-	require.NoError(t, err)
-	_, err = fmt.Sscan(f[12], &stime)
-	require.NoError(t, err)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	return p.CPU
 }

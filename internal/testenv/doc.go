@@ -1,5 +1,8 @@
-// Package testenv starts the real services that integration and e2e tests
-// run against (redis-server on a free port) and stops them in t.Cleanup.
+// Package testenv holds what integration, e2e and camsim tests share: the
+// real services they run against (redis-server on a free port, stopped in
+// t.Cleanup; a private CA), a reader of /proc/<pid> (RSS, threads, open
+// files, CPU), the camera simulator's /status as a client reads it, and a
+// buffer for a child process's output.
 //
 // It is imported only from _test.go files. It may import the standard
 // library, testing and go-redis.
