@@ -60,6 +60,7 @@ clean:
 # camsim streams. Run on an otherwise idle machine; see docs/performance.md.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/ring/ ./internal/validate/ ./internal/publish/ ./internal/appsink/
+	$(GO) test -run '^$$' -bench ServeCPU -benchtime 10x ./cmd/camsim/
 	GSTCAPTURE_BENCH=1 GSTCAPTURE_BENCH_SECONDS=$(or $(BENCH_SECONDS),30) GSTCAPTURE_BENCH_OUT=$(CURDIR)/bench-results/macro.txt $(GO) test -count=1 -timeout 90m -run TestMacroBenchmark -v ./e2e/
 
 # Container image (docker/Dockerfile): Docker when an engine answers, else

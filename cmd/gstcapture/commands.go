@@ -331,7 +331,7 @@ func cmdRun(args []string) int {
 // abandons the pipeline at its teardown deadline (5 s), counts it as frozen
 // (frozen_pipelines in /health, rtsp_frozen_pipelines_total) and rebuilds
 // it; past health.max_frozen, /healthz fails. Used by
-// e2e/process_frozen_test.go; no deployment sets it. The variable is not a
+// e2e/process_test.go; no deployment sets it. The variable is not a
 // configuration key (its first word is no config section), so config
 // loading leaves it alone.
 const wedgeTeardownEnv = "GSTCAPTURE_FAULT_WEDGE_TEARDOWN"
