@@ -115,8 +115,8 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 	return t.tp.Shutdown(ctx)
 }
 
-// FrameSpan is the capture span of one frame while the streaming thread
-// handles it. It keeps the frame's identity so that child spans ended after
+// FrameSpan is the capture span of one frame while the appsink's Sink
+// goroutine handles it. It keeps the frame's identity so that child spans ended after
 // the frame was handed on (enqueue) need not read the frame again.
 type FrameSpan struct {
 	ctx      context.Context
@@ -243,8 +243,8 @@ func (c *spanCounters) Collect(ch chan<- prometheus.Metric) {
 // queue_full; countingExporter counts exported and export_failed and lets
 // the gate admit more once an export returns.
 
-// spanGate is the span processor: it never blocks the span's caller (a
-// GStreamer streaming thread), and the batch processor behind it never
+// spanGate is the span processor: it never blocks the span's caller (the
+// frame path on the Sink goroutine), and the batch processor behind it never
 // finds its own queue full.
 type spanGate struct {
 	sdktrace.SpanProcessor // the batch processor: OnStart, ForceFlush, Shutdown
