@@ -264,14 +264,20 @@ func defaults() Config {
 			DecoderThreads: 1,
 			MaxWidth:       4096,
 			MaxHeight:      4096,
-			Validation: Validation{
-				Black:   BlackCheck{Action: validate.Drop, MaxLuma: 16},
-				Uniform: UniformCheck{Action: validate.Drop, MaxStddev: 2.0},
-				Frozen:  FrozenCheck{Action: validate.Drop, After: 10 * time.Second},
-				Size:    Check{Action: validate.Drop},
-				Corrupt: Check{Action: validate.Drop},
-			},
+			Validation:     validationDefaults(validate.DefaultRules()),
 		},
+	}
+}
+
+// validationDefaults states validate's own defaults as settings: the
+// thresholds are validate's facts, config only names them.
+func validationDefaults(r validate.Rules) Validation {
+	return Validation{
+		Black:   BlackCheck{Action: r.Black.Action, MaxLuma: r.Black.MaxLuma},
+		Uniform: UniformCheck{Action: r.Uniform.Action, MaxStddev: r.Uniform.MaxStddev},
+		Frozen:  FrozenCheck{Action: r.Frozen.Action, After: r.Frozen.After},
+		Size:    Check{Action: r.Size.Action},
+		Corrupt: Check{Action: r.Corrupt.Action},
 	}
 }
 
