@@ -27,6 +27,7 @@ import (
 	"gstcapture/internal/config"
 	"gstcapture/internal/gsthost"
 	"gstcapture/internal/health"
+	"gstcapture/internal/liveconfig"
 	"gstcapture/pipelines"
 )
 
@@ -98,10 +99,21 @@ func cmdValidate(args []string) int {
 }
 
 func newLogger(level, format string, w io.Writer) *slog.Logger {
+	return newLeveledLogger(levelVar(level), format, w)
+}
+
+// levelVar is log.level as a level a reload can change.
+func levelVar(level string) *slog.LevelVar {
+	v := &slog.LevelVar{}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
 		lvl = slog.LevelInfo
 	}
+	v.Set(lvl)
+	return v
+}
+
+func newLeveledLogger(lvl *slog.LevelVar, format string, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: lvl}
 	if format == "text" {
 		return slog.New(slog.NewTextHandler(w, opts))
@@ -272,37 +284,61 @@ func cmdRun(args []string) int {
 	if code != 0 {
 		return code
 	}
-	log := newLogger(cfg.Log.Level, cfg.Log.Format, os.Stderr)
-	secrets := cfg.Secrets()
-	gsthost.Init(log, func(s string) string { return config.Redact(s, secrets...) })
+	level := levelVar(cfg.Log.Level)
+	log := newLeveledLogger(level, cfg.Log.Format, os.Stderr)
+	// The secrets of every camera the service ever runs (a reload and the
+	// camera API add some) are redacted from GStreamer's log as well.
+	secrets := &config.SecretSet{}
+	secrets.Add(cfg.Secrets()...)
+	gsthost.Init(log, secrets.Redact)
 	// go-redis prints a line on every failed dial while Redis is down; the
 	// publisher already logs each up/down change once, so keep these at debug.
 	redis.SetLogger(redisLogger{log})
 
-	svc, err := capture.New(cfg, log, capture.Options{Version: version, Hooks: faultHooks(cfg, log)})
+	svc, err := capture.New(cfg, log, capture.Options{Version: version, Hooks: faultHooks(cfg, log), Secrets: secrets})
 	if err != nil {
-		log.Error("cannot start", "error", config.Redact(err.Error(), secrets...))
+		log.Error("cannot start", "error", secrets.Redact(err.Error()))
 		return 1
 	}
 	setGoMemoryLimit(svc, cfg.Memory.Budget, log)
-	for _, p := range svc.Plans() {
-		log.Info("camera configured", "camera_id", p.Camera.ID, "url", config.Redact(p.Camera.Location, secrets...), "codec", p.Camera.Codec, "decoder", p.Decoder.Element)
-	}
 
-	checker := health.NewChecker(svc, health.Options{MinReady: cfg.Health.MinReady, MaxFrozen: cfg.Health.MaxFrozen})
+	var ctrl *liveconfig.Controller
+	checker := health.NewChecker(svc, health.Options{MinReady: cfg.Health.MinReady, MaxFrozen: cfg.Health.MaxFrozen,
+		Config: func() health.ConfigStatus { return ctrl.Status() }})
+	auth := httpAuth(cfg.HTTP.Auth, log)
+	ctrl = liveconfig.New(cfg, svc, svc.Redis(), log, liveconfig.Options{
+		Environ:  os.Environ,
+		Reloaded: svc.Metrics().Reloaded,
+		Live: func(c *config.Config) {
+			level.Set(levelVar(c.Log.Level).Level())
+			checker.SetThresholds(c.Health.MinReady, c.Health.MaxFrozen)
+			svc.SetShutdownTimeout(c.Shutdown.Timeout)
+			secrets.Add(c.Secrets()...)
+			if auth != nil {
+				auth.SetTokens(tokenScopes(c.HTTP.Auth.Tokens))
+			}
+		},
+	})
 	handler := health.NewServer(svc, checker, health.ServerOptions{
 		Metrics: promhttp.HandlerFor(svc.Metrics().Registry(), promhttp.HandlerOpts{}),
 		OpenAPI: docs.OpenAPI,
-		Auth:    httpAuth(cfg.HTTP.Auth, log),
+		Auth:    auth,
+		Cameras: ctrl,
 	})
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		log.Error("http.listen: cannot listen", "addr", cfg.HTTP.Listen, "error", err)
 		return 1
 	}
+	// The API's cameras start with the file's when Redis answers now;
+	// otherwise Start keeps trying while the file's run.
+	loadCtx, cancelLoad := context.WithTimeout(context.Background(), cfg.Redis.Timeout)
+	_ = ctrl.LoadAPI(loadCtx)
+	cancelLoad()
+
 	srv := newHTTPServer(handler)
 	go func() { _ = srv.Serve(health.LimitListener(ln, maxHTTPConns)) }()
-	log.Info("gstcapture started", "version", version, "http", ln.Addr().String(), "cameras", len(cfg.Cameras),
+	log.Info("gstcapture started", "version", version, "http", ln.Addr().String(), "cameras", len(svc.Cameras()),
 		"gstreamer", gsthost.Version(), "trace_export", svc.Tracer().Exporting())
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -316,6 +352,19 @@ func cmdRun(args []string) int {
 		log.Warn("second signal, exiting immediately", "signal", s.String())
 		os.Exit(1)
 	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				ctrl.Reload("SIGHUP")
+			}
+		}
+	}()
+	ctrl.Start(ctx)
 
 	svc.Run(ctx)
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -393,11 +442,7 @@ func httpAuth(a config.Auth, log *slog.Logger) *health.Auth {
 		log.Warn("http.auth.mode none: anyone who reaches http.listen can read /health, the camera API and snapshots")
 		return nil
 	}
-	tokens := map[string]string{}
-	for _, t := range a.Tokens {
-		tokens[t.Value] = t.Scope
-	}
-	auth := health.NewAuth(tokens, a.Metrics == config.ScopeRead)
+	auth := health.NewAuth(tokenScopes(a.Tokens), a.Metrics == config.ScopeRead)
 	if auth.Tokens() == 0 {
 		log.Warn("http.auth: no API tokens configured, so /health, /api/v1 and snapshots answer 401; " +
 			"write lines \"<scope> <token>\" (scope read or admin, e.g. read $(openssl rand -hex 16)) to a file " +
@@ -406,6 +451,15 @@ func httpAuth(a config.Auth, log *slog.Logger) *health.Auth {
 		log.Info("http.auth: bearer tokens required", "tokens", auth.Tokens(), "metrics", a.Metrics)
 	}
 	return auth
+}
+
+// tokenScopes maps each API token to its scope, as health.NewAuth takes them.
+func tokenScopes(list []config.Token) map[string]string {
+	tokens := make(map[string]string, len(list))
+	for _, t := range list {
+		tokens[t.Value] = t.Scope
+	}
+	return tokens
 }
 
 // setGoMemoryLimit gives the Go heap its share of memory.budget as its soft

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -102,22 +103,46 @@ type Options struct {
 	// ContainerLimit replaces the memory limit read from the cgroup files
 	// (memory.budget auto); nil reads them.
 	ContainerLimit *membudget.Limit
+	// Secrets is where the service adds the secrets of the cameras it runs,
+	// for whoever redacts logs (gsthost's log router); nil keeps its own.
+	Secrets *config.SecretSet
 }
 
-// Service runs every configured camera.
+// Service runs the configured cameras, and changes them while it runs
+// (Apply, Restart): each camera has its own supervisor and publisher
+// goroutines, so starting, stopping or rebuilding one leaves the others'
+// pipelines, sequences and connections alone.
 type Service struct {
-	cfg   *config.Config
-	log   *slog.Logger
-	reg   *stats.Registry
-	pub   *publish.Publisher
-	redis *redis.Client
-	cams  []*camera
-	byID  map[string]*camera
-	opts  Options
-	mem   membudget.Split
+	cfg     *config.Config // the settings fixed at start; cameras come and go through Apply
+	log     *slog.Logger
+	reg     *stats.Registry
+	pub     *publish.Publisher
+	redis   *redis.Client
+	opts    Options
+	secrets *config.SecretSet
+
+	limit     membudget.Limit
+	memMu     sync.Mutex
+	mem       membudget.Split
+	perCamera atomic.Int64 // mem.PerCamera, read by every camera's sink side
+
+	shutdownTimeout atomic.Int64 // shutdown.timeout, live
 
 	metrics *telemetry.Metrics
 	tracer  *telemetry.Tracer
+
+	applyMu  sync.Mutex // one change of the camera set at a time; Run's shutdown takes it too
+	stopping bool       // under applyMu: Run is shutting down, no more changes
+
+	mu   sync.RWMutex
+	cams map[string]*camera
+	run  *running // set by Run
+}
+
+// running is what a camera started by a running service hangs off.
+type running struct {
+	ctx    context.Context // Run's: cancelled at shutdown
+	pubCtx context.Context // the publishers', cancelled after every supervisor stopped
 }
 
 // The camera's counters are the one writer of its accounting; each part on
@@ -144,15 +169,21 @@ type camera struct {
 	tracer    *telemetry.Tracer
 	snap      snapshotter
 	fit       ringFit
+
+	// Set when the camera is started (Service.start), nil before.
+	stopSup, stopPub context.CancelFunc
+	supDone, pubDone chan struct{}
 }
 
 // ringFit sizes a camera's ring in bytes within its share of memory.budget
-// whenever its frame size changes (the first frame, a new resolution).
+// whenever its frame size or its share changes (the first frame, a new
+// resolution, a camera added or removed).
 type ringFit struct {
-	share int64 // frame bytes the camera may hold; 0 = no bound
-	batch int   // redis.batch
-	log   *slog.Logger
-	bytes int64 // frame size the ring is sized for; sink goroutine only
+	share  int64         // frame bytes the camera may hold; 0 = no bound
+	shared *atomic.Int64 // the service's current share, nil: share is fixed
+	batch  int           // redis.batch
+	log    *slog.Logger
+	bytes  int64 // frame size the ring is sized for; sink goroutine only
 }
 
 // New prepares a service: it renders every camera's pipeline and connects
@@ -180,7 +211,12 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 	}
 	rc := redis.NewClient(ropts)
 
-	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts, byID: map[string]*camera{}}
+	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts, cams: map[string]*camera{}, secrets: opts.Secrets}
+	if s.secrets == nil {
+		s.secrets = &config.SecretSet{}
+	}
+	s.secrets.Add(cfg.Secrets()...)
+	s.shutdownTimeout.Store(int64(cfg.Shutdown.Timeout))
 	limit := opts.ContainerLimit
 	if limit == nil {
 		l, err := membudget.ContainerLimit("/sys/fs/cgroup", "/proc/self/cgroup")
@@ -191,12 +227,9 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		}
 		limit = &l
 	}
-	s.mem = membudget.Plan(cfg.Memory.Budget, *limit, len(cfg.Cameras))
-	ids := make([]string, len(cfg.Cameras))
-	for i, c := range cfg.Cameras {
-		ids[i] = c.ID
-	}
-	s.metrics = telemetry.NewMetrics(s, ids, telemetry.BuildInfo{Version: opts.Version, GStreamer: gsthost.Version()})
+	s.limit = *limit
+	s.planMemory(cfg.Cameras)
+	s.metrics = telemetry.NewMetrics(s, nil, telemetry.BuildInfo{Version: opts.Version, GStreamer: gsthost.Version()})
 	s.tracer, err = telemetry.NewTracer(context.Background(), s.metrics, telemetry.TracingOptions{
 		SampleRatio: cfg.Tracing.SampleRatio,
 		QueueSize:   cfg.Tracing.QueueSize,
@@ -216,36 +249,13 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		Instance:     publish.NewInstanceID(),
 	}, log, s.metrics.PublishRecorder(s.tracer))
 
-	secrets := cfg.Secrets()
-	redact := func(text string) string { return config.Redact(text, secrets...) }
 	for _, cc := range cfg.Cameras {
-		plan, err := PlanCamera(cc, gsthost.HasElement)
+		c, err := s.build(cc, nil)
 		if err != nil {
 			return nil, err
 		}
-		rules := Rules(cc.Settings.Validation)
-		st := s.reg.Add(cc.ID)
-		s.pub.AddCamera(st, float64(cc.Settings.FPS))
-		c := newCamera(plan, st, rules, s.metrics.Camera(cc.ID), s.tracer)
-		c.fit = ringFit{share: s.mem.PerCamera, batch: cfg.Redis.Batch, log: log}
-		st.SetRing(cc.Settings.RingSize, 0, false)
-		spec := gsthost.Spec{
-			CameraID:         cc.ID,
-			Launch:           plan.Launch,
-			Codec:            plan.codecSpec(),
-			User:             cc.User,
-			Password:         cc.Password,
-			StallTimeout:     cc.Settings.StallTimeout,
-			ReconnectInitial: cc.Settings.Reconnect.Initial,
-			ReconnectMax:     cc.Settings.Reconnect.Max,
-			TeardownTimeout:  opts.TeardownTimeout,
-			MaxWidth:         cc.Settings.MaxWidth,
-			MaxHeight:        cc.Settings.MaxHeight,
-			TLSCAFile:        cc.Settings.TLSCAFile,
-		}
-		c.sup = gsthost.NewSupervisor(spec, st, c.onFrame, log, redact, opts.Hooks)
-		s.cams = append(s.cams, c)
-		s.byID[cc.ID] = c
+		s.cams[cc.ID] = c
+		s.register(c)
 	}
 	return s, nil
 }
@@ -316,7 +326,8 @@ func (c *camera) onFrame(f *frame.Frame) {
 		span.Flag(f.Flags)
 	}
 	c.snap.offer(f)
-	if sz := int64(len(f.Data)); sz != c.fit.bytes {
+	if sz, share := int64(len(f.Data)), c.fit.current(); sz != c.fit.bytes || share != c.fit.share {
+		c.fit.share = share
 		c.fitRing(sz)
 	}
 	// The publisher owns f from here and may already have released it, and
@@ -333,6 +344,14 @@ func (c *camera) onFrame(f *frame.Frame) {
 func (c *camera) tooBig(f *frame.Frame) bool {
 	s := c.plan.Camera.Settings
 	return (s.MaxWidth > 0 && f.Width > s.MaxWidth) || (s.MaxHeight > 0 && f.Height > s.MaxHeight)
+}
+
+// current is the camera's share of memory.budget now.
+func (f *ringFit) current() int64 {
+	if f.shared == nil {
+		return f.share
+	}
+	return f.shared.Load()
 }
 
 // fitRing sizes the ring for frames of sz bytes within the camera's share
@@ -359,14 +378,36 @@ func (s *Service) Tracer() *telemetry.Tracer { return s.tracer }
 
 // RingLen returns how many frames wait in camera id's ring (telemetry.Source).
 func (s *Service) RingLen(id string) int {
-	if c, ok := s.byID[id]; ok {
+	if c := s.camera(id); c != nil {
 		return c.ring.Len()
 	}
 	return 0
 }
 
+// camera returns camera id, nil when there is none.
+func (s *Service) camera(id string) *camera {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cams[id]
+}
+
+// all returns every camera, sorted by id.
+func (s *Service) all() []*camera {
+	s.mu.RLock()
+	out := make([]*camera, 0, len(s.cams))
+	for _, c := range s.cams {
+		out = append(out, c)
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b *camera) int { return strings.Compare(a.plan.Camera.ID, b.plan.Camera.ID) })
+	return out
+}
+
 // Registry exposes the per-camera counters.
 func (s *Service) Registry() *stats.Registry { return s.reg }
+
+// Redis is the service's Redis client (the camera API's store shares it).
+func (s *Service) Redis() *redis.Client { return s.redis }
 
 // Publisher exposes the Redis publisher (for readiness).
 func (s *Service) Publisher() *publish.Publisher { return s.pub }
@@ -374,39 +415,58 @@ func (s *Service) Publisher() *publish.Publisher { return s.pub }
 // Frozen returns how many pipelines were abandoned since start.
 func (s *Service) Frozen() int64 { return int64(s.reg.Frozen()) }
 
-// Plans returns each camera's plan in configuration order.
-func (s *Service) Plans() []Plan {
-	out := make([]Plan, len(s.cams))
-	for i, c := range s.cams {
-		out[i] = c.plan
+// Cameras returns the cameras in force, sorted by id.
+func (s *Service) Cameras() []config.Camera {
+	cams := s.all()
+	out := make([]config.Camera, len(cams))
+	for i, c := range cams {
+		out[i] = c.plan.Camera
 	}
 	return out
 }
 
 // Run captures until ctx is cancelled, then stops capture and flushes the
-// rings to Redis within cfg.Shutdown.Timeout.
+// rings to Redis within shutdown.timeout. Cameras may be changed (Apply,
+// Restart) before and while it runs.
 func (s *Service) Run(ctx context.Context) {
 	pubCtx, stopPub := context.WithCancel(context.Background())
-	var sups, pubs sync.WaitGroup
-	pubs.Add(1)
-	go func() { defer pubs.Done(); s.pub.WatchMemory(pubCtx) }()
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() { defer watch.Done(); s.pub.WatchMemory(pubCtx) }()
+	s.applyMu.Lock()
+	s.mu.Lock()
+	s.run = &running{ctx: ctx, pubCtx: pubCtx}
 	for _, c := range s.cams {
-		sups.Add(1)
-		go func() { defer sups.Done(); c.sup.Run(ctx) }()
-		pubs.Add(1)
-		go func() { defer pubs.Done(); s.pub.Run(pubCtx, c.stats, c.ring) }()
+		s.start(c)
 	}
+	s.mu.Unlock()
+	s.applyMu.Unlock()
+
 	<-ctx.Done()
 	s.log.Info("stopping capture")
-	sups.Wait()
+	// A change in progress finishes first; later ones are refused.
+	s.applyMu.Lock()
+	s.stopping = true
+	s.applyMu.Unlock()
+	cams := s.all()
+	for _, c := range cams {
+		if c.supDone != nil {
+			<-c.supDone
+		}
+	}
 	stopPub()
-	pubs.Wait()
+	for _, c := range cams {
+		if c.pubDone != nil {
+			<-c.pubDone
+		}
+	}
+	watch.Wait()
 
-	flushCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Shutdown.Timeout)
+	flushCtx, cancel := context.WithTimeout(context.Background(), time.Duration(s.shutdownTimeout.Load()))
 	defer cancel()
 	var wg sync.WaitGroup
 	var flushed atomic.Int64
-	for _, c := range s.cams {
+	for _, c := range cams {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -417,7 +477,7 @@ func (s *Service) Run(ctx context.Context) {
 	}
 	wg.Wait()
 	s.log.Info("capture stopped", "flushed_frames", flushed.Load())
-	s.logAccounting()
+	s.logAccounting(cams)
 	_ = s.redis.Close()
 	tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer tcancel()
@@ -429,9 +489,10 @@ func (s *Service) Run(ctx context.Context) {
 // reason, so captured = published + dropped + left in ring (0 once the
 // ring is closed) must hold exactly. unconfirmed_dropped counts frames of a
 // round trip cut by the shutdown deadline or a vanished Redis: dropped, but
-// Redis may still have stored them.
-func (s *Service) logAccounting() {
-	for _, c := range s.cams {
+// Redis may still have stored them. A camera rebuilt by a reload keeps its
+// counters, so its line covers every pipeline it had.
+func (s *Service) logAccounting(cams []*camera) {
+	for _, c := range cams {
 		st := c.stats
 		captured, published := st.Captured(), st.Published()
 		dropped := make([]any, 0, len(stats.Reasons()))
@@ -481,11 +542,17 @@ func (s *Service) RedisFull() bool { return s.pub.Full() }
 
 // MemoryBudget returns the bytes frames and the Go heap may hold together
 // (0 = unbounded; telemetry.Source).
-func (s *Service) MemoryBudget() int64 { return s.mem.Budget }
+func (s *Service) MemoryBudget() int64 {
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	return s.mem.Budget
+}
 
 // Memory returns how memory.budget is shared out (health.Source; main sets
 // GOMEMLIMIT from it).
 func (s *Service) Memory() stats.Memory {
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
 	m := stats.Memory{BudgetBytes: s.mem.Budget, Source: s.mem.Source, PerCameraBytes: s.mem.PerCamera}
 	// What the runtime has, whoever set it (main from the split, or the
 	// GOMEMLIMIT environment variable).
@@ -497,7 +564,11 @@ func (s *Service) Memory() stats.Memory {
 
 // GoMemoryLimit is the Go heap's share of memory.budget, for GOMEMLIMIT;
 // 0 when there is no budget.
-func (s *Service) GoMemoryLimit() int64 { return s.mem.GoLimit }
+func (s *Service) GoMemoryLimit() int64 {
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	return s.mem.GoLimit
+}
 
 // RedisMemoryBudget returns the bytes all streams may hold (0 = unbounded;
 // telemetry.Source).

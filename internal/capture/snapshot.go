@@ -60,8 +60,8 @@ var ErrUnknownCamera = errors.New("unknown camera")
 // Snapshot returns a copy of camera id's newest valid frame, waiting up to
 // wait for a fresh one; nil when the camera has not delivered any yet.
 func (s *Service) Snapshot(ctx context.Context, id string, wait time.Duration) (*frame.Picture, error) {
-	c, ok := s.byID[id]
-	if !ok {
+	c := s.camera(id)
+	if c == nil {
 		return nil, ErrUnknownCamera
 	}
 	ctx, cancel := context.WithTimeout(ctx, wait)

@@ -41,6 +41,13 @@ type Config struct {
 	Defaults Settings `koanf:"defaults"`
 	// Cameras are decoded one at a time over Defaults (see fileConfig).
 	Cameras []Camera
+
+	// File is the path Load read ("" for none). env and baseDir are where
+	// it resolved ${VAR}, password_env and relative paths, so that
+	// ParseCamera resolves an API camera's the same way.
+	File    string
+	env     map[string]string
+	baseDir string
 }
 
 // HTTP is the health/metrics/API listener.
@@ -78,6 +85,9 @@ type Token struct {
 type Redis struct {
 	URL    string `koanf:"url" check:"redis_url"` // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
 	Stream string `koanf:"stream" check:"stream"` // key template, "{camera_id}" is replaced, see publish.StreamKey
+	// CamerasKey is the Redis hash of the cameras created through the
+	// camera API (field: camera id, value: the entry as JSON).
+	CamerasKey string `koanf:"cameras_key" check:"required"`
 	// Retention is the history each camera's stream keeps; gstcapture
 	// shortens it when it does not fit MemoryBudget.
 	Retention time.Duration `koanf:"retention" range:"[100ms,1h]"`
@@ -205,9 +215,13 @@ const CodecAuto = "auto"
 
 // Camera is one configured camera with its effective settings.
 type Camera struct {
-	ID       string   `koanf:"id" check:"camera_id"`
-	Codec    string   `koanf:"codec" oneof:"h264,h265,auto" check:"required"`
+	ID    string `koanf:"id" check:"camera_id"`
+	Codec string `koanf:"codec" oneof:"h264,h265,auto" check:"required"`
+	// Enabled false keeps the camera configured (listed in /health and the
+	// API) without capturing it.
+	Enabled  bool     `koanf:"enabled"`
 	Settings Settings `koanf:",squash"` // defaults merged with this camera's overrides
+	Source   string   // SourceFile or SourceAPI: where the camera is configured
 	Location string   // URL without user-info: safe to log
 	// User and Password come from the URL user-info, password_env or
 	// password_file. Never log them; pass Password to Redact.
@@ -216,6 +230,12 @@ type Camera struct {
 	// secrets (Config.Secrets) and LocationWithVars writes them back.
 	urlVars []urlVar
 }
+
+// Where a camera is configured (Camera.Source).
+const (
+	SourceFile = "file" // the configuration file's cameras list
+	SourceAPI  = "api"  // PUT /api/v1/cameras/{id}, kept in Redis (redis.cameras_key)
+)
 
 // fileConfig is the shape of the configuration file: Config's sections,
 // and the cameras as written, each decoded on its own over the defaults.
@@ -239,11 +259,12 @@ func defaults() Config {
 	return Config{
 		HTTP: HTTP{Listen: ":8000", Auth: Auth{Mode: AuthToken, Metrics: MetricsOpen}},
 		Redis: Redis{
-			URL:       "redis://127.0.0.1:6379/0",
-			Stream:    "frames:{camera_id}",
-			Retention: 10 * time.Second,
-			Batch:     16,
-			Timeout:   2 * time.Second,
+			URL:        "redis://127.0.0.1:6379/0",
+			Stream:     "frames:{camera_id}",
+			CamerasKey: "gstcapture:cameras",
+			Retention:  10 * time.Second,
+			Batch:      16,
+			Timeout:    2 * time.Second,
 		},
 		Health:   Health{MinReady: 1, MaxFrozen: 3},
 		Shutdown: Shutdown{Timeout: 5 * time.Second},
@@ -354,8 +375,21 @@ func splitLocation(loc string) (head, tail string) {
 // the values of ${VAR} in camera URLs outside the host, the Redis
 // password), for Redact.
 func (c *Config) Secrets() []string {
+	out := CameraSecrets(c.Cameras)
+	if pw := redisPassword(c.Redis.URL); pw != "" {
+		out = append(out, pw)
+	}
+	for _, tok := range c.HTTP.Auth.Tokens {
+		out = append(out, tok.Value)
+	}
+	return dedupe(out)
+}
+
+// CameraSecrets returns the secrets of cams (passwords, their Basic
+// credentials, ${VAR} values outside the host), for Redact.
+func CameraSecrets(cams []Camera) []string {
 	var out []string
-	for _, cam := range c.Cameras {
+	for _, cam := range cams {
 		if cam.Password != "" {
 			// GST_DEBUG dumps of RTSP requests carry the Basic credentials
 			// base64-encoded, so that form is a secret too.
@@ -363,12 +397,6 @@ func (c *Config) Secrets() []string {
 		}
 		values, _ := cam.urlVarSecrets()
 		out = append(out, values...)
-	}
-	if pw := redisPassword(c.Redis.URL); pw != "" {
-		out = append(out, pw)
-	}
-	for _, tok := range c.HTTP.Auth.Tokens {
-		out = append(out, tok.Value)
 	}
 	return dedupe(out)
 }
@@ -424,6 +452,7 @@ func Load(path string, environ []string) (*Config, error) {
 	}
 
 	cfg := r.load(k)
+	cfg.File, cfg.env, cfg.baseDir = path, env, r.baseDir
 	if len(r.probs) > 0 {
 		probs := r.probs
 		probs.sort()

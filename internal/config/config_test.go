@@ -62,7 +62,7 @@ func TestEnvOfOtherToolsIgnored(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	cfg := mustLoad(t, oneCamera)
 	assert.Equal(t, HTTP{Listen: ":8000", Auth: Auth{Mode: AuthToken, Metrics: "open"}}, cfg.HTTP)
-	assert.Equal(t, Redis{URL: "redis://127.0.0.1:6379/0", Stream: "frames:{camera_id}", Retention: 10 * time.Second, MaxLen: 0, MemoryBudget: 0, Batch: 16, Timeout: 2 * time.Second}, cfg.Redis)
+	assert.Equal(t, Redis{URL: "redis://127.0.0.1:6379/0", Stream: "frames:{camera_id}", CamerasKey: "gstcapture:cameras", Retention: 10 * time.Second, MaxLen: 0, MemoryBudget: 0, Batch: 16, Timeout: 2 * time.Second}, cfg.Redis)
 	assert.Equal(t, Health{MinReady: 1, MaxFrozen: 3}, cfg.Health)
 	assert.Equal(t, Shutdown{Timeout: 5 * time.Second}, cfg.Shutdown)
 	assert.Equal(t, Log{Level: "info", Format: "json"}, cfg.Log)
@@ -117,7 +117,7 @@ defaults:
     corrupt: {action: off}
 `+oneCamera)
 	assert.Equal(t, HTTP{Listen: "127.0.0.1:9000", Auth: Auth{Mode: AuthToken, Metrics: "open"}}, cfg.HTTP)
-	assert.Equal(t, Redis{URL: "rediss://cache:6380/2", Stream: "cam:{camera_id}:frames", Retention: 3 * time.Second, MaxLen: 50, MemoryBudget: 2 << 30, Batch: 4, Timeout: 500 * time.Millisecond}, cfg.Redis)
+	assert.Equal(t, Redis{URL: "rediss://cache:6380/2", Stream: "cam:{camera_id}:frames", CamerasKey: "gstcapture:cameras", Retention: 3 * time.Second, MaxLen: 50, MemoryBudget: 2 << 30, Batch: 4, Timeout: 500 * time.Millisecond}, cfg.Redis)
 	assert.Equal(t, Health{MinReady: 0, MaxFrozen: 1}, cfg.Health)
 	assert.Equal(t, Shutdown{Timeout: 2 * time.Second}, cfg.Shutdown)
 	assert.Equal(t, Log{Level: "debug", Format: "text"}, cfg.Log)
@@ -239,7 +239,7 @@ func TestLoadWithoutFile(t *testing.T) {
 	_, err := Load("", nil)
 	var ps *Problems
 	require.ErrorAs(t, err, &ps)
-	assert.Equal(t, Problems{{"cameras", "no cameras configured; add at least one"}}, *ps)
+	assert.Equal(t, Problems{{"cameras", "no cameras configured; add at least one, or write cameras: [] to start without any and add them through the camera API"}}, *ps)
 }
 
 func TestVarExpansion(t *testing.T) {
@@ -460,8 +460,6 @@ cameras:
 			[]string{"cameras[0].password_file: cannot read", "cameras[0].url: has a password and password_env/password_file is also set"}},
 		{"empty file", "", nil,
 			[]string{"cameras: no cameras configured"}},
-		{"no cameras", "cameras: []\n", nil,
-			[]string{"cameras: no cameras configured"}},
 		{"cameras not a list", "cameras: {id: a}\n", nil,
 			[]string{"cameras: must be a list of cameras, got a mapping"}},
 		{"camera not a mapping", "cameras:\n  - rtsp://h/x\n", nil,
@@ -480,8 +478,6 @@ cameras:
 			[]string{"redis.maxlen: must be >= 0, got -1", "redis.batch: must be between 1 and 1000, got 0", "redis.timeout: must be between 1ms and 1m0s, got 0s"}},
 		{"http listen", "http: {listen: '8000'}\n" + oneCamera, nil,
 			[]string{"http.listen: must be host:port"}},
-		{"min_ready above cameras", "health: {min_ready: 2}\n" + oneCamera, nil,
-			[]string{"health.min_ready: is 2 but only 1 cameras are configured"}},
 		{"max_frozen zero", "health: {max_frozen: 0}\n" + oneCamera, nil,
 			[]string{"health.max_frozen: must be >= 1, got 0"}},
 		{"env unknown key", oneCamera, []string{"GSTCAPTURE_REDIS__URLL=redis://h"},

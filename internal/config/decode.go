@@ -57,10 +57,9 @@ func (r *reader) load(k *koanf.Koanf) *Config {
 	r.decodeProblems(err, "", reflect.TypeFor[fileConfig]())
 	cfg := &f.Config
 	r.validate(cfg)
+	// health.min_ready is not checked against the file's cameras: more may
+	// come through the camera API.
 	cfg.Cameras = r.cameras(f.Cameras, cfg.Defaults)
-	if n := len(cfg.Cameras); n > 0 && cfg.Health.MinReady > n {
-		r.add("health.min_ready", "is %d but only %d cameras are configured", cfg.Health.MinReady, n)
-	}
 	return cfg
 }
 

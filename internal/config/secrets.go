@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
 
 // cameraURL is a camera URL split into the credential-free location and
@@ -221,4 +223,34 @@ func encodedForms(sec string) []string {
 		}
 	}
 	return forms
+}
+
+// SecretSet is the secrets in force, for Redact from any goroutine; a
+// reload adds those of new cameras. A secret is never taken out: a line
+// about a camera removed a moment ago must still be redacted.
+type SecretSet struct {
+	mu  sync.Mutex
+	all atomic.Pointer[[]string]
+}
+
+// Add adds secrets to the set.
+func (s *SecretSet) Add(secrets ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cur []string
+	if p := s.all.Load(); p != nil {
+		cur = *p
+	}
+	next := dedupe(append(slices.Clone(cur), secrets...))
+	if len(next) != len(cur) {
+		s.all.Store(&next)
+	}
+}
+
+// Redact is Redact with the set's secrets.
+func (s *SecretSet) Redact(text string) string {
+	if p := s.all.Load(); p != nil {
+		return Redact(text, *p...)
+	}
+	return Redact(text)
 }

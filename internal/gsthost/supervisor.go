@@ -96,6 +96,7 @@ type Supervisor struct {
 	hooks   Hooks
 
 	oversize atomic.Uint64 // width<<32 | height of a frame above MaxWidth/MaxHeight, 0 for none
+	restart  chan struct{} // Restart's request; one pending at most
 }
 
 // NewSupervisor prepares a supervisor and records the camera's configured
@@ -115,7 +116,18 @@ func NewSupervisor(spec Spec, cam Ledger, handler appsink.Handler, log *slog.Log
 		redact = func(s string) string { return s }
 	}
 	cam.SetDecoder(spec.Codec.Name, spec.Codec.Decoder)
-	return &Supervisor{spec: spec, cam: cam, handler: handler, log: log.With("camera_id", spec.CameraID), redact: redact, hooks: hooks}
+	return &Supervisor{spec: spec, cam: cam, handler: handler, log: log.With("camera_id", spec.CameraID), redact: redact, hooks: hooks,
+		restart: make(chan struct{}, 1)}
+}
+
+// Restart asks Run to rebuild the pipeline now (reconnect reason restart),
+// without the backoff delay; a request while one is pending is the same
+// request. It never blocks.
+func (s *Supervisor) Restart() {
+	select {
+	case s.restart <- struct{}{}:
+	default:
+	}
 }
 
 // outcome says why a pipeline ended.
@@ -135,7 +147,7 @@ func (s *Supervisor) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			break
 		}
-		if streamed {
+		if streamed || out.reason == stats.ReconnectRestart {
 			bo.Reset()
 		}
 		s.cam.Reconnect(out.reason)
@@ -143,10 +155,15 @@ func (s *Supervisor) Run(ctx context.Context) {
 			s.cam.Error(out.errType)
 		}
 		delay := bo.Next()
+		if out.reason == stats.ReconnectRestart {
+			delay = 0
+		}
 		s.setState(out.state, out.text, slog.String("reason", string(out.reason)), slog.Duration("retry_in", delay))
 		t := time.NewTimer(delay)
 		select {
 		case <-ctx.Done():
+			t.Stop()
+		case <-s.restart:
 			t.Stop()
 		case <-t.C:
 		}
@@ -306,6 +323,8 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 		select {
 		case <-ctx.Done():
 			return streamed, outcome{}
+		case <-s.restart:
+			return streamed, outcome{reason: stats.ReconnectRestart, state: stats.StateConnecting}
 		case <-tick.C:
 		}
 		if v := s.oversize.Load(); v != 0 {

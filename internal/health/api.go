@@ -2,6 +2,9 @@ package health
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -31,7 +34,7 @@ func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	method, path, _ := strings.Cut(pattern, " ")
 	s.routes = append(s.routes, Route{method, path})
-	s.mux.HandleFunc(pattern, s.auth.wrap(s.auth.access(path), h))
+	s.mux.HandleFunc(pattern, s.auth.wrap(s.auth.access(method, path), h))
 }
 
 // API is what the camera endpoints need beyond Source.
@@ -42,8 +45,34 @@ type API interface {
 	Snapshot(ctx context.Context, id string, wait time.Duration) (*frame.Picture, error)
 }
 
+// CameraAdmin changes the camera set (PUT, DELETE and the restart of
+// /api/v1/cameras/{id}). A refusal is a *CameraError, which says the
+// status to answer with; any other error is a 500.
+type CameraAdmin interface {
+	// PutCamera creates or replaces camera id from body (a JSON object
+	// with the keys of a cameras[] entry) and reports whether it created it.
+	PutCamera(ctx context.Context, id string, body []byte) (created bool, err error)
+	DeleteCamera(ctx context.Context, id string) error
+	RestartCamera(id string) error
+}
+
+// CameraError is a CameraAdmin's refusal: the HTTP status, the message and,
+// for an invalid entry (422), every problem with its path.
+type CameraError struct {
+	Status   int
+	Message  string
+	Problems []Problem
+}
+
+func (e *CameraError) Error() string { return e.Message }
+
+// maxCameraBody bounds a camera entry: a real one is well under 4 KiB.
+const maxCameraBody = 64 << 10
+
 // ServerOptions are the handlers health does not own.
 type ServerOptions struct {
+	// Cameras changes cameras through the API; nil answers 503 there.
+	Cameras CameraAdmin
 	Metrics http.Handler
 	OpenAPI []byte
 	// Auth guards every route but the probes, the API description and
@@ -112,7 +141,82 @@ func NewServer(api API, c *Checker, o ServerOptions) *Server {
 		w.Header().Set("X-Frame-Seq", strconv.FormatUint(pic.Seq, 10))
 		_, _ = w.Write(img)
 	})
+	mux.handle("PUT /api/v1/cameras/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if o.Cameras == nil {
+			writeCameraError(w, nil)
+			return
+		}
+		entry, cerr := readEntry(w, r)
+		if cerr != nil {
+			writeCameraError(w, cerr)
+			return
+		}
+		id := r.PathValue("id")
+		created, err := o.Cameras.PutCamera(r.Context(), id, entry)
+		if err != nil {
+			writeCameraError(w, err)
+			return
+		}
+		code := http.StatusOK
+		if created {
+			code = http.StatusCreated
+		}
+		WriteJSON(w, code, map[string]any{"id": id, "source": "api", "created": created})
+	})
+	mux.handle("DELETE /api/v1/cameras/{id}", func(w http.ResponseWriter, r *http.Request) {
+		if o.Cameras == nil {
+			writeCameraError(w, nil)
+			return
+		}
+		if err := o.Cameras.DeleteCamera(r.Context(), r.PathValue("id")); err != nil {
+			writeCameraError(w, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.handle("POST /api/v1/cameras/{id}/restart", func(w http.ResponseWriter, r *http.Request) {
+		if o.Cameras == nil {
+			writeCameraError(w, nil)
+			return
+		}
+		if err := o.Cameras.RestartCamera(r.PathValue("id")); err != nil {
+			writeCameraError(w, err)
+			return
+		}
+		WriteJSON(w, http.StatusAccepted, map[string]string{"status": "restarting"})
+	})
 	return s
+}
+
+// readEntry reads a request body of at most maxCameraBody.
+func readEntry(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxCameraBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return nil, &CameraError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf("the camera entry is over %d bytes", maxCameraBody)}
+	case err != nil:
+		return nil, &CameraError{Status: http.StatusBadRequest, Message: "cannot read the body: " + err.Error()}
+	}
+	return body, nil
+}
+
+// writeCameraError answers a CameraAdmin's error; nil means there is no
+// CameraAdmin.
+func writeCameraError(w http.ResponseWriter, err error) {
+	var ce *CameraError
+	switch {
+	case err == nil:
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": "this server does not change cameras"})
+	case errors.As(err, &ce):
+		body := map[string]any{"error": ce.Message}
+		if len(ce.Problems) > 0 {
+			body["problems"] = ce.Problems
+		}
+		WriteJSON(w, ce.Status, body)
+	default:
+		WriteJSON(w, http.StatusInternalServerError, map[string]string{"error": err.Error()})
+	}
 }
 
 func notFound(w http.ResponseWriter, msg string) {

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"strings"
+	"sync"
 )
 
 // Access is what a route asks of a request.
@@ -21,8 +22,9 @@ const (
 // request in, as http.auth.mode none does.
 type Auth struct {
 	on      bool
-	tokens  []authToken
 	metrics Access
+	mu      sync.RWMutex
+	tokens  []authToken // replaced whole by SetTokens
 }
 
 type authToken struct {
@@ -38,14 +40,31 @@ func NewAuth(tokens map[string]string, metricsRead bool) *Auth {
 	if metricsRead {
 		a.metrics = Read
 	}
+	a.SetTokens(tokens)
+	return a
+}
+
+// SetTokens replaces the tokens (a reload of http.auth.tokens_file): a
+// request is checked against one set, old or new.
+func (a *Auth) SetTokens(tokens map[string]string) {
+	list := make([]authToken, 0, len(tokens))
 	for tok, scope := range tokens {
 		s := Read
 		if scope == "admin" {
 			s = Admin
 		}
-		a.tokens = append(a.tokens, authToken{sum: sha256.Sum256([]byte(tok)), scope: s})
+		list = append(list, authToken{sum: sha256.Sum256([]byte(tok)), scope: s})
 	}
-	return a
+	a.mu.Lock()
+	a.tokens = list
+	a.mu.Unlock()
+}
+
+// list returns the tokens in force.
+func (a *Auth) list() []authToken {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.tokens
 }
 
 // Enabled reports whether requests need tokens.
@@ -56,7 +75,7 @@ func (a *Auth) Tokens() int {
 	if a == nil {
 		return 0
 	}
-	return len(a.tokens)
+	return len(a.list())
 }
 
 // scopeOf returns the scope of the request's bearer token, and whether it
@@ -77,7 +96,7 @@ func (a *Auth) scopeOf(r *http.Request) (scope Access, given, valid bool) {
 	}
 	sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
 	found := Open
-	for _, t := range a.tokens {
+	for _, t := range a.list() {
 		if subtle.ConstantTimeCompare(sum[:], t.sum[:]) == 1 {
 			found = max(found, t.scope)
 			valid = true
@@ -102,7 +121,7 @@ func (a *Auth) wrap(need Access, h http.HandlerFunc) http.HandlerFunc {
 				challenge += `, error="invalid_token"`
 				msg = "the bearer token is not one of http.auth.tokens_file"
 			}
-			if len(a.tokens) == 0 {
+			if a.Tokens() == 0 {
 				msg = "no API tokens are configured: set http.auth.tokens_file (lines \"<scope> <token>\", scope read or admin)"
 			}
 			w.Header().Set("WWW-Authenticate", challenge)
@@ -118,8 +137,12 @@ func (a *Auth) wrap(need Access, h http.HandlerFunc) http.HandlerFunc {
 
 // access is the level each route asks for: the probes and the API
 // description are open, /metrics is open unless http.auth.metrics is
-// read, everything else needs read.
-func (a *Auth) access(path string) Access {
+// read, a change (any method but GET) needs admin, everything else needs
+// read.
+func (a *Auth) access(method, path string) Access {
+	if method != http.MethodGet && method != http.MethodHead {
+		return Admin
+	}
 	switch path {
 	case "/healthz", "/readyz", "/openapi.yaml":
 		return Open

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"gstcapture/internal/stats"
@@ -22,6 +23,43 @@ type Source interface {
 type Options struct {
 	MinReady  int // cameras that must be streaming for readiness
 	MaxFrozen int // abandoned pipelines tolerated before liveness fails
+	// Config reports the configuration's state for /health; nil leaves it out.
+	Config func() ConfigStatus
+}
+
+// ConfigStatus is the "config" object of /health: which configuration
+// runs, and how the last reload went.
+type ConfigStatus struct {
+	File string `json:"file,omitempty"`
+	// Generation is 1 after start and grows each time a reload or a camera
+	// API call changed what runs; LoadedAt is when the current one took effect.
+	Generation   uint64     `json:"generation"`
+	LoadedAt     time.Time  `json:"loaded_at"`
+	LastReloadAt *time.Time `json:"last_reload_at,omitempty"`
+	LastResult   string     `json:"last_result"`
+	// LastError and Problems are set while the latest reload of the file
+	// was rejected: the previous configuration runs.
+	LastError string    `json:"last_error"`
+	Problems  []Problem `json:"problems,omitempty"`
+	// RestartNeeded are settings changed in the file that only a restart
+	// applies; their running values are kept.
+	RestartNeeded []string   `json:"restart_needed,omitempty"`
+	APICameras    APICameras `json:"api_cameras"`
+}
+
+// Problem is one thing wrong with a configuration or a camera entry, at a
+// path such as "cameras[1].fps" (the file) or "fps" (the camera API).
+type Problem struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+// APICameras says whether the cameras created through the API have been
+// read from Redis.
+type APICameras struct {
+	Loaded bool   `json:"loaded"`
+	Count  int    `json:"count"`
+	Error  string `json:"error,omitempty"`
 }
 
 // Overall status values of /health.
@@ -37,28 +75,39 @@ type Report struct {
 	Redis   string           `json:"redis"`
 	Frozen  int64            `json:"frozen_pipelines"`
 	Memory  stats.Memory     `json:"memory"`
+	Config  *ConfigStatus    `json:"config,omitempty"`
 	Reasons []string         `json:"reasons,omitempty"`
 	Cameras []stats.Snapshot `json:"cameras"`
 }
 
 // Checker evaluates liveness, readiness and the overall status.
 type Checker struct {
-	src  Source
-	opts Options
-	now  func() time.Time
+	src       Source
+	config    func() ConfigStatus
+	minReady  atomic.Int64
+	maxFrozen atomic.Int64
+	now       func() time.Time
 }
 
 // NewChecker returns a checker over src.
 func NewChecker(src Source, opts Options) *Checker {
-	return &Checker{src: src, opts: opts, now: time.Now}
+	c := &Checker{src: src, config: opts.Config, now: time.Now}
+	c.SetThresholds(opts.MinReady, opts.MaxFrozen)
+	return c
+}
+
+// SetThresholds changes health.min_ready and health.max_frozen (a reload).
+func (c *Checker) SetThresholds(minReady, maxFrozen int) {
+	c.minReady.Store(int64(minReady))
+	c.maxFrozen.Store(int64(maxFrozen))
 }
 
 // Live reports whether the process can still make progress; reasons say
 // why not. Only a wedged process fails: a camera being down is not a
 // reason to restart us.
 func (c *Checker) Live() (bool, []string) {
-	if n := c.src.Frozen(); c.opts.MaxFrozen > 0 && n > int64(c.opts.MaxFrozen) {
-		return false, []string{fmt.Sprintf("%d frozen pipelines exceed health.max_frozen=%d", n, c.opts.MaxFrozen)}
+	if n, limit := c.src.Frozen(), c.maxFrozen.Load(); limit > 0 && n > limit {
+		return false, []string{fmt.Sprintf("%d frozen pipelines exceed health.max_frozen=%d", n, limit)}
 	}
 	return true, nil
 }
@@ -78,8 +127,8 @@ func (c *Checker) Ready() (bool, []string) {
 			streaming++
 		}
 	}
-	if streaming < c.opts.MinReady {
-		reasons = append(reasons, fmt.Sprintf("%d cameras streaming, health.min_ready=%d", streaming, c.opts.MinReady))
+	if minReady := c.minReady.Load(); int64(streaming) < minReady {
+		reasons = append(reasons, fmt.Sprintf("%d cameras streaming, health.min_ready=%d", streaming, minReady))
 	}
 	if live, why := c.Live(); !live {
 		reasons = append(reasons, why...)
@@ -97,22 +146,35 @@ func (c *Checker) Report() Report {
 	case c.src.RedisFull():
 		r.Redis = "full"
 	}
+	var notes []string // what makes a live and ready service degraded
+	if c.config != nil {
+		cs := c.config()
+		r.Config = &cs
+		if cs.LastError != "" {
+			notes = append(notes, "the last reload of the configuration file was rejected, the previous configuration runs: "+cs.LastError)
+		}
+		for _, key := range cs.RestartNeeded {
+			notes = append(notes, "restart needed for "+key+": the configuration file changed it, the running value is kept")
+		}
+	}
 	live, why := c.Live()
 	ready, rwhy := c.Ready()
 	down := 0
 	for _, s := range snaps {
-		if s.State != stats.StateStreaming {
+		if s.State != stats.StateStreaming && s.State != stats.StateDisabled {
 			down++
 		}
+	}
+	if down > 0 {
+		notes = append([]string{fmt.Sprintf("%d of %d cameras not streaming", down, len(snaps))}, notes...)
 	}
 	switch {
 	case !live:
 		r.Status, r.Reasons = Unhealthy, why
 	case !ready:
 		r.Status, r.Reasons = Unhealthy, rwhy
-	case down > 0:
-		r.Status = Degraded
-		r.Reasons = []string{fmt.Sprintf("%d of %d cameras not streaming", down, len(snaps))}
+	case len(notes) > 0:
+		r.Status, r.Reasons = Degraded, notes
 	default:
 		r.Status = Healthy
 	}

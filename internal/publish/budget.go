@@ -196,6 +196,21 @@ func (b *budget) add(id string, fps float64) *atomic.Int64 {
 	return c
 }
 
+// remove forgets camera id; the others' shares grow into its room.
+func (b *budget) remove(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.cur[id]; !ok {
+		return
+	}
+	delete(b.cur, id)
+	delete(b.loads, id)
+	delete(b.limits, id)
+	delete(b.told, id)
+	delete(b.said, id)
+	b.replan()
+}
+
 // resize records camera id's frame size.
 func (b *budget) resize(id string, frameBytes int64) {
 	b.mu.Lock()

@@ -166,10 +166,21 @@ func contextTimeoutEnabled(c redis.UniversalClient) (enabled, known bool) {
 // AddCamera registers a camera and its fps with the memory budget; Run
 // trims its stream to the camera's share, and cam is told that limit
 // whenever it changes. Call it before Run, for every camera, so that the
-// first shares already count them all.
+// first shares already count them all; a camera added later (or changed:
+// its fps is updated) takes its share from the others.
 func (p *Publisher) AddCamera(cam Retention, fps float64) {
 	p.budget.tell(cam.CameraID(), cam)
 	p.budget.add(cam.CameraID(), fps)
+}
+
+// RemoveCamera forgets a camera that is gone: its share of the memory
+// budget (the others' shares grow) and its unconfirmed frames. Call it
+// after the camera's Run and Flush returned. Its stream stays in Redis.
+func (p *Publisher) RemoveCamera(id string) {
+	p.budget.remove(id)
+	p.unsureMu.Lock()
+	delete(p.unsure, id)
+	p.unsureMu.Unlock()
 }
 
 // MemoryBudget returns the bytes the streams may hold together (0 =

@@ -111,10 +111,13 @@ const (
 	StateUnauthorized State = "unauthorized"
 	StateError        State = "error"
 	StateStopped      State = "stopped"
+	// StateDisabled is a configured camera with enabled: false: it is
+	// listed, and runs no pipeline.
+	StateDisabled State = "disabled"
 )
 
 // States lists every state, for one metric series per state.
-var States = []State{StateStarting, StateConnecting, StateStreaming, StateStalled, StateDisconnected, StateUnauthorized, StateError, StateStopped}
+var States = []State{StateStarting, StateConnecting, StateStreaming, StateStalled, StateDisconnected, StateUnauthorized, StateError, StateStopped, StateDisabled}
 
 // ReconnectReason says why a camera's pipeline was rebuilt: the label of
 // rtsp_reconnects_total.
@@ -128,12 +131,13 @@ const (
 	ReconnectTimeout      ReconnectReason = "timeout"      // rtspsrc's own timeout (no RTP or RTCP)
 	ReconnectUnauthorized ReconnectReason = "unauthorized" // the camera refused the credentials
 	ReconnectNoFrames     ReconnectReason = "no_frames"    // no first frame after starting
+	ReconnectRestart      ReconnectReason = "restart"      // asked for (POST /api/v1/cameras/{id}/restart)
 )
 
 // ReconnectReasons lists every reconnect reason, for a series per reason
 // from the start.
 func ReconnectReasons() []ReconnectReason {
-	return []ReconnectReason{ReconnectError, ReconnectEOS, ReconnectStall, ReconnectTimeout, ReconnectUnauthorized, ReconnectNoFrames}
+	return []ReconnectReason{ReconnectError, ReconnectEOS, ReconnectStall, ReconnectTimeout, ReconnectUnauthorized, ReconnectNoFrames, ReconnectRestart}
 }
 
 // ErrorType classifies a pipeline error: the label of rtsp_errors_total.
@@ -185,6 +189,7 @@ type Camera struct {
 	decoderOut atomic.Uint64
 
 	mu           sync.Mutex
+	source       string // where the camera is configured: "file" or "api"
 	state        State
 	since        time.Time
 	lastError    string
@@ -209,6 +214,13 @@ func NewCamera(id string) *Camera {
 
 // CameraID returns the camera's id.
 func (c *Camera) CameraID() string { return c.ID }
+
+// SetSource records where the camera is configured ("file" or "api").
+func (c *Camera) SetSource(src string) {
+	c.mu.Lock()
+	c.source = src
+	c.mu.Unlock()
+}
 
 // SetRetention records the camera's stream limit (see Snapshot).
 func (c *Camera) SetRetention(maxLen int64, retention time.Duration, shortened bool) {
@@ -361,6 +373,8 @@ func (c *Camera) SetLatencySource(src string) {
 // Snapshot is a consistent copy of a camera's status for health and the API.
 type Snapshot struct {
 	ID                  string            `json:"id"`
+	Source              string            `json:"source,omitempty"`
+	Enabled             bool              `json:"enabled"`
 	State               State             `json:"state"`
 	StateSince          time.Time         `json:"state_since"`
 	FPS                 float64           `json:"fps"`
@@ -433,7 +447,8 @@ func (c *Camera) Snapshot(now time.Time) Snapshot {
 		s.LastFrameAgeSeconds = &age
 	}
 	c.mu.Lock()
-	s.State, s.StateSince = c.state, c.since
+	s.State, s.StateSince, s.Source = c.state, c.since, c.source
+	s.Enabled = c.state != StateDisabled
 	s.LastError, s.Codec, s.Decoder, s.LatencySource = c.lastError, c.codec, c.decoder, c.latencySrc
 	s.RedisMaxLen, s.RedisRetention, s.RetentionShortened = c.redisMaxLen, c.redisRet.Seconds(), c.retShort
 	s.RingFrames, s.RingBytesLimit, s.RingShortened = c.ringFrames, c.ringBytes, c.ringShort

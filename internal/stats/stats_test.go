@@ -66,7 +66,7 @@ func TestReasonNames(t *testing.T) {
 
 // The label sets are typed once here; telemetry emits a series for each.
 func TestLabelSets(t *testing.T) {
-	assert.Equal(t, []ReconnectReason{"error", "eos", "stall", "timeout", "unauthorized", "no_frames"}, ReconnectReasons())
+	assert.Equal(t, []ReconnectReason{"error", "eos", "stall", "timeout", "unauthorized", "no_frames", "restart"}, ReconnectReasons())
 	assert.Equal(t, []ErrorType{"core", "library", "resource", "stream", "other", "unauthorized", "timeout", "stall", "build", "frozen"}, ErrorTypes())
 }
 

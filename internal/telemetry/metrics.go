@@ -31,8 +31,16 @@ type Metrics struct {
 	processing *prometheus.HistogramVec
 	latency    *prometheus.HistogramVec
 	sinkLat    *prometheus.HistogramVec
+	reloads    *prometheus.CounterVec
 	spans      *spanCounters
 }
+
+// Results of a configuration reload, the label of rtsp_config_reloads_total.
+const (
+	ReloadApplied   = "applied"   // valid, and what runs changed
+	ReloadUnchanged = "unchanged" // valid, and nothing to change (SIGHUP without an edit)
+	ReloadInvalid   = "invalid"   // rejected: the running configuration is kept
+)
 
 // CameraObservers are one camera's histogram observers, resolved once.
 type CameraObservers struct {
@@ -75,7 +83,15 @@ func NewMetrics(src Source, cameraIDs []string, info BuildInfo) *Metrics {
 	}, []string{"version", "goversion", "gstreamer"})
 	build.WithLabelValues(info.Version, runtime.Version(), info.GStreamer).Set(1)
 
-	m.reg.MustRegister(m.processing, m.latency, m.sinkLat, pub, build,
+	m.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rtsp_config_reloads_total",
+		Help: "Reloads of the configuration file (file change or SIGHUP), by result: applied, unchanged, invalid (rejected, the running configuration is kept).",
+	}, []string{"result"})
+	for _, r := range []string{ReloadApplied, ReloadUnchanged, ReloadInvalid} {
+		m.reloads.WithLabelValues(r)
+	}
+
+	m.reg.MustRegister(m.processing, m.latency, m.sinkLat, pub, build, m.reloads,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&statsCollector{src: src},
@@ -84,16 +100,33 @@ func NewMetrics(src Source, cameraIDs []string, info BuildInfo) *Metrics {
 		src.Registry().OnRemove(m.forget)
 	}
 	for _, id := range cameraIDs {
-		m.cams[id] = &CameraObservers{
-			Validate:    m.processing.WithLabelValues(id, "validate"),
-			Enqueue:     m.processing.WithLabelValues(id, "enqueue"),
-			Publish:     m.processing.WithLabelValues(id, "publish"),
-			Latency:     m.latency.WithLabelValues(id),
-			SinkLatency: m.sinkLat.WithLabelValues(id),
-		}
+		m.AddCamera(id)
 	}
 	return m
 }
+
+// AddCamera creates camera id's observers (a camera added at run time)
+// and returns them; for a known id, the ones it has.
+func (m *Metrics) AddCamera(id string) *CameraObservers {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if o, ok := m.cams[id]; ok {
+		return o
+	}
+	o := &CameraObservers{
+		Validate:    m.processing.WithLabelValues(id, "validate"),
+		Enqueue:     m.processing.WithLabelValues(id, "enqueue"),
+		Publish:     m.processing.WithLabelValues(id, "publish"),
+		Latency:     m.latency.WithLabelValues(id),
+		SinkLatency: m.sinkLat.WithLabelValues(id),
+	}
+	m.cams[id] = o
+	return o
+}
+
+// Reloaded counts one configuration reload with its result (ReloadApplied,
+// ReloadUnchanged, ReloadInvalid).
+func (m *Metrics) Reloaded(result string) { m.reloads.WithLabelValues(result).Inc() }
 
 // forget deletes camera id's histogram series and observers.
 func (m *Metrics) forget(id string) {
