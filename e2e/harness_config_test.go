@@ -54,6 +54,7 @@ type camCfg struct {
 	TLSCAFile string `yaml:"tls_ca_file,omitempty"`
 	MaxWidth  int    `yaml:"max_width,omitempty"`
 	MaxHeight int    `yaml:"max_height,omitempty"`
+	FPS       int    `yaml:"fps,omitempty"` // over defaults.fps
 }
 
 // simCams is cameras cam1..camN of one camsim, with codec h264.

@@ -137,7 +137,8 @@ func writeFile(t testing.TB, dir, name, content string) string {
 // service is a running bin/gstcapture.
 type service struct {
 	*proc
-	HTTP string // base URL
+	HTTP   string // base URL
+	Config string // the configuration file it runs with (absolute)
 }
 
 func startService(t testing.TB, cfg svcConfig, env ...string) *service {
@@ -152,7 +153,7 @@ func startServiceBin(t testing.TB, bin string, cfg svcConfig, env ...string) *se
 	dir := t.TempDir()
 	file := writeFile(t, dir, "config.yaml", cfg.YAML(t))
 	port := testenv.FreePort(t)
-	s := &service{HTTP: fmt.Sprintf("http://127.0.0.1:%d", port)}
+	s := &service{HTTP: fmt.Sprintf("http://127.0.0.1:%d", port), Config: file}
 	tokens := writeFile(t, dir, "tokens", "read "+e2eReadToken+"\nadmin "+e2eAdminToken+"\n")
 	env = append([]string{fmt.Sprintf("GSTCAPTURE_HTTP__LISTEN=127.0.0.1:%d", port), "GSTCAPTURE_HTTP__AUTH__TOKENS_FILE=" + tokens}, env...)
 	s.proc = start(t, env, binary(t, bin), "run", "--config", file)
@@ -230,6 +231,8 @@ func (s *service) getJSON(t testing.TB, path string, v any) int {
 type cameraStatus struct {
 	ID                 string            `json:"id"`
 	State              string            `json:"state"`
+	Source             string            `json:"source"` // file or api
+	Enabled            bool              `json:"enabled"`
 	FPS                float64           `json:"fps"`
 	Captured           uint64            `json:"frames_captured"`
 	Published          uint64            `json:"frames_published"`
@@ -271,7 +274,33 @@ type healthReport struct {
 		GoLimit   int64  `json:"go_limit_bytes"`
 		PerCamera int64  `json:"per_camera_bytes"`
 	} `json:"memory"`
+	Config  *configStatus  `json:"config"`
 	Cameras []cameraStatus `json:"cameras"`
+}
+
+// configStatus is /health's config: which configuration runs, and how the
+// latest reload of the file went.
+type configStatus struct {
+	File          string          `json:"file"`
+	Generation    uint64          `json:"generation"`
+	LoadedAt      time.Time       `json:"loaded_at"`
+	LastReloadAt  *time.Time      `json:"last_reload_at"`
+	LastResult    string          `json:"last_result"` // initial, applied, unchanged, invalid
+	LastError     string          `json:"last_error"`
+	Problems      []configProblem `json:"problems"`
+	RestartNeeded []string        `json:"restart_needed"`
+	APICameras    struct {
+		Loaded bool   `json:"loaded"`
+		Count  int    `json:"count"`
+		Error  string `json:"error"`
+	} `json:"api_cameras"`
+}
+
+// configProblem is one thing wrong with a configuration file (path
+// cameras[1].fps) or a camera API entry (path fps).
+type configProblem struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
 }
 
 func (s *service) health(t testing.TB) healthReport {
