@@ -77,7 +77,7 @@ func TestLiveReloadFile(t *testing.T) {
 	assert.Equal(t, []string{"cam5"}, ch.Added, "config reloaded: added")
 	assert.Equal(t, []string{"cam3"}, ch.Removed, "config reloaded: removed")
 	assert.ElementsMatch(t, []string{"cam1", "cam4"}, ch.Rebuilt, "config reloaded: rebuilt (cam2 overrides fps, so is not)")
-	t.Logf("file saved -> 'config reloaded' logged: %s; file saved -> cam5's first entry: %s (camsim GOP 2 s)",
+	t.Logf("file saved -> 'config reloaded' logged: %s; file saved -> cam5's first entry: %s",
 		line.Time.Sub(saved).Round(time.Millisecond), first5.Sub(saved).Round(time.Millisecond))
 
 	// The rebuilt cameras publish again within 5 s of the reload, at 5 fps.
@@ -102,8 +102,9 @@ func TestLiveReloadFile(t *testing.T) {
 
 	// cam2 untouched: every entry from 3 s before the save to now, seq +1
 	// each, and no reconnect.
+	around := time.Since(saved.Add(-3 * time.Second))
 	msgs := rc.Between("cam2", saved.Add(-3*time.Second), time.Now())
-	assert.Greater(t, len(msgs), 80, "cam2 entries around the reload")
+	assert.Greater(t, len(msgs), int(around.Seconds()*10*0.8), "cam2 entries in the %s around the reload", around.Round(time.Millisecond))
 	assert.Empty(t, seqGaps(entrySeqs(t, msgs)), "cam2's seq is continuous across the reload (%d entries)", len(msgs))
 	gap := maxEntryGap(t, msgs)
 	t.Logf("cam2: %d entries around the reload, longest gap between two %s", len(msgs), gap)
@@ -180,6 +181,7 @@ func TestLiveReloadInvalidKeepsRunning(t *testing.T) {
 		assert.NotEmpty(t, p.Message, "problem at %s has a message", p.Path)
 	}
 	assert.Equal(t, gen0, c.Generation, "a rejected reload changes no generation")
+	t.Logf("rejected: last_error %q, problems %+v", c.LastError, c.Problems)
 	m := svc.metrics(t)
 	assert.Equal(t, 1.0, m.reloadCount("invalid"), "rtsp_config_reloads_total{result=invalid}: %v", m.reloads())
 	assert.Zero(t, m.reloadCount("applied"), "rtsp_config_reloads_total{result=applied}")
@@ -262,7 +264,8 @@ func TestLiveSIGHUPNoChange(t *testing.T) {
 		assert.Zero(t, h.camera(id).Reconnects, "%s reconnects", id)
 		assert.Equal(t, "streaming", h.camera(id).State, id)
 		msgs := rc.Between(id, hup.Add(-3*time.Second), now)
-		assert.Greater(t, len(msgs), 45, "%s entries around the SIGHUP", id)
+		around := now.Sub(hup.Add(-3 * time.Second))
+		assert.Greater(t, len(msgs), int(around.Seconds()*10*0.8), "%s entries in the %s around the SIGHUP", id, around.Round(time.Millisecond))
 		assert.Empty(t, seqGaps(entrySeqs(t, msgs)), "%s: seq continuous across the SIGHUP", id)
 		t.Logf("%s: %d entries around the SIGHUP, longest gap %s", id, len(msgs), maxEntryGap(t, msgs))
 	}
