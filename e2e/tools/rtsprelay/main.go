@@ -11,8 +11,10 @@
 // and read rtsp://HOST:PORT/NAME over TCP (UDP is off); with --tls-listen
 // the same paths are also served as rtsps://HOST:PORT2/NAME by a second,
 // TLS-only gortsplib server with that certificate. It prints "rtsprelay
-// ready" on stdout once listening, and "rtsprelay publishing /NAME" when a
-// publisher starts recording.
+// ready" on stdout once listening, "rtsprelay publishing /NAME" when a
+// publisher starts recording, and "rtsprelay reader playing /NAME" and
+// "rtsprelay reader closed /NAME" when a reader of the plain server starts
+// playing and when its session ends (a TEARDOWN or a dropped connection).
 package main
 
 import (
@@ -41,6 +43,7 @@ type relay struct {
 	tlsServer *gortsplib.Server // nil without --tls-listen
 	mu        sync.Mutex
 	paths     map[string]*path
+	readers   map[*gortsplib.ServerSession]string // playing sessions of the plain server, by path
 }
 
 // tlsReaders serves the TLS server's readers from the relay's paths.
@@ -73,6 +76,10 @@ func (r *relay) lookupTLS(name string) (*gortsplib.ServerStream, *base.Response)
 func (r *relay) OnSessionClose(ctx *gortsplib.ServerHandlerOnSessionCloseCtx) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if name, ok := r.readers[ctx.Session]; ok {
+		delete(r.readers, ctx.Session)
+		fmt.Printf("rtsprelay reader closed %s\n", name)
+	}
 	for name, p := range r.paths {
 		if p.publisher == ctx.Session {
 			p.stream.Close()
@@ -133,7 +140,11 @@ func (r *relay) OnSetup(ctx *gortsplib.ServerHandlerOnSetupCtx) (*base.Response,
 	return res, s, nil
 }
 
-func (r *relay) OnPlay(*gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+func (r *relay) OnPlay(ctx *gortsplib.ServerHandlerOnPlayCtx) (*base.Response, error) {
+	r.mu.Lock()
+	r.readers[ctx.Session] = ctx.Path
+	r.mu.Unlock()
+	fmt.Printf("rtsprelay reader playing %s\n", ctx.Path)
 	return &base.Response{StatusCode: base.StatusOK}, nil
 }
 
@@ -163,7 +174,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "rtsprelay:", err)
 		os.Exit(1)
 	}
-	r := &relay{paths: map[string]*path{}}
+	r := &relay{paths: map[string]*path{}, readers: map[*gortsplib.ServerSession]string{}}
 	r.server = &gortsplib.Server{Handler: r, RTSPAddress: *listen}
 	if *tlsListen != "" {
 		cert, err := tls.LoadX509KeyPair(*tlsCert, *tlsKey)
