@@ -36,8 +36,9 @@ func aclRules(t *testing.T) []string {
 
 // TestRedisACL: gstcapture works against a real redis-server as a user with
 // exactly the rules the compose file gives it (docker/redis/gstcapture.acl):
-// it publishes, reads maxmemory for its budget, and settles the frames of
-// round trips that timed out while Redis held writes, and Redis's ACL LOG
+// it publishes, reads maxmemory for its budget, settles the frames of
+// round trips that timed out while Redis held writes, reads, stores and
+// removes the camera API's cameras, and Redis's ACL LOG
 // shows no command it was refused except CLIENT LIST, which it does
 // without. The rules allow each
 // command gstcapture sends and refuse the rest (ACL DRYRUN).
@@ -59,6 +60,7 @@ func TestRedisACL(t *testing.T) {
 		{"XTRIM", "frames:cam1", "MAXLEN", "5"},
 		{"XREVRANGE", "frames:cam1", "+", "-", "COUNT", "8"},
 		{"INFO", "memory"}, {"PING"}, {"EVALSHA", "0123456789012345678901234567890123456789", "1", "frames:cam1"},
+		{"HGETALL", "gstcapture:cameras"}, {"HSET", "gstcapture:cameras", "cam9", "{}"}, {"HDEL", "gstcapture:cameras", "cam9"},
 	} {
 		res, err := admin.Do(ctx, append([]any{"ACL", "DRYRUN", "gstcapture"}, cmd...)...).Text()
 		require.NoError(t, err)
@@ -68,6 +70,8 @@ func TestRedisACL(t *testing.T) {
 		{"FLUSHALL"}, {"CONFIG", "SET", "maxmemory", "0"}, {"KEYS", "*"}, {"DEL", "frames:cam1"},
 		{"XADD", "other:cam1", "*", "v", "1"}, {"SET", "frames:x", "1"}, {"CLIENT", "KILL", "ID", "1"},
 		{"XREAD", "STREAMS", "frames:cam1", "0"}, {"SUBSCRIBE", "x"},
+		{"HSET", "frames:cam1", "f", "v"}, {"XADD", "gstcapture:cameras", "*", "v", "1"}, {"DEL", "gstcapture:cameras"},
+		{"HSET", "other", "f", "v"},
 	} {
 		res, err := admin.Do(ctx, append([]any{"ACL", "DRYRUN", "gstcapture"}, cmd...)...).Text()
 		require.NoError(t, err)
@@ -92,6 +96,13 @@ func TestRedisACL(t *testing.T) {
 	n0 := admin.Len("cam1")
 	require.Eventually(t, func() bool { return admin.Len("cam1") >= n0+20 }, 30*time.Second, 100*time.Millisecond,
 		"publishing goes on after the kills")
+
+	// The camera API stores and removes its cameras as the ACL user.
+	code, body := svc.admin(t, "PUT", "/api/v1/cameras/apicam", map[string]any{"url": sim.URL(1), "codec": "h264"})
+	require.Equal(t, 201, code, "%s", body)
+	require.Eventually(t, func() bool { return admin.Len("apicam") >= 5 }, 30*time.Second, 100*time.Millisecond, "the API camera publishes")
+	code, body = svc.admin(t, "DELETE", "/api/v1/cameras/apicam", nil)
+	require.Equal(t, 204, code, "%s", body)
 
 	entries, err := admin.Do(ctx, "ACL", "LOG").Slice()
 	require.NoError(t, err)
