@@ -6,6 +6,7 @@ package e2e
 // and each stream's seq followed entry by entry.
 
 import (
+	"cmp"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -331,20 +332,11 @@ func (f *seqFollower) Poll() {
 	}
 }
 
-// medianInt is the median of xs (0 for none).
-func medianInt(xs []int) int {
+// median is the median of xs (0 for none).
+func median[T cmp.Ordered](xs []T) T {
+	var zero T
 	if len(xs) == 0 {
-		return 0
-	}
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
-// medianFloat is the median of xs (0 for none).
-func medianFloat(xs []float64) float64 {
-	if len(xs) == 0 {
-		return 0
+		return zero
 	}
 	s := slices.Clone(xs)
 	slices.Sort(s)

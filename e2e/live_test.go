@@ -620,7 +620,7 @@ func TestLiveAddRemoveCycles(t *testing.T) {
 		for _, p := range ps {
 			f, th, g, r = append(f, p.fds), append(th, p.threads), append(g, p.goroutines), append(r, p.rssMB)
 		}
-		return point{medianInt(f), medianInt(th), medianInt(g), medianFloat(r)}
+		return point{median(f), median(th), median(g), median(r)}
 	}
 	first, last := summary(points[:q]), summary(points[cycles-q:])
 	t.Logf("%d add/remove cycles in %s (%.2f s a cycle)", cycles, ran.Round(time.Second), ran.Seconds()/cycles)
@@ -649,13 +649,7 @@ func TestLiveAddRemoveCycles(t *testing.T) {
 	t.Logf("entries followed: %v; test took %s", follow.Entries, time.Since(began).Round(time.Second))
 }
 
-func medianDur(ds []time.Duration) time.Duration {
-	xs := make([]int, len(ds))
-	for i, d := range ds {
-		xs[i] = int(d)
-	}
-	return time.Duration(medianInt(xs)).Round(time.Millisecond)
-}
+func medianDur(ds []time.Duration) time.Duration { return median(ds).Round(time.Millisecond) }
 
 func maxDur(ds []time.Duration) time.Duration {
 	var m time.Duration
