@@ -6,8 +6,8 @@ package e2e
 // and each stream's seq followed entry by entry.
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"

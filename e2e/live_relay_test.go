@@ -89,4 +89,3 @@ func TestLiveRelayCamera(t *testing.T) {
 	assert.Zero(t, svc.health(t).camera("cam1").Reconnects, "cam1 never reconnected")
 	assert.Equal(t, readers("playing"), readers("closed"), "no gstcapture session left on the relay")
 }
-
