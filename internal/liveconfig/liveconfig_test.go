@@ -315,3 +315,35 @@ func TestWatchReloadsOnSave(t *testing.T) {
 	require.NoError(t, os.WriteFile(r.file, []byte("redis: {url: '"+r.rd.URL+"'}\n"+fileCams), 0o600))
 	require.Eventually(t, func() bool { return !slices.Contains(r.svc.ids(), "cam3") }, 5*time.Second, 20*time.Millisecond)
 }
+
+// A Kubernetes ConfigMap volume updates by swapping a symlink: the file is
+// cameras.yaml -> ..data/cameras.yaml, and kubelet points ..data at a new
+// directory with a rename. That is a reload too.
+func TestWatchReloadsOnConfigMapSwap(t *testing.T) {
+	rd := testenv.StartRedis(t)
+	dir := t.TempDir()
+	version := func(name, yml string) {
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, name), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name, "c.yaml"), []byte("redis: {url: '"+rd.URL+"'}\n"+yml), 0o600))
+	}
+	version("..2026_12_02_a", fileCams)
+	require.NoError(t, os.Symlink("..2026_12_02_a", filepath.Join(dir, "..data")))
+	file := filepath.Join(dir, "c.yaml")
+	require.NoError(t, os.Symlink(filepath.Join("..data", "c.yaml"), file))
+
+	cfg, err := config.Load(file, nil)
+	require.NoError(t, err)
+	svc := &fakeService{}
+	_, _ = svc.Apply(cfg.Cameras)
+	ctrl := New(cfg, svc, rd.Client(t), slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Environ: func() []string { return nil }})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ctrl.Start(ctx)
+	time.Sleep(100 * time.Millisecond)
+
+	version("..2026_12_02_b", fileCams+"  - {id: cam3, url: 'rtsp://10.0.0.3/s', codec: h264}\n")
+	require.NoError(t, os.Symlink("..2026_12_02_b", filepath.Join(dir, "..data_tmp")))
+	require.NoError(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	require.Eventually(t, func() bool { return slices.Contains(svc.ids(), "cam3") }, 5*time.Second, 20*time.Millisecond,
+		"the swap of ..data reloads the file")
+}
