@@ -20,8 +20,10 @@ import (
 // TestRaceCapture runs a real capture against bin/gstcapture-race (built
 // with -race by `make e2e`): two cameras, every frame traced and exported
 // over OTLP/HTTP, snapshot requests all along, and a Redis restart in the
-// middle, so the per-frame path, the snapshot cache, the tracer's export
-// and the publisher's reconnect all run under the race detector. Any race
+// middle, then live changes (a camera added, restarted and deleted through
+// the API, a file edit that rebuilds a camera), so the per-frame path, the
+// snapshot cache, the tracer's export, the publisher's reconnect and the
+// live camera set all run under the race detector. Any race
 // report fails it: the detector's log files, its "DATA RACE" lines, and
 // its exit status 66.
 func TestRaceCapture(t *testing.T) {
@@ -81,12 +83,32 @@ func TestRaceCapture(t *testing.T) {
 	require.Eventually(t, func() bool {
 		return rc.XLen(ctx, "frames:cam1").Val() > 10 && rc.XLen(ctx, "frames:cam2").Val() > 10
 	}, 60*time.Second, 200*time.Millisecond, "publishing did not resume after the Redis restart: %s", tail(svc.Output(), 3000))
+
+	// Live changes while frames flow and snapshots are taken: a camera
+	// added, restarted and deleted through the API, and a file edit that
+	// rebuilds cam2 (snapshots of it go on across the rebuild).
+	put := time.Now()
+	code, body := svc.admin(t, http.MethodPut, "/api/v1/cameras/racecam", map[string]any{"url": cs.URL(1), "codec": "h264"})
+	require.Equal(t, http.StatusCreated, code, "%s", body)
+	rc.WaitEntry("racecam", put, 60*time.Second, "camera added through the API under -race")
+	code, body = svc.admin(t, http.MethodPost, "/api/v1/cameras/racecam/restart", nil)
+	require.Equal(t, http.StatusAccepted, code, "%s", body)
+	edited := cfg
+	edited.Cameras = simCams(cs, 2)
+	edited.Cameras[1].FPS = 5
+	saved := svc.rewriteConfig(t, edited.YAML(t))
+	var reloaded liveReloaded
+	svc.waitLogged(t, "config reloaded", saved, 30*time.Second).decode(t, &reloaded)
+	require.Equal(t, []string{"cam2"}, reloaded.Rebuilt, "the edit rebuilds cam2")
+	rc.WaitEntry("cam2", time.Now(), 60*time.Second, "cam2 publishes after its rebuild under -race")
+	code, body = svc.admin(t, http.MethodDelete, "/api/v1/cameras/racecam", nil)
+	require.Equal(t, http.StatusNoContent, code, "%s", body)
 	time.Sleep(5 * time.Second)
 	close(stop)
 	wg.Wait()
 
 	svc.Stop(30 * time.Second)
-	code := svc.ExitCode(5 * time.Second)
+	code = svc.ExitCode(5 * time.Second)
 	t.Logf("snapshots %d (200: %d), OTLP exports %d, exit %d", snaps.Load(), snapOK.Load(), exports.Load(), code)
 	assert.Greater(t, snapOK.Load(), int64(10), "snapshots were served")
 	assert.Positive(t, exports.Load(), "spans were exported")
