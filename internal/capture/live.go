@@ -122,7 +122,7 @@ func (s *Service) Apply(cams []config.Camera) (Changes, error) {
 		s.cams[c.plan.Camera.ID] = c
 	}
 	s.mu.Unlock()
-	s.planMemory(cams)
+	s.planMemory(s.Cameras())
 	s.mu.Lock()
 	for _, c := range next {
 		s.register(c)
