@@ -325,6 +325,7 @@ func cmdRun(args []string) int {
 		Auth:    auth,
 		Cameras: ctrl,
 	})
+	svc.Registry().OnRemove(handler.ForgetCamera)
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		log.Error("http.listen: cannot listen", "addr", cfg.HTTP.Listen, "error", err)

@@ -22,7 +22,12 @@ type Server struct {
 	mux    *http.ServeMux
 	routes []Route
 	auth   *Auth
+	snaps  *snapCache
 }
+
+// ForgetCamera drops what the server keeps of a removed camera (its cached
+// snapshot); stats.Registry.OnRemove calls it.
+func (s *Server) ForgetCamera(id string) { s.snaps.forget(id) }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
@@ -93,6 +98,7 @@ func NewServer(api API, c *Checker, o ServerOptions) *Server {
 		o.SnapshotEncoders = 2
 	}
 	snaps := newSnapCache(o.SnapshotEncoders)
+	s.snaps = snaps
 	mux := s
 	c.Register(s.handle)
 	mux.handle("GET /metrics", o.Metrics.ServeHTTP)

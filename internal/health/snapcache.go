@@ -63,3 +63,11 @@ func (c *snapCache) get(pic *frame.Picture, quality int) (img []byte, busy bool,
 	<-c.slots
 	return e.jpeg, false, e.err
 }
+
+// forget drops camera id's encode: the camera is gone, and one added later
+// under its id starts its seq again.
+func (c *snapCache) forget(id string) {
+	c.mu.Lock()
+	delete(c.byID, id)
+	c.mu.Unlock()
+}

@@ -69,3 +69,19 @@ func TestSnapCacheSharesAndBounds(t *testing.T) {
 	assert.Same(t, &first[0], &img[0])
 	<-c.slots
 }
+
+// A removed camera's encode is dropped: it holds a JPEG, and a camera added
+// later under its id starts its seq again, so its frame 1 must not get the
+// old camera's picture.
+func TestSnapCacheForgetsARemovedCamera(t *testing.T) {
+	c := newSnapCache(1)
+	old := testPicture(t, "a", 1)
+	old.Data[0] = 255
+	first, _, err := c.get(old, 85)
+	require.NoError(t, err)
+	c.forget("a")
+	assert.Empty(t, c.byID)
+	again, _, err := c.get(testPicture(t, "a", 1), 85)
+	require.NoError(t, err)
+	assert.NotSame(t, &first[0], &again[0], "the new camera's frame 1 is encoded anew")
+}
