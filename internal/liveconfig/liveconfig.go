@@ -381,10 +381,13 @@ func (c *Controller) PutCamera(ctx context.Context, id string, body []byte) (boo
 	}
 	_, existed := c.apiCams[id]
 	c.api[id], c.apiCams[id] = stored, cam
-	if _, err := c.apply(c.cameras(c.running, c.apiCams), "PUT /api/v1/cameras/"+id); err != nil {
+	ch, err := c.apply(c.cameras(c.running, c.apiCams), "PUT /api/v1/cameras/"+id)
+	if err != nil {
 		return false, &health.CameraError{Status: http.StatusServiceUnavailable, Message: err.Error()}
 	}
-	c.changed(time.Now())
+	if ch.Any() {
+		c.changed(time.Now())
+	}
 	c.setStatus(func(s *health.ConfigStatus) { s.APICameras.Count = len(c.api) })
 	return !existed, nil
 }
@@ -407,10 +410,13 @@ func (c *Controller) DeleteCamera(ctx context.Context, id string) error {
 	}
 	delete(c.api, id)
 	delete(c.apiCams, id)
-	if _, err := c.apply(c.cameras(c.running, c.apiCams), "DELETE /api/v1/cameras/"+id); err != nil {
+	ch, err := c.apply(c.cameras(c.running, c.apiCams), "DELETE /api/v1/cameras/"+id)
+	if err != nil {
 		return &health.CameraError{Status: http.StatusServiceUnavailable, Message: err.Error()}
 	}
-	c.changed(time.Now())
+	if ch.Any() {
+		c.changed(time.Now())
+	}
 	c.setStatus(func(s *health.ConfigStatus) { s.APICameras.Count = len(c.api) })
 	return nil
 }

@@ -249,6 +249,10 @@ func TestCameraAPI(t *testing.T) {
 	require.NoError(t, err)
 	assert.False(t, created, "a replace")
 	assert.Equal(t, 4, r.svc.camera("cam5").Settings.FPS)
+	gen := r.ctrl.Status().Generation
+	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264", "fps": 4}`))
+	require.NoError(t, err)
+	assert.Equal(t, gen, r.ctrl.Status().Generation, "the same entry again changes nothing")
 
 	_, err = r.ctrl.PutCamera(ctx, "cam1", []byte(`{"url": "rtsp://10.0.0.1/s", "codec": "h264"}`))
 	assert.Equal(t, http.StatusConflict, status(err))
