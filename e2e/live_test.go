@@ -646,6 +646,14 @@ func TestLiveAddRemoveCycles(t *testing.T) {
 		assert.Equal(t, "streaming", h.camera(id).State, id)
 		assert.Greater(t, follow.Entries[id], int(ran.Seconds()*10*0.8), "%s entries over the cycles", id)
 	}
+	// The camera added 200 times under one id: its seq goes on across the
+	// cycles (a re-added camera starting again at 1 would repeat frame_ids).
+	cyc := entrySeqs(t, rc.Between("cyc", cycStart, time.Now()))
+	require.NotEmpty(t, cyc)
+	for i := 1; i < len(cyc); i++ {
+		require.Greater(t, cyc[i], cyc[i-1], "cyc's seq goes on across its removals: entry %d", i)
+	}
+	t.Logf("cyc: %d entries over the cycles, seq %d..%d", len(cyc), cyc[0], cyc[len(cyc)-1])
 	t.Logf("entries followed: %v; test took %s", follow.Entries, time.Since(began).Round(time.Second))
 }
 

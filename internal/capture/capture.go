@@ -131,8 +131,9 @@ type Service struct {
 	metrics *telemetry.Metrics
 	tracer  *telemetry.Tracer
 
-	applyMu  sync.Mutex // one change of the camera set at a time; Run's shutdown takes it too
-	stopping bool       // under applyMu: Run is shutting down, no more changes
+	applyMu  sync.Mutex        // one change of the camera set at a time; Run's shutdown takes it too
+	stopping bool              // under applyMu: Run is shutting down, no more changes
+	retired  map[string]uint64 // under applyMu: the last seq of each camera removed in this run
 
 	mu   sync.RWMutex
 	cams map[string]*camera
@@ -211,7 +212,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 	}
 	rc := redis.NewClient(ropts)
 
-	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts, cams: map[string]*camera{}, secrets: opts.Secrets}
+	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts, cams: map[string]*camera{}, retired: map[string]uint64{}, secrets: opts.Secrets}
 	if s.secrets == nil {
 		s.secrets = &config.SecretSet{}
 	}

@@ -113,6 +113,7 @@ func (s *Service) Apply(cams []config.Camera) (Changes, error) {
 		s.mu.Lock()
 		delete(s.cams, id)
 		s.mu.Unlock()
+		s.retired[id] = c.seq.Load()
 		s.pub.RemoveCamera(id)
 		s.reg.Remove(id) // its counters, snapshot and metric series
 		s.log.Info("camera removed", "camera_id", id)
@@ -151,6 +152,8 @@ func (s *Service) SetShutdownTimeout(d time.Duration) { s.shutdownTimeout.Store(
 
 // build prepares camera cc: its plan, sink side and supervisor. prev is the
 // camera it replaces (nil for a new one): its counters and its seq go on.
+// A new camera with the id of one removed earlier continues that one's seq.
+// Caller holds applyMu (or is New).
 // Nothing runs yet, and nothing shared changes but the counters' entry.
 func (s *Service) build(cc config.Camera, prev *camera) (*camera, error) {
 	plan, err := PlanCamera(cc, gsthost.HasElement)
@@ -160,8 +163,13 @@ func (s *Service) build(cc config.Camera, prev *camera) (*camera, error) {
 	st := s.reg.Add(cc.ID)
 	c := newCamera(plan, st, Rules(cc.Settings.Validation), s.metrics.AddCamera(cc.ID), s.tracer)
 	c.fit = ringFit{shared: &s.perCamera, batch: s.cfg.Redis.Batch, log: s.log}
-	if prev != nil {
+	switch n, retired := s.retired[cc.ID]; {
+	case prev != nil:
 		c.seq.Store(prev.seq.Load())
+	case retired:
+		// Removed earlier in this run: its seq goes on, so frame_id (camera,
+		// instance, seq) never names two frames.
+		c.seq.Store(n)
 	}
 	spec := gsthost.Spec{
 		CameraID:         cc.ID,
