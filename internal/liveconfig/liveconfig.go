@@ -297,50 +297,101 @@ func (c *Controller) loadAPI(ctx context.Context) error {
 	if c.loaded {
 		return nil
 	}
+	return c.readAPI(ctx, "camera API entries read from Redis")
+}
+
+// SyncAPI reads the API's cameras again and applies what changed in Redis
+// since (another gstcapture on the same Redis, or a hand edit of the hash).
+func (c *Controller) SyncAPI(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.readAPI(ctx, "camera API entries changed in Redis")
+}
+
+// readAPI reads the hash and, when it differs from what was read last,
+// parses and applies it. Caller holds c.mu.
+func (c *Controller) readAPI(ctx context.Context, trigger string) error {
 	entries, err := c.store.all(ctx)
 	if err != nil {
-		c.setStatus(func(s *health.ConfigStatus) { s.APICameras.Error = "cannot read them from Redis: " + err.Error() })
+		if !c.loaded {
+			c.setStatus(func(s *health.ConfigStatus) { s.APICameras.Error = "cannot read them from Redis: " + err.Error() })
+		}
 		return err
+	}
+	if c.loaded && reflect.DeepEqual(entries, c.api) {
+		return nil
 	}
 	parsed := map[string]config.Camera{}
 	for id, entry := range entries {
 		cam, probs := c.running.ParseCamera(id, entry)
 		if len(probs) > 0 {
-			// Stored while valid, so the environment changed: it stays in
-			// Redis, and a PUT or a restart with the variable set fixes it.
-			c.log.Error("camera API entry in Redis is not valid here: the camera is not started", "camera_id", id, "key", c.store.key,
-				"problems", probs.Error())
+			// Stored while valid, so the environment changed (or the hash
+			// was edited): it stays in Redis, and a PUT or a restart with
+			// the variable set fixes it. A camera it ran as keeps running.
+			c.log.Error("camera API entry in Redis is not valid here: the camera is not started or changed", "camera_id", id,
+				"key", c.store.key, "problems", probs.Error())
+			if prev, ok := c.apiCams[id]; ok {
+				parsed[id] = prev
+			}
 			continue
 		}
 		parsed[id] = cam
 	}
+	first := !c.loaded
 	c.api, c.apiCams, c.loaded = entries, parsed, true
-	if len(parsed) > 0 {
-		if _, err := c.apply(c.cameras(c.running, parsed), "camera API entries read from Redis"); err != nil {
-			return err
-		}
+	ch, err := c.apply(c.cameras(c.running, parsed), trigger)
+	if err != nil {
+		return err
+	}
+	if ch.Any() {
 		c.changed(time.Now())
 	}
 	c.setStatus(func(s *health.ConfigStatus) { s.APICameras = health.APICameras{Loaded: true, Count: len(entries)} })
-	c.log.Info("camera API entries read from Redis", "key", c.store.key, "cameras", len(entries))
+	if first {
+		c.log.Info("camera API entries read from Redis", "key", c.store.key, "cameras", len(entries))
+	}
 	return nil
 }
 
-// retryLoadAPI retries LoadAPI until it succeeds or ctx ends.
-func (c *Controller) retryLoadAPI(ctx context.Context) {
+// syncEvery is how often the API's cameras are read again from Redis once
+// loaded: one HGETALL per period, and a change made elsewhere runs here
+// within it.
+const syncEvery = 10 * time.Second
+
+// syncAPI reads the API's cameras until ctx ends: with a growing delay
+// until the first read succeeds, then every syncEvery.
+func (c *Controller) syncAPI(ctx context.Context) {
 	delay := time.Second
+	failing := false
 	for {
-		err := c.LoadAPI(ctx)
-		if err == nil || ctx.Err() != nil {
+		c.mu.Lock()
+		loaded := c.loaded
+		c.mu.Unlock()
+		var err error
+		if loaded {
+			err = c.SyncAPI(ctx)
+		} else {
+			err = c.LoadAPI(ctx)
+		}
+		if ctx.Err() != nil {
 			return
 		}
-		c.log.Warn("camera API entries not read from Redis yet; the file's cameras run meanwhile", "key", c.store.key, "retry_in", delay, "error", err.Error())
+		wait := syncEvery
+		switch {
+		case err != nil && !loaded:
+			c.log.Warn("camera API entries not read from Redis yet; the file's cameras run meanwhile", "key", c.store.key, "retry_in", delay, "error", err.Error())
+			wait, delay = delay, min(2*delay, 30*time.Second)
+		case err != nil && !failing:
+			c.log.Warn("camera API entries cannot be read from Redis; the cameras run as they are", "key", c.store.key, "error", err.Error())
+			failing = true
+		case err == nil:
+			failing = false
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(delay):
+		case <-time.After(wait):
 		}
-		delay = min(2*delay, 30*time.Second)
 	}
 }
 

@@ -351,3 +351,35 @@ func TestWatchReloadsOnConfigMapSwap(t *testing.T) {
 	require.Eventually(t, func() bool { return slices.Contains(svc.ids(), "cam3") }, 5*time.Second, 20*time.Millisecond,
 		"the swap of ..data reloads the file")
 }
+
+// Two gstcaptures on one Redis: a camera one of them creates, replaces or
+// deletes through the API runs, changes or stops on the other at its next
+// read of the hash.
+func TestSyncAPISeesAnotherProcess(t *testing.T) {
+	r := newRig(t, fileCams)
+	ctx := context.Background()
+	cfg, err := config.Load(r.file, r.env)
+	require.NoError(t, err)
+	other := &fakeService{}
+	_, _ = other.Apply(cfg.Cameras)
+	ctrl2 := New(cfg, other, r.rd.Client(t), slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Environ: func() []string { return r.env }})
+	require.NoError(t, ctrl2.LoadAPI(ctx))
+
+	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264"}`))
+	require.NoError(t, err)
+	gen := ctrl2.Status().Generation
+	require.NoError(t, ctrl2.SyncAPI(ctx))
+	assert.Equal(t, []string{"cam1", "cam2", "cam5"}, other.ids())
+	assert.Equal(t, gen+1, ctrl2.Status().Generation)
+	require.NoError(t, ctrl2.SyncAPI(ctx))
+	assert.Equal(t, gen+1, ctrl2.Status().Generation, "nothing changed in Redis: nothing applied")
+
+	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264", "fps": 2}`))
+	require.NoError(t, err)
+	require.NoError(t, ctrl2.SyncAPI(ctx))
+	assert.Equal(t, 2, other.camera("cam5").Settings.FPS)
+
+	require.NoError(t, r.ctrl.DeleteCamera(ctx, "cam5"))
+	require.NoError(t, ctrl2.SyncAPI(ctx))
+	assert.Equal(t, []string{"cam1", "cam2"}, other.ids())
+}

@@ -13,11 +13,13 @@ import (
 // must not be read.
 const settle = 250 * time.Millisecond
 
-// Start reads the API's cameras from Redis (retrying until Redis answers)
-// and watches the configuration file, reloading it on every change, until
-// ctx ends. SIGHUP is the caller's: it calls Reload.
+// Start reads the API's cameras from Redis (retrying until Redis answers,
+// then again every syncEvery, so that a change another gstcapture on the
+// same Redis made runs here too) and watches the configuration file,
+// reloading it on every change, until ctx ends. SIGHUP is the caller's: it
+// calls Reload.
 func (c *Controller) Start(ctx context.Context) {
-	go c.retryLoadAPI(ctx)
+	go c.syncAPI(ctx)
 	if c.running.File == "" {
 		return
 	}
