@@ -32,6 +32,8 @@ type Metrics struct {
 	latency    *prometheus.HistogramVec
 	sinkLat    *prometheus.HistogramVec
 	reloads    *prometheus.CounterVec
+	reloadOK   prometheus.Gauge // 1 unless the latest reload was rejected
+	reloadAt   prometheus.Gauge // unix time of the latest reload that was not rejected (or the start)
 	spans      *spanCounters
 }
 
@@ -90,8 +92,18 @@ func NewMetrics(src Source, cameraIDs []string, info BuildInfo) *Metrics {
 	for _, r := range []string{ReloadApplied, ReloadUnchanged, ReloadInvalid} {
 		m.reloads.WithLabelValues(r)
 	}
+	m.reloadOK = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rtsp_config_last_reload_successful",
+		Help: "1 unless the latest reload of the configuration file was rejected (the previous configuration runs), then 0 until a valid one.",
+	})
+	m.reloadOK.Set(1)
+	m.reloadAt = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "rtsp_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the latest configuration load that was not rejected (the start, or a reload).",
+	})
+	m.reloadAt.SetToCurrentTime()
 
-	m.reg.MustRegister(m.processing, m.latency, m.sinkLat, pub, build, m.reloads,
+	m.reg.MustRegister(m.processing, m.latency, m.sinkLat, pub, build, m.reloads, m.reloadOK, m.reloadAt,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		&statsCollector{src: src},
@@ -126,7 +138,15 @@ func (m *Metrics) AddCamera(id string) *CameraObservers {
 
 // Reloaded counts one configuration reload with its result (ReloadApplied,
 // ReloadUnchanged, ReloadInvalid).
-func (m *Metrics) Reloaded(result string) { m.reloads.WithLabelValues(result).Inc() }
+func (m *Metrics) Reloaded(result string) {
+	m.reloads.WithLabelValues(result).Inc()
+	if result == ReloadInvalid {
+		m.reloadOK.Set(0)
+		return
+	}
+	m.reloadOK.Set(1)
+	m.reloadAt.SetToCurrentTime()
+}
 
 // forget deletes camera id's histogram series and observers.
 func (m *Metrics) forget(id string) {

@@ -293,3 +293,25 @@ func TestRemoveCameraDeletesSeries(t *testing.T) {
 	assert.Zero(t, series("cam-1"))
 	assert.False(t, src.reg.Remove("cam-1"), "removed once")
 }
+
+// A rejected reload sets rtsp_config_last_reload_successful to 0 until a
+// reload that is not rejected; each is counted by result.
+func TestReloadedMetrics(t *testing.T) {
+	m := NewMetrics(fakeSource{reg: newRegistry()}, nil, BuildInfo{})
+	ok := func() float64 { return gatherValue(t, m, "rtsp_config_last_reload_successful", nil) }
+	count := func(r string) float64 {
+		return gatherValue(t, m, "rtsp_config_reloads_total", map[string]string{"result": r})
+	}
+	assert.Equal(t, 1.0, ok(), "the configuration loaded at start")
+	start := gatherValue(t, m, "rtsp_config_last_reload_success_timestamp_seconds", nil)
+	assert.Positive(t, start)
+	m.Reloaded(ReloadInvalid)
+	assert.Equal(t, 0.0, ok())
+	m.Reloaded(ReloadInvalid)
+	assert.Equal(t, 2.0, count(ReloadInvalid))
+	m.Reloaded(ReloadUnchanged)
+	assert.Equal(t, 1.0, ok(), "a valid file, even unchanged, ends the rejection")
+	assert.Equal(t, 1.0, count(ReloadUnchanged))
+	assert.Equal(t, 0.0, count(ReloadApplied))
+	assert.GreaterOrEqual(t, gatherValue(t, m, "rtsp_config_last_reload_success_timestamp_seconds", nil), start)
+}
