@@ -18,7 +18,11 @@ type fakeAdmin struct {
 	err   error
 }
 
-func (f *fakeAdmin) PutCamera(_ context.Context, id string, body []byte) (bool, error) {
+func (f *fakeAdmin) PutCamera(_ context.Context, id string, body []byte, dryRun bool) (bool, error) {
+	if dryRun {
+		f.calls = append(f.calls, "dry-run "+id)
+		return id == "new", f.err
+	}
 	f.calls = append(f.calls, "put "+id+" "+string(body))
 	return id == "new", f.err
 }
@@ -70,6 +74,13 @@ func TestCameraWritesNeedAdmin(t *testing.T) {
 	assert.Equal(t, http.StatusNoContent, do(s, "DELETE", "/api/v1/cameras/c1", adminTok, "").Code)
 	assert.Equal(t, http.StatusAccepted, do(s, "POST", "/api/v1/cameras/c1/restart", adminTok, "").Code)
 	assert.Equal(t, []string{`put c1 {"a":1}`, "put new {}", "delete c1", "restart c1"}, admin.calls)
+
+	rec = do(s, "PUT", "/api/v1/cameras/new?dry_run=true", adminTok, `{}`)
+	assert.Equal(t, http.StatusOK, rec.Code, "a dry run creates nothing: 200")
+	assert.JSONEq(t, `{"id": "new", "source": "api", "created": true, "dry_run": true}`, rec.Body.String())
+	assert.Equal(t, "dry-run new", admin.calls[len(admin.calls)-1])
+	assert.Equal(t, http.StatusBadRequest, do(s, "PUT", "/api/v1/cameras/new?dry_run=maybe", adminTok, `{}`).Code)
+	assert.Equal(t, http.StatusForbidden, do(s, "PUT", "/api/v1/cameras/new?dry_run=true", readTok, `{}`).Code, "a dry run needs admin too")
 }
 
 // A refusal answers with its status and every problem; a body over 64 KiB

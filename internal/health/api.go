@@ -1,6 +1,7 @@
 package health
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,8 +56,9 @@ type API interface {
 // status to answer with; any other error is a 500.
 type CameraAdmin interface {
 	// PutCamera creates or replaces camera id from body (a JSON object
-	// with the keys of a cameras[] entry) and reports whether it created it.
-	PutCamera(ctx context.Context, id string, body []byte) (created bool, err error)
+	// with the keys of a cameras[] entry) and reports whether it created
+	// it; with dryRun it only checks the entry and reports whether it would.
+	PutCamera(ctx context.Context, id string, body []byte, dryRun bool) (created bool, err error)
 	DeleteCamera(ctx context.Context, id string) error
 	RestartCamera(id string) error
 }
@@ -158,9 +160,19 @@ func NewServer(api API, c *Checker, o ServerOptions) *Server {
 			return
 		}
 		id := r.PathValue("id")
-		created, err := o.Cameras.PutCamera(r.Context(), id, entry)
+		dryRun, err := strconv.ParseBool(cmp.Or(r.URL.Query().Get("dry_run"), "false"))
+		if err != nil {
+			writeCameraError(w, &CameraError{Status: http.StatusBadRequest, Message: "dry_run must be true or false"})
+			return
+		}
+		created, err := o.Cameras.PutCamera(r.Context(), id, entry, dryRun)
 		if err != nil {
 			writeCameraError(w, err)
+			return
+		}
+		if dryRun {
+			// Checked only: nothing was stored or started.
+			WriteJSON(w, http.StatusOK, map[string]any{"id": id, "source": "api", "created": created, "dry_run": true})
 			return
 		}
 		code := http.StatusOK

@@ -397,8 +397,8 @@ func (c *Controller) syncAPI(ctx context.Context) {
 
 // PutCamera implements health.CameraAdmin: it validates entry as the
 // file's cameras are validated, stores it in Redis, then starts or
-// rebuilds the camera.
-func (c *Controller) PutCamera(ctx context.Context, id string, body []byte) (bool, error) {
+// rebuilds the camera. A dry run stops after the validation.
+func (c *Controller) PutCamera(ctx context.Context, id string, body []byte, dryRun bool) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.fileCamera(id); err != nil {
@@ -421,6 +421,10 @@ func (c *Controller) PutCamera(ctx context.Context, id string, body []byte) (boo
 		}
 		return false, &health.CameraError{Status: http.StatusUnprocessableEntity,
 			Message: fmt.Sprintf("camera %s: %d problem(s) in the entry", id, len(probs)), Problems: list}
+	}
+	if dryRun {
+		_, existed := c.apiCams[id]
+		return !existed, nil
 	}
 	if err := c.loadAPI(ctx); err != nil {
 		return false, unavailable("read the camera API's cameras", err)

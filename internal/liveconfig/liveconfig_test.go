@@ -233,7 +233,7 @@ func TestCameraAPI(t *testing.T) {
 	r := newRig(t, fileCams, "CAM5_PW=pw-from-env-123")
 	ctx := context.Background()
 	body := `{"url": "rtsp://op:${CAM5_PW}@10.0.0.5/s", "codec": "h264", "fps": 3}`
-	created, err := r.ctrl.PutCamera(ctx, "cam5", []byte(body))
+	created, err := r.ctrl.PutCamera(ctx, "cam5", []byte(body), false)
 	require.NoError(t, err)
 	assert.True(t, created)
 	assert.Equal(t, []string{"cam1", "cam2", "cam5"}, r.svc.ids())
@@ -245,21 +245,21 @@ func TestCameraAPI(t *testing.T) {
 	assert.NotContains(t, stored, "pw-from-env-123", "Redis holds the reference, not the password")
 	assert.Contains(t, stored, "${CAM5_PW}")
 
-	created, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264", "fps": 4}`))
+	created, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264", "fps": 4}`), false)
 	require.NoError(t, err)
 	assert.False(t, created, "a replace")
 	assert.Equal(t, 4, r.svc.camera("cam5").Settings.FPS)
 	gen := r.ctrl.Status().Generation
-	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264", "fps": 4}`))
+	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264", "fps": 4}`), false)
 	require.NoError(t, err)
 	assert.Equal(t, gen, r.ctrl.Status().Generation, "the same entry again changes nothing")
 
-	_, err = r.ctrl.PutCamera(ctx, "cam1", []byte(`{"url": "rtsp://10.0.0.1/s", "codec": "h264"}`))
+	_, err = r.ctrl.PutCamera(ctx, "cam1", []byte(`{"url": "rtsp://10.0.0.1/s", "codec": "h264"}`), false)
 	assert.Equal(t, http.StatusConflict, status(err))
 	assert.Contains(t, err.Error(), r.file, "the error names the file")
 	assert.Equal(t, http.StatusConflict, status(r.ctrl.DeleteCamera(ctx, "cam2")))
 
-	_, err = r.ctrl.PutCamera(ctx, "cam6", []byte(`{"url": "rtsp://op:secret99@10.0.0.6/s", "codec": "h264", "fps": 500}`))
+	_, err = r.ctrl.PutCamera(ctx, "cam6", []byte(`{"url": "rtsp://op:secret99@10.0.0.6/s", "codec": "h264", "fps": 500}`), false)
 	require.Equal(t, http.StatusUnprocessableEntity, status(err))
 	var ce *health.CameraError
 	require.ErrorAs(t, err, &ce)
@@ -269,10 +269,10 @@ func TestCameraAPI(t *testing.T) {
 		assert.NotContains(t, p.Message, "secret99")
 	}
 	assert.ElementsMatch(t, []string{"url", "fps"}, paths)
-	_, err = r.ctrl.PutCamera(ctx, "cam6", []byte(`[1, 2]`))
+	_, err = r.ctrl.PutCamera(ctx, "cam6", []byte(`[1, 2]`), false)
 	assert.Equal(t, http.StatusBadRequest, status(err))
 	r.svc.refuse = "cam7"
-	_, err = r.ctrl.PutCamera(ctx, "cam7", []byte(`{"url": "rtsp://10.0.0.7/s", "codec": "h265"}`))
+	_, err = r.ctrl.PutCamera(ctx, "cam7", []byte(`{"url": "rtsp://10.0.0.7/s", "codec": "h265"}`), false)
 	assert.Equal(t, http.StatusUnprocessableEntity, status(err), "a camera that cannot run here is refused before it is stored")
 	n, _ := r.rd.Client(t).HLen(ctx, "gstcapture:cameras").Result()
 	assert.Equal(t, int64(1), n, "refused entries are not stored")
@@ -301,7 +301,7 @@ func TestCameraAPI(t *testing.T) {
 func TestCameraAPIWithoutRedis(t *testing.T) {
 	r := newRig(t, fileCams)
 	r.rd.Stop()
-	_, err := r.ctrl.PutCamera(context.Background(), "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264"}`))
+	_, err := r.ctrl.PutCamera(context.Background(), "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264"}`), false)
 	assert.Equal(t, http.StatusServiceUnavailable, status(err))
 	assert.Equal(t, []string{"cam1", "cam2"}, r.svc.ids())
 }
@@ -365,7 +365,7 @@ func TestSyncAPISeesAnotherProcess(t *testing.T) {
 	ctrl2 := New(cfg, other, r.rd.Client(t), slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Environ: func() []string { return r.env }})
 	require.NoError(t, ctrl2.LoadAPI(ctx))
 
-	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264"}`))
+	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264"}`), false)
 	require.NoError(t, err)
 	gen := ctrl2.Status().Generation
 	require.NoError(t, ctrl2.SyncAPI(ctx))
@@ -374,7 +374,7 @@ func TestSyncAPISeesAnotherProcess(t *testing.T) {
 	require.NoError(t, ctrl2.SyncAPI(ctx))
 	assert.Equal(t, gen+1, ctrl2.Status().Generation, "nothing changed in Redis: nothing applied")
 
-	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264", "fps": 2}`))
+	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264", "fps": 2}`), false)
 	require.NoError(t, err)
 	require.NoError(t, ctrl2.SyncAPI(ctx))
 	assert.Equal(t, 2, other.camera("cam5").Settings.FPS)
@@ -382,4 +382,23 @@ func TestSyncAPISeesAnotherProcess(t *testing.T) {
 	require.NoError(t, r.ctrl.DeleteCamera(ctx, "cam5"))
 	require.NoError(t, ctrl2.SyncAPI(ctx))
 	assert.Equal(t, []string{"cam1", "cam2"}, other.ids())
+}
+
+// A dry run checks an entry as a PUT does, and changes nothing: not the
+// hash, not what runs, not the generation; it works without Redis.
+func TestPutCameraDryRun(t *testing.T) {
+	r := newRig(t, fileCams)
+	ctx := context.Background()
+	applied, gen := len(r.svc.applied), r.ctrl.Status().Generation
+	r.rd.Stop()
+	created, err := r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264"}`), true)
+	require.NoError(t, err)
+	assert.True(t, created, "it would be created")
+	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264", "fps": 0}`), true)
+	assert.Equal(t, http.StatusUnprocessableEntity, status(err))
+	_, err = r.ctrl.PutCamera(ctx, "cam1", []byte(`{"url": "rtsp://10.0.0.1/s", "codec": "h264"}`), true)
+	assert.Equal(t, http.StatusConflict, status(err))
+	assert.Len(t, r.svc.applied, applied, "nothing applied")
+	assert.Equal(t, gen, r.ctrl.Status().Generation)
+	assert.Equal(t, []string{"cam1", "cam2"}, r.svc.ids())
 }
