@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -311,7 +312,14 @@ func (c *Controller) SyncAPI(ctx context.Context) error {
 // readAPI reads the hash and, when it differs from what was read last,
 // parses and applies it. Caller holds c.mu.
 func (c *Controller) readAPI(ctx context.Context, trigger string) error {
-	entries, err := c.store.all(ctx)
+	entries, exists, err := c.store.all(ctx)
+	if err == nil && c.loaded && !exists && len(c.api) > 0 {
+		// Not deleted through any gstcapture (the marker would be there):
+		// Redis lost the hash. The cameras keep running and are written back.
+		c.log.Warn("the camera API's hash is gone from Redis (restarted without persistence?): its cameras keep running and are written back",
+			"key", c.store.key, "cameras", len(c.api))
+		return c.store.restore(ctx, c.api)
+	}
 	if err != nil {
 		if !c.loaded {
 			c.setStatus(func(s *health.ConfigStatus) { s.APICameras.Error = "cannot read them from Redis: " + err.Error() })
@@ -518,15 +526,25 @@ func (s *store) ctx(parent context.Context) (context.Context, context.CancelFunc
 	return context.WithTimeout(parent, s.timeout)
 }
 
-func (s *store) all(parent context.Context) (map[string]map[string]any, error) {
+// marker is a field every write puts in the hash besides the cameras (no
+// camera id starts with "."), so the hash exists once written, even with
+// no camera left: a hash that is gone was lost (a Redis restarted without
+// persistence), not emptied through the API.
+const marker = ".gstcapture"
+
+// all returns the stored entries, and whether the hash exists at all.
+func (s *store) all(parent context.Context) (map[string]map[string]any, bool, error) {
 	ctx, cancel := s.ctx(parent)
 	defer cancel()
 	raw, err := s.client.HGetAll(ctx, s.key).Result()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	out := make(map[string]map[string]any, len(raw))
 	for id, js := range raw {
+		if strings.HasPrefix(id, ".") {
+			continue
+		}
 		entry, err := config.DecodeEntry([]byte(js))
 		if err != nil {
 			// Not ours, or damaged: skipped, not fatal for the others.
@@ -535,7 +553,7 @@ func (s *store) all(parent context.Context) (map[string]map[string]any, error) {
 		}
 		out[id] = entry
 	}
-	return out, nil
+	return out, len(raw) > 0, nil
 }
 
 func (s *store) put(parent context.Context, id string, entry map[string]any) error {
@@ -545,7 +563,17 @@ func (s *store) put(parent context.Context, id string, entry map[string]any) err
 	}
 	ctx, cancel := s.ctx(parent)
 	defer cancel()
-	return s.client.HSet(ctx, s.key, id, js).Err()
+	return s.client.HSet(ctx, s.key, id, js, marker, "1").Err()
+}
+
+// restore writes entries back into a hash that was lost.
+func (s *store) restore(parent context.Context, entries map[string]map[string]any) error {
+	for id, e := range entries {
+		if err := s.put(parent, id, e); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *store) remove(parent context.Context, id string) error {

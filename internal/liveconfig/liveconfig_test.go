@@ -275,7 +275,7 @@ func TestCameraAPI(t *testing.T) {
 	_, err = r.ctrl.PutCamera(ctx, "cam7", []byte(`{"url": "rtsp://10.0.0.7/s", "codec": "h265"}`), false)
 	assert.Equal(t, http.StatusUnprocessableEntity, status(err), "a camera that cannot run here is refused before it is stored")
 	n, _ := r.rd.Client(t).HLen(ctx, "gstcapture:cameras").Result()
-	assert.Equal(t, int64(1), n, "refused entries are not stored")
+	assert.Equal(t, int64(2), n, "refused entries are not stored (cam5 and the marker)")
 
 	assert.NoError(t, r.ctrl.RestartCamera("cam5"))
 	assert.Equal(t, http.StatusNotFound, status(r.ctrl.RestartCamera("nope")))
@@ -293,8 +293,8 @@ func TestCameraAPI(t *testing.T) {
 	require.NoError(t, r.ctrl.DeleteCamera(ctx, "cam5"))
 	assert.Equal(t, []string{"cam1", "cam2"}, r.svc.ids())
 	assert.Equal(t, http.StatusNotFound, status(r.ctrl.DeleteCamera(ctx, "cam5")))
-	n, _ = r.rd.Client(t).HLen(ctx, "gstcapture:cameras").Result()
-	assert.Zero(t, n)
+	keys, _ := r.rd.Client(t).HKeys(ctx, "gstcapture:cameras").Result()
+	assert.Equal(t, []string{marker}, keys, "no camera left; the marker keeps the hash")
 }
 
 // Without Redis nothing is changed, and the answer says so.
@@ -400,5 +400,27 @@ func TestPutCameraDryRun(t *testing.T) {
 	assert.Equal(t, http.StatusConflict, status(err))
 	assert.Len(t, r.svc.applied, applied, "nothing applied")
 	assert.Equal(t, gen, r.ctrl.Status().Generation)
+	assert.Equal(t, []string{"cam1", "cam2"}, r.svc.ids())
+}
+
+// A Redis restarted without persistence loses the hash: the API's cameras
+// keep running and are written back; deleting the last one through the API
+// is not taken for such a loss.
+func TestSyncAPISurvivesALostHash(t *testing.T) {
+	r := newRig(t, fileCams)
+	ctx := context.Background()
+	_, err := r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264"}`), false)
+	require.NoError(t, err)
+	rc := r.rd.Client(t)
+	require.NoError(t, rc.FlushAll(ctx).Err())
+	require.NoError(t, r.ctrl.SyncAPI(ctx))
+	assert.Equal(t, []string{"cam1", "cam2", "cam5"}, r.svc.ids(), "cam5 keeps running")
+	stored, err := rc.HGet(ctx, "gstcapture:cameras", "cam5").Result()
+	require.NoError(t, err, "cam5 is written back")
+	assert.Contains(t, stored, "10.0.0.5")
+
+	// Deleted through the API (here, by another process): gone everywhere.
+	require.NoError(t, rc.HDel(ctx, "gstcapture:cameras", "cam5").Err())
+	require.NoError(t, r.ctrl.SyncAPI(ctx))
 	assert.Equal(t, []string{"cam1", "cam2"}, r.svc.ids())
 }
