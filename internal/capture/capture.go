@@ -2,6 +2,7 @@ package capture
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"math"
@@ -117,7 +118,7 @@ type Service struct {
 	log     *slog.Logger
 	reg     *stats.Registry
 	pub     *publish.Publisher
-	redis   *redis.Client
+	redis   redis.UniversalClient
 	opts    Options
 	secrets *config.SecretSet
 
@@ -190,27 +191,10 @@ type ringFit struct {
 // New prepares a service: it renders every camera's pipeline and connects
 // the Redis client (lazily: Redis may come up later).
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
-	ropts, err := redis.ParseURL(cfg.Redis.URL)
+	rc, err := NewRedisClient(cfg.Redis, log)
 	if err != nil {
-		return nil, fmt.Errorf("redis.url: %w", err)
+		return nil, err
 	}
-	ropts.ReadTimeout = cfg.Redis.Timeout
-	ropts.WriteTimeout = cfg.Redis.Timeout
-	ropts.DialTimeout = cfg.Redis.Timeout
-	// Deadlines come from the publisher's contexts; a retried pipeline could
-	// store a batch twice; and redialling 5 times inside every round trip
-	// while Redis is down would eat the shutdown flush deadline.
-	ropts.ContextTimeoutEnabled = true
-	ropts.MaxRetries = -1
-	ropts.DialerRetries = 1
-	// No CLIENT SETINFO on connect: one command fewer for the ACL user
-	// (docker/redis/gstcapture.acl), and Redis 7.0 does not know it.
-	ropts.DisableIdentity = true
-	if ropts.TLSConfig != nil && ropts.TLSConfig.InsecureSkipVerify {
-		log.Warn("redis.url: rediss with skip_verify: the TLS certificate of Redis is not checked, so anyone on the path can read the frames and the password; give Redis a certificate the system trusts and drop skip_verify",
-			"redis_host", ropts.Addr)
-	}
-	rc := redis.NewClient(ropts)
 
 	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts, cams: map[string]*camera{}, retired: map[string]uint64{}, secrets: opts.Secrets}
 	if s.secrets == nil {
@@ -259,6 +243,49 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		s.register(c)
 	}
 	return s, nil
+}
+
+// NewRedisClient connects (lazily: Redis may come up later) to the Redis
+// of rc: one server, or a Redis Cluster with redis.mode cluster.
+func NewRedisClient(rc config.Redis, log *slog.Logger) (redis.UniversalClient, error) {
+	// Deadlines come from the publisher's contexts; a retried pipeline could
+	// store a batch twice; and redialling 5 times inside every round trip
+	// while Redis is down would eat the shutdown flush deadline. No CLIENT
+	// SETINFO on connect: one command fewer for the ACL user
+	// (docker/redis/gstcapture.acl), and Redis 7.0 does not know it.
+	warnTLS := func(tc *tls.Config, addr string) {
+		if tc != nil && tc.InsecureSkipVerify {
+			log.Warn("redis.url: rediss with skip_verify: the TLS certificate of Redis is not checked, so anyone on the path can read the frames and the password; give Redis a certificate the system trusts and drop skip_verify",
+				"redis_host", addr)
+		}
+	}
+	if rc.Mode == config.RedisCluster {
+		o, err := redis.ParseClusterURL(rc.URL)
+		if err != nil {
+			return nil, fmt.Errorf("redis.url (mode cluster): %w", err)
+		}
+		o.ReadTimeout, o.WriteTimeout, o.DialTimeout = rc.Timeout, rc.Timeout, rc.Timeout
+		o.ContextTimeoutEnabled = true
+		o.MaxRetries = -1
+		o.DialerRetries = 1
+		o.DisableIdentity = true
+		// A cluster that moved a slot answers MOVED or ASK without running
+		// the command: following the redirect cannot store a batch twice.
+		o.MaxRedirects = 3
+		warnTLS(o.TLSConfig, strings.Join(o.Addrs, ","))
+		return redis.NewClusterClient(o), nil
+	}
+	o, err := redis.ParseURL(rc.URL)
+	if err != nil {
+		return nil, fmt.Errorf("redis.url: %w", err)
+	}
+	o.ReadTimeout, o.WriteTimeout, o.DialTimeout = rc.Timeout, rc.Timeout, rc.Timeout
+	o.ContextTimeoutEnabled = true
+	o.MaxRetries = -1
+	o.DialerRetries = 1
+	o.DisableIdentity = true
+	warnTLS(o.TLSConfig, o.Addr)
+	return redis.NewClient(o), nil
 }
 
 // newCamera assembles one camera's per-frame path: validator, ring and
@@ -408,7 +435,7 @@ func (s *Service) all() []*camera {
 func (s *Service) Registry() *stats.Registry { return s.reg }
 
 // Redis is the service's Redis client (the camera API's store shares it).
-func (s *Service) Redis() *redis.Client { return s.redis }
+func (s *Service) Redis() redis.UniversalClient { return s.redis }
 
 // Publisher exposes the Redis publisher (for readiness).
 func (s *Service) Publisher() *publish.Publisher { return s.pub }

@@ -67,6 +67,9 @@ func (r *reader) checkField(f reflect.StructField, fv reflect.Value) string {
 
 var cameraIDRe = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
 
+// replicaIDRe is what fleet.replica_id may be: a host or pod name.
+var replicaIDRe = regexp.MustCompile(`^[a-zA-Z0-9._-]{1,253}$`)
+
 // checks are the rules a check:"<name>" tag names; each returns a message
 // for the problem, "" when there is none.
 var checks = map[string]func(r *reader, f reflect.StructField, v reflect.Value) string{
@@ -85,6 +88,12 @@ var checks = map[string]func(r *reader, f reflect.StructField, v reflect.Value) 
 			return "required"
 		case !cameraIDRe.MatchString(id):
 			return fmt.Sprintf("%q must be 1-64 characters of a-z A-Z 0-9 _ -", id)
+		}
+		return ""
+	},
+	"replica_id": func(_ *reader, _ reflect.StructField, v reflect.Value) string {
+		if id := v.String(); id != "" && !replicaIDRe.MatchString(id) {
+			return fmt.Sprintf("%q must be 1-253 characters of a-z A-Z 0-9 . _ - (\"\" = the host name)", id)
 		}
 		return ""
 	},

@@ -38,6 +38,7 @@ type Config struct {
 	Tracing  Tracing  `koanf:"tracing"`
 	Log      Log      `koanf:"log"`
 	Memory   Memory   `koanf:"memory"`
+	Fleet    Fleet    `koanf:"fleet"`
 	Defaults Settings `koanf:"defaults"`
 	// Cameras are decoded one at a time over Defaults (see fileConfig).
 	Cameras []Camera
@@ -84,6 +85,10 @@ type Token struct {
 // Redis is where frames are published.
 type Redis struct {
 	URL    string `koanf:"url" check:"redis_url"` // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
+	// Mode says what URL names: RedisSingle, one server (or a proxy), or
+	// RedisCluster, the seed nodes of a Redis Cluster (more with
+	// ?addr=host:port).
+	Mode string `koanf:"mode" oneof:"single,cluster"`
 	Stream string `koanf:"stream" check:"stream"` // key template, "{camera_id}" is replaced, see publish.StreamKey
 	// CamerasKey is the Redis hash of the cameras created through the
 	// camera API (field: camera id, value: the entry as JSON).
@@ -98,6 +103,29 @@ type Redis struct {
 	MemoryBudget int64         `koanf:"memory_budget" size:"min=1MiB"`
 	Batch        int           `koanf:"batch" range:"[1,1000]"`   // entries per pipelined round trip
 	Timeout      time.Duration `koanf:"timeout" range:"[1ms,1m]"` // per round trip
+}
+
+// Redis.Mode's values.
+const (
+	RedisSingle  = "single"
+	RedisCluster = "cluster"
+)
+
+// Fleet makes this process one replica of several that share the camera
+// set through Redis, each camera captured by one of them (internal/fleet,
+// docs/operations.md "Running a fleet").
+type Fleet struct {
+	Enabled bool `koanf:"enabled"`
+	// ReplicaID names this replica in leases, entries and /api/v1/fleet;
+	// "" = the host name (the pod name in Kubernetes).
+	ReplicaID string `koanf:"replica_id" check:"replica_id"`
+	// Lease is how long a camera's lease lasts unless renewed (every
+	// Lease/3): about how long a crashed replica's cameras wait.
+	Lease time.Duration `koanf:"lease" range:"[1s,5m]"`
+	// MaxCameras caps the cameras this replica takes; 0 = no cap.
+	MaxCameras int `koanf:"max_cameras" range:"[0,100000]"`
+	// Key starts the names of the fleet's keys in Redis.
+	Key string `koanf:"key" check:"required"`
 }
 
 // Memory bounds the frames the process holds (docs/operations.md, "Sizing
@@ -260,6 +288,7 @@ func defaults() Config {
 		HTTP: HTTP{Listen: ":8000", Auth: Auth{Mode: AuthToken, Metrics: MetricsOpen}},
 		Redis: Redis{
 			URL:        "redis://127.0.0.1:6379/0",
+			Mode:       RedisSingle,
 			Stream:     "frames:{camera_id}",
 			CamerasKey: "gstcapture:cameras",
 			Retention:  10 * time.Second,
@@ -271,6 +300,7 @@ func defaults() Config {
 		Tracing:  Tracing{SampleRatio: 1, QueueSize: 2048},
 		Log:      Log{Level: "info", Format: "json"},
 		Memory:   Memory{Budget: BudgetAuto},
+		Fleet:    Fleet{Lease: 5 * time.Second, Key: "gstcapture:fleet"},
 		Defaults: Settings{
 			FPS:            10,
 			Format:         frame.BGR,

@@ -62,7 +62,7 @@ func TestEnvOfOtherToolsIgnored(t *testing.T) {
 func TestDefaults(t *testing.T) {
 	cfg := mustLoad(t, oneCamera)
 	assert.Equal(t, HTTP{Listen: ":8000", Auth: Auth{Mode: AuthToken, Metrics: "open"}}, cfg.HTTP)
-	assert.Equal(t, Redis{URL: "redis://127.0.0.1:6379/0", Stream: "frames:{camera_id}", CamerasKey: "gstcapture:cameras", Retention: 10 * time.Second, MaxLen: 0, MemoryBudget: 0, Batch: 16, Timeout: 2 * time.Second}, cfg.Redis)
+	assert.Equal(t, Redis{URL: "redis://127.0.0.1:6379/0", Mode: "single", Stream: "frames:{camera_id}", CamerasKey: "gstcapture:cameras", Retention: 10 * time.Second, MaxLen: 0, MemoryBudget: 0, Batch: 16, Timeout: 2 * time.Second}, cfg.Redis)
 	assert.Equal(t, Health{MinReady: 1, MaxFrozen: 3}, cfg.Health)
 	assert.Equal(t, Shutdown{Timeout: 5 * time.Second}, cfg.Shutdown)
 	assert.Equal(t, Log{Level: "info", Format: "json"}, cfg.Log)
@@ -117,7 +117,7 @@ defaults:
     corrupt: {action: off}
 `+oneCamera)
 	assert.Equal(t, HTTP{Listen: "127.0.0.1:9000", Auth: Auth{Mode: AuthToken, Metrics: "open"}}, cfg.HTTP)
-	assert.Equal(t, Redis{URL: "rediss://cache:6380/2", Stream: "cam:{camera_id}:frames", CamerasKey: "gstcapture:cameras", Retention: 3 * time.Second, MaxLen: 50, MemoryBudget: 2 << 30, Batch: 4, Timeout: 500 * time.Millisecond}, cfg.Redis)
+	assert.Equal(t, Redis{URL: "rediss://cache:6380/2", Mode: "single", Stream: "cam:{camera_id}:frames", CamerasKey: "gstcapture:cameras", Retention: 3 * time.Second, MaxLen: 50, MemoryBudget: 2 << 30, Batch: 4, Timeout: 500 * time.Millisecond}, cfg.Redis)
 	assert.Equal(t, Health{MinReady: 0, MaxFrozen: 1}, cfg.Health)
 	assert.Equal(t, Shutdown{Timeout: 2 * time.Second}, cfg.Shutdown)
 	assert.Equal(t, Log{Level: "debug", Format: "text"}, cfg.Log)
