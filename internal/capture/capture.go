@@ -107,6 +107,12 @@ type Options struct {
 	// Secrets is where the service adds the secrets of the cameras it runs,
 	// for whoever redacts logs (gsthost's log router); nil keeps its own.
 	Secrets *config.SecretSet
+	// Redis is the client to publish with; nil connects one from
+	// cfg.Redis (NewRedisClient). The service closes it when it stops.
+	Redis redis.UniversalClient
+	// Fence writes every frame under its camera's fleet lease
+	// (internal/fleet); nil outside a fleet.
+	Fence publish.Fence
 }
 
 // Service runs the configured cameras, and changes them while it runs
@@ -171,6 +177,9 @@ type camera struct {
 	tracer    *telemetry.Tracer
 	snap      snapshotter
 	fit       ringFit
+	// lost: the camera's fleet lease is gone, so its ring is discarded
+	// (dropped as fenced) when it stops, not flushed.
+	lost atomic.Bool
 
 	// Set when the camera is started (Service.start), nil before.
 	stopSup, stopPub context.CancelFunc
@@ -191,9 +200,13 @@ type ringFit struct {
 // New prepares a service: it renders every camera's pipeline and connects
 // the Redis client (lazily: Redis may come up later).
 func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
-	rc, err := NewRedisClient(cfg.Redis, log)
-	if err != nil {
-		return nil, err
+	rc := opts.Redis
+	if rc == nil {
+		c, err := NewRedisClient(cfg.Redis, log)
+		if err != nil {
+			return nil, err
+		}
+		rc = c
 	}
 
 	s := &Service{cfg: cfg, log: log, reg: stats.NewRegistry(), redis: rc, opts: opts, cams: map[string]*camera{}, retired: map[string]uint64{}, secrets: opts.Secrets}
@@ -215,6 +228,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 	s.limit = *limit
 	s.planMemory(cfg.Cameras)
 	s.metrics = telemetry.NewMetrics(s, nil, telemetry.BuildInfo{Version: opts.Version, GStreamer: gsthost.Version()})
+	var err error
 	s.tracer, err = telemetry.NewTracer(context.Background(), s.metrics, telemetry.TracingOptions{
 		SampleRatio: cfg.Tracing.SampleRatio,
 		QueueSize:   cfg.Tracing.QueueSize,
@@ -232,6 +246,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		Batch:        cfg.Redis.Batch,
 		Timeout:      cfg.Redis.Timeout,
 		Instance:     publish.NewInstanceID(),
+		Fence:        opts.Fence,
 	}, log, s.metrics.PublishRecorder(s.tracer))
 
 	for _, cc := range cfg.Cameras {

@@ -232,9 +232,22 @@ func (s *Service) stopCamera(c *camera) {
 		c.stopPub()
 		<-c.pubDone
 	}
+	if c.lost.Load() {
+		s.pub.Discard(c.stats, c.ring, stats.DropFenced)
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.shutdownTimeout.Load()))
 	defer cancel()
 	s.pub.Flush(ctx, c.stats, c.ring)
+}
+
+// Lost marks camera id's fleet lease as gone: when an Apply stops it, its
+// queued frames are dropped (fenced) instead of flushed, since Redis would
+// refuse them, and waiting for that would hold up the stop.
+func (s *Service) Lost(id string) {
+	if c := s.camera(id); c != nil {
+		c.lost.Store(true)
+	}
 }
 
 // planMemory shares memory.budget out among the enabled cameras of cams.

@@ -154,7 +154,10 @@ type budget struct {
 	limits    map[string]Limit
 	maxmemory int64 // Redis's, as last read; -1 before the first read
 	factor    float64
-	warned    bool // the no-maxmemory footprint warning was given
+	// fleet is this replica's part of the budget, by cameras (1 outside
+	// a fleet): the replicas of a fleet share one Redis.
+	fleet  float64
+	warned bool // the no-maxmemory footprint warning was given
 	cur       map[string]*atomic.Int64
 	said      map[string]Limit // the limit last logged per camera
 	shrunkAt  time.Time        // the last OOM shrink
@@ -165,7 +168,7 @@ func newBudget(retention time.Duration, maxLen, fixed int64, log *slog.Logger) *
 		retention = 10 * time.Second
 	}
 	return &budget{retention: retention, maxLen: maxLen, fixed: fixed, log: log,
-		loads: map[string]Load{}, limits: map[string]Limit{}, told: map[string]Retention{}, maxmemory: -1, factor: 1, cur: map[string]*atomic.Int64{}, said: map[string]Limit{}}
+		loads: map[string]Load{}, limits: map[string]Limit{}, told: map[string]Retention{}, maxmemory: -1, factor: 1, fleet: 1, cur: map[string]*atomic.Int64{}, said: map[string]Limit{}}
 }
 
 // tell registers who is told camera id's limit; call it before add.
@@ -276,13 +279,25 @@ func (b *budget) bytes() int64 {
 	if b.maxmemory > 0 {
 		share = int64(float64(b.maxmemory) * AutoShare)
 	}
+	total := share
 	switch {
 	case b.fixed > 0 && share > 0:
-		return min(b.fixed, share)
+		total = min(b.fixed, share)
 	case b.fixed > 0:
-		return b.fixed
+		total = b.fixed
 	}
-	return share
+	return int64(float64(total) * b.fleet)
+}
+
+// setFleet sets this replica's part of the budget (0 < f <= 1).
+func (b *budget) setFleet(f float64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if f <= 0 || f > 1 || f == b.fleet {
+		return
+	}
+	b.fleet = f
+	b.replan()
 }
 
 // Bytes returns the budget in force (0 = unbounded).

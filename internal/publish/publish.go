@@ -13,6 +13,7 @@ import (
 
 	"gstcapture/internal/backoff"
 	"gstcapture/internal/frame"
+	"gstcapture/internal/lease"
 	"gstcapture/internal/stats"
 )
 
@@ -48,6 +49,29 @@ type Options struct {
 	Batch        int           // max frames per pipelined round trip (default 16)
 	Timeout      time.Duration // per round trip (default 2s); needs ContextTimeoutEnabled on the client
 	Instance     string        // this process run, part of frame_id (default NewInstanceID())
+	// Fence, when set, writes every frame under its camera's fleet lease
+	// (internal/fleet); nil: plain XADD.
+	Fence Fence
+}
+
+// Fence says under which fleet lease a camera's frames are written. The
+// fleet coordinator implements it.
+type Fence interface {
+	// Token returns the lease camera id is captured under; false: none,
+	// and its frames are dropped as fenced.
+	Token(cameraID string) (FenceToken, bool)
+	// Lost tells that Redis refused a write of the camera under epoch: the
+	// lease is another replica's now. Called from the camera's publish
+	// loop; must not block.
+	Lost(cameraID string, epoch uint64)
+}
+
+// FenceToken is one held lease.
+type FenceToken struct {
+	Keys  lease.Keys
+	Owner string
+	Epoch uint64
+	TTL   time.Duration // the lease's length, renewed by every write
 }
 
 // Source is the per-camera ring the publisher drains; internal/ring.Ring
@@ -183,6 +207,12 @@ func (p *Publisher) RemoveCamera(id string) {
 	p.unsureMu.Unlock()
 }
 
+// SetFleetShare makes the memory budget this replica's part of the
+// fleet's: f is the share of the fleet's cameras it captures (0 < f <= 1).
+// The replicas of a fleet write to one Redis, so redis.memory_budget (or
+// auto's share of maxmemory) is the fleet's, not each replica's.
+func (p *Publisher) SetFleetShare(f float64) { p.budget.setFleet(f) }
+
 // MemoryBudget returns the bytes the streams may hold together (0 =
 // unbounded).
 func (p *Publisher) MemoryBudget() int64 { return p.budget.Bytes() }
@@ -270,9 +300,10 @@ func (p *Publisher) Run(ctx context.Context, cam Tally, src Source) {
 			continue
 		}
 		if _, err := w.send(rtParent, batch); err != nil {
-			if errors.Is(err, errFull) {
-				// Redis answered, and trimming made room: try again soon,
-				// without the Redis-down backoff.
+			if errors.Is(err, errFull) || errors.Is(err, errFenced) {
+				// Redis answered, and trimming made room (or the fleet is
+				// stopping this camera): try again soon, without the
+				// Redis-down backoff.
 				if !sleep(ctx, minBackoff) {
 					return
 				}
@@ -303,6 +334,10 @@ func (p *Publisher) ping(parent context.Context, cameraID string) error {
 // errFull is send's error when Redis refused every failed XADD for want of
 // memory (OOM) and nothing else went wrong.
 var errFull = errors.New("redis full (OOM)")
+
+// errFenced is send's error when Redis refused frames because this replica
+// no longer holds the camera's lease, and nothing else went wrong.
+var errFenced = errors.New("fenced: the camera's lease is another replica's")
 
 // recover checks that Redis answers: it settles unconfirmed frames when
 // there are any (returning how many turned out stored), else it pings.
@@ -373,6 +408,20 @@ func (p *Publisher) Flush(ctx context.Context, cam Tally, src Source) int {
 	return published
 }
 
+// Discard closes src without publishing: a fleet camera whose lease is
+// gone, whose frames Redis would refuse. Its frames, and unconfirmed ones,
+// are counted as dropped for r. It returns the frames it dropped from src.
+func (p *Publisher) Discard(cam Tally, src Source, r stats.DropReason) int {
+	w := p.newWorker(cam)
+	w.giveUp()
+	left := src.Close()
+	for _, f := range left {
+		f.Release()
+	}
+	w.drop(r, uint64(len(left)))
+	return len(left)
+}
+
 // worker holds one camera loop's reusable buffers.
 type worker struct {
 	p        *Publisher
@@ -383,6 +432,8 @@ type worker struct {
 	maxLen   *atomic.Int64 // the camera's MAXLEN, kept by the budget
 	bytes    int           // frame size last told to the budget
 	unsure   *unconfirmed
+	fenced   bool   // writes go through the camera's fleet lease
+	token    FenceToken
 	enc      *Encoder
 	pipe     redis.Pipeliner
 	frames   []*frame.Frame
@@ -422,7 +473,7 @@ func (w *worker) fitStream(f *frame.Frame) {
 
 func (p *Publisher) newWorker(cam Tally) *worker {
 	id := cam.CameraID()
-	return &worker{
+	w := &worker{
 		p:      p,
 		cam:    cam,
 		id:     id,
@@ -435,6 +486,14 @@ func (p *Publisher) newWorker(cam Tally) *worker {
 		args:   make([]any, 0, p.opts.Batch*ArgsPerEntry),
 		cmds:   make([]*redis.Cmd, 0, p.opts.Batch),
 	}
+	if p.opts.Fence != nil {
+		w.fenced = true
+		if t, ok := p.opts.Fence.Token(id); ok {
+			w.token = t
+			w.enc.Fence(t)
+		}
+	}
+	return w
 }
 
 // drop counts n frames dropped for r.
@@ -458,6 +517,15 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	ctx, cancel := context.WithTimeout(parent, w.p.opts.Timeout)
 	defer cancel()
 
+	if w.fenced && w.token.Owner == "" {
+		// A fleet camera without a lease: nothing may be written.
+		for i, f := range batch {
+			f.Release()
+			batch[i] = nil
+		}
+		w.drop(stats.DropFenced, uint64(len(batch)))
+		return 0, errFenced
+	}
 	w.fitBatch(batch[len(batch)-1])
 	w.fitStream(batch[len(batch)-1])
 	args, cmds := w.args[:0], w.cmds[:0]
@@ -480,7 +548,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	}
 
 	// go-redis has written (or given up on) every byte: the frames can go.
-	ok, unsure, oom := 0, 0, 0
+	ok, unsure, oom, fenced := 0, 0, 0, 0
 	for i, f := range batch {
 		switch cerr := cmds[i].Err(); {
 		case cerr == nil:
@@ -490,6 +558,8 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 			}
 		case isOOM(cerr):
 			oom++
+		case lease.IsFenced(cerr):
+			fenced++
 		case !notSent(cerr):
 			w.unsure.add(f.Seq, reason)
 			unsure++
@@ -501,7 +571,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	clear(cmds)
 	w.enc.Reset()
 
-	failed := len(batch) - ok - unsure - oom
+	failed := len(batch) - ok - unsure - oom - fenced
 	if ok > 0 {
 		w.cam.Stored(uint64(ok))
 		if w.p.rec != nil {
@@ -516,6 +586,10 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 		w.drop(stats.DropRedisOOM, uint64(oom))
 		w.full(parent)
 	}
+	if fenced > 0 {
+		w.drop(stats.DropFenced, uint64(fenced))
+		w.p.opts.Fence.Lost(w.id, w.token.Epoch)
+	}
 	w.drop(reason, uint64(failed))
 	if !cut && (failed > 0 || unsure > 0) {
 		w.p.markDown(w.id, err)
@@ -523,6 +597,11 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 	}
 	if oom > 0 && !cut {
 		return ok, errFull
+	}
+	if fenced > 0 && !cut {
+		// Redis answered: it is up, the lease is gone.
+		w.p.markUp(w.id)
+		return ok, errFenced
 	}
 	return ok, err
 }

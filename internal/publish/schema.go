@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gstcapture/internal/frame"
+	"gstcapture/internal/lease"
 )
 
 // SchemaVersion is the value of the "v" field of every entry.
@@ -31,6 +32,10 @@ const (
 	FieldTraceParent = "traceparent"
 	FieldTraceState  = "tracestate"
 	FieldFlags       = "flags"
+	// Written only by a fleet replica (fleet.enabled), after every other
+	// field: the replica that captured the frame and its lease's epoch.
+	FieldOwner = "owner"
+	FieldEpoch = "epoch"
 )
 
 // CameraIDPlaceholder is replaced by the camera id in Options.Stream.
@@ -81,6 +86,12 @@ type Encoder struct {
 	idPrefix []byte // "<camera_id>-<instance>-"
 	slots    []*entry
 	n        int
+	fence    *fenceArgs // nil: plain XADD
+}
+
+// fenceArgs are the boxed arguments of a fenced write (lease.FencedXAdd).
+type fenceArgs struct {
+	lease, epochKey, token, owner, epoch, ms any
 }
 
 // entry is the scratch storage for one frame's values.
@@ -121,8 +132,20 @@ func NewEncoder(stream, cameraID, instance string, maxLen int64) *Encoder {
 // SetMaxLen changes the MAXLEN of the following XADDs; n <= 0 drops it.
 func (e *Encoder) SetMaxLen(n int64) { e.trim, e.maxLen = n > 0, n }
 
+// Fence makes the following entries fenced writes under t: each XADD runs
+// in lease.FencedXAdd, which refuses it unless t still holds the camera's
+// lease, and each entry ends with the owner and epoch fields.
+func (e *Encoder) Fence(t FenceToken) {
+	epoch := strconv.FormatUint(t.Epoch, 10)
+	e.fence = &fenceArgs{
+		lease: t.Keys.Lease, epochKey: t.Keys.Epoch,
+		token: lease.Token(t.Owner, t.Epoch), owner: t.Owner, epoch: epoch,
+		ms: strconv.FormatInt(t.TTL.Milliseconds(), 10),
+	}
+}
+
 // ArgsPerEntry is the most arguments Append adds for one frame.
-const ArgsPerEntry = 6 + 2*16
+const ArgsPerEntry = 11 + 2*18
 
 // Append appends "XADD <key> [MAXLEN ~ n] * <field> <value> ..." for f to
 // dst and returns the extended slice.
@@ -149,11 +172,21 @@ func (e *Encoder) Append(dst []any, f *frame.Frame) []any {
 	s.frameID.b = strconv.AppendUint(append(s.frameID.b[:0], e.idPrefix...), f.Seq, 10)
 	s.data.b = f.Data
 
-	dst = append(dst, "xadd", e.stream)
-	if e.trim {
-		dst = append(dst, "maxlen", "~", e.maxLen)
+	if fc := e.fence; fc != nil {
+		var maxLen any = "0"
+		if e.trim {
+			maxLen = e.maxLen
+		}
+		dst = append(dst, "eval", lease.FencedXAdd, 3, fc.lease, fc.epochKey, e.stream,
+			fc.token, fc.owner, fc.epoch, fc.ms, maxLen)
+	} else {
+		dst = append(dst, "xadd", e.stream)
+		if e.trim {
+			dst = append(dst, "maxlen", "~", e.maxLen)
+		}
+		dst = append(dst, "*")
 	}
-	dst = append(dst, "*",
+	dst = append(dst,
 		FieldVersion, SchemaVersion,
 		FieldFrameID, &s.frameID,
 		FieldCameraID, &e.cameraID,
@@ -177,6 +210,9 @@ func (e *Encoder) Append(dst []any, f *frame.Frame) []any {
 	// Optional, hence last: only frames a pass rule flagged carry it.
 	if s.flags != "" {
 		dst = append(dst, FieldFlags, &s.flags)
+	}
+	if fc := e.fence; fc != nil {
+		dst = append(dst, FieldOwner, fc.owner, FieldEpoch, fc.epoch)
 	}
 	return dst
 }

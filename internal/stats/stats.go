@@ -25,10 +25,11 @@ const (
 	DropPullError                      // out of the appsink, but not raw video or its buffer could not be mapped
 	DropRedisOOM                       // XADD refused: Redis is at its maxmemory
 	DropOversize                       // out of the appsink, but larger than max_width x max_height
+	DropFenced                         // this replica no longer holds the camera's fleet lease: another one captures it
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error", "redis_oom", "oversize"}
+var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error", "redis_oom", "oversize", "fenced"}
 
 // String returns the metric label value of the reason.
 func (r DropReason) String() string {
