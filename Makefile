@@ -74,6 +74,7 @@ image-test: build
 
 compose-test:
 	cd docker/composecheck && $(GO) test -count=1 ./...
+	cd deploy/kubernetes/check && $(GO) test -count=1 ./...
 
 # Soak: 8 simulated cameras with faults on a 60 s cycle (stall, EOS,
 # disconnect, Redis kill, camsim kill) for DURATION, then a summary (frames,
