@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 )
 
 const (
@@ -90,7 +92,8 @@ func TestGstcaptureService(t *testing.T) {
 		assert.EqualValues(t, 8000, port.Target)
 		assert.Equal(t, "127.0.0.1", port.HostIP, "gstcapture is published on loopback only")
 	}
-	assert.Equal(t, []string{"8000"}, published)
+	// A range: each of two replicas (--scale gstcapture=2) gets one.
+	assert.Equal(t, []string{"8000-8001"}, published)
 
 	// The directory is mounted, so that an edit saved by renaming over the
 	// file reaches the container and its live reload (a bind mount of the
@@ -213,7 +216,7 @@ func TestHardening(t *testing.T) {
 // Redis is not published at all.
 func TestPublishedPorts(t *testing.T) {
 	want := map[string][]string{
-		"gstcapture": {"127.0.0.1:8000->8000"},
+		"gstcapture": {"127.0.0.1:8000-8001->8000"},
 		"prometheus": {"127.0.0.1:9090->9090"},
 		"grafana":    {"127.0.0.1:3000->3000"},
 		"jaeger":     {"127.0.0.1:16686->16686"},
@@ -477,4 +480,137 @@ func TestRedisEntrypointRefuses(t *testing.T) {
 		assert.Error(t, err, tc.name)
 		assert.Contains(t, out, tc.says, tc.name)
 	}
+}
+
+// hostPorts are the host ports a published port spec ("8000" or
+// "8000-8001") may bind.
+func hostPorts(t *testing.T, published string) []int {
+	t.Helper()
+	lo, hi, isRange := strings.Cut(published, "-")
+	first, err := strconv.Atoi(lo)
+	require.NoError(t, err, "published port %q", published)
+	last := first
+	if isRange {
+		last, err = strconv.Atoi(hi)
+		require.NoError(t, err, "published port %q", published)
+	}
+	var ports []int
+	for p := first; p <= last; p++ {
+		ports = append(ports, p)
+	}
+	return ports
+}
+
+// `docker compose up --scale gstcapture=2` runs a fleet of two: nothing
+// in the files lets only one gstcapture container exist (container_name, a
+// fixed host port, a fixed host name or replica id), both are replicas of
+// a fleet, the configuration is a directory mount every replica watches,
+// and Prometheus scrapes each replica.
+func TestScaleTwoReplicas(t *testing.T) {
+	const replicas = 2
+	for _, files := range [][]string{{baseFile}, {baseFile, gpuFile}} {
+		p, err := load(t, files...).WithServicesTransform(func(name string, s types.ServiceConfig) (types.ServiceConfig, error) {
+			if name == "gstcapture" {
+				s.SetScale(replicas)
+			}
+			return s, nil
+		})
+		require.NoError(t, err)
+		s := service(t, p, "gstcapture")
+		require.Equal(t, replicas, s.GetScale(), "%v", files)
+
+		assert.Empty(t, s.ContainerName, "%v: container_name allows one container of the service", files)
+		assert.Empty(t, s.Hostname, "%v: a fixed hostname would give every replica the same fleet.replica_id", files)
+		assert.NotContains(t, s.Environment, "GSTCAPTURE_FLEET__REPLICA_ID", "%v: the replica id is each container's host name (its id)", files)
+		if assert.NotNil(t, s.Environment["GSTCAPTURE_FLEET__ENABLED"], "%v: fleet enabled", files) {
+			assert.Equal(t, "true", *s.Environment["GSTCAPTURE_FLEET__ENABLED"], "%v", files)
+		}
+
+		// Each replica needs a host port of its own for each published
+		// port, and none may be taken by another service.
+		taken := map[string]string{} // "ip:port" -> service
+		for _, other := range p.Services {
+			if other.Name == "gstcapture" {
+				continue
+			}
+			for _, port := range other.Ports {
+				for _, hp := range hostPorts(t, port.Published) {
+					taken[fmt.Sprintf("%s:%d", port.HostIP, hp)] = other.Name
+				}
+			}
+		}
+		for _, port := range s.Ports {
+			if port.Published == "" {
+				continue // an ephemeral host port each
+			}
+			hps := hostPorts(t, port.Published)
+			assert.GreaterOrEqual(t, len(hps), replicas, "%v: published %s->%d gives %d host port(s) for %d replicas", files, port.Published, port.Target, len(hps), replicas)
+			for _, hp := range hps {
+				key := fmt.Sprintf("%s:%d", port.HostIP, hp)
+				assert.NotContains(t, taken, key, "%v: host port %s is also published by %s", files, key, taken[key])
+			}
+		}
+
+		// The config is a directory, read-only, the same for every replica.
+		var config bool
+		for _, v := range s.Volumes {
+			if v.Target != "/etc/gstcapture" {
+				continue
+			}
+			config = true
+			assert.Equal(t, types.VolumeTypeBind, v.Type, "%v", files)
+			assert.True(t, v.ReadOnly, "%v: config read-only", files)
+			info, err := os.Stat(v.Source)
+			if assert.NoError(t, err, "%v", files) {
+				assert.True(t, info.IsDir(), "%v: %s is mounted as a directory", files, v.Source)
+			}
+		}
+		assert.True(t, config, "%v: /etc/gstcapture mounted", files)
+		for _, v := range s.Volumes {
+			assert.NotEqual(t, types.VolumeTypeVolume, v.Type, "%v: named volume %s would be shared by the replicas", files, v.Source)
+		}
+	}
+}
+
+// Prometheus scrapes every gstcapture replica: one target per address of
+// the service name, on the port gstcapture listens on.
+func TestPrometheusScrapesEachReplica(t *testing.T) {
+	b, err := os.ReadFile("../../monitoring/prometheus.yml")
+	require.NoError(t, err)
+	var cfg struct {
+		ScrapeConfigs []struct {
+			JobName       string           `yaml:"job_name"`
+			StaticConfigs []map[string]any `yaml:"static_configs"`
+			DNSSDConfigs  []struct {
+				Names []string `yaml:"names"`
+				Type  string   `yaml:"type"`
+				Port  int      `yaml:"port"`
+			} `yaml:"dns_sd_configs"`
+		} `yaml:"scrape_configs"`
+	}
+	require.NoError(t, yaml.Unmarshal(b, &cfg))
+
+	s := service(t, load(t, baseFile), "gstcapture")
+	var target uint32
+	for _, port := range s.Ports {
+		target = port.Target
+	}
+	listen := s.Environment["GSTCAPTURE_HTTP__LISTEN"]
+	require.NotNil(t, listen)
+	assert.Equal(t, fmt.Sprintf(":%d", target), *listen, "the published port is http.listen's")
+
+	var found bool
+	for _, job := range cfg.ScrapeConfigs {
+		if job.JobName != "gstcapture" {
+			continue
+		}
+		found = true
+		assert.Empty(t, job.StaticConfigs, "a static gstcapture:%d reaches one replica or another at random", target)
+		require.Len(t, job.DNSSDConfigs, 1)
+		sd := job.DNSSDConfigs[0]
+		assert.Equal(t, []string{"gstcapture"}, sd.Names, "the compose service name")
+		assert.Equal(t, "A", sd.Type, "Docker's DNS answers with one A record per container")
+		assert.EqualValues(t, target, sd.Port)
+	}
+	assert.True(t, found, "monitoring/prometheus.yml: job gstcapture")
 }
