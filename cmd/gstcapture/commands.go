@@ -25,6 +25,7 @@ import (
 	"gstcapture/docs"
 	"gstcapture/internal/capture"
 	"gstcapture/internal/config"
+	"gstcapture/internal/fleet"
 	"gstcapture/internal/gsthost"
 	"gstcapture/internal/health"
 	"gstcapture/internal/liveconfig"
@@ -295,18 +296,44 @@ func cmdRun(args []string) int {
 	// publisher already logs each up/down change once, so keep these at debug.
 	redis.SetLogger(redisLogger{log})
 
-	svc, err := capture.New(cfg, log, capture.Options{Version: version, Hooks: faultHooks(cfg, log), Secrets: secrets})
+	opts := capture.Options{Version: version, Hooks: faultHooks(cfg, log), Secrets: secrets}
+	svcCfg := cfg
+	var fl *fleet.Fleet
+	if cfg.Fleet.Enabled {
+		// A replica starts capturing nothing: the fleet hands the service
+		// the cameras whose leases it takes.
+		rc, err := capture.NewRedisClient(cfg.Redis, log)
+		if err == nil {
+			fl, err = fleet.New(cfg, rc, log, fleet.Options{Timeout: cfg.Redis.Timeout})
+		}
+		if err != nil {
+			log.Error("cannot start", "error", secrets.Redact(err.Error()))
+			return 1
+		}
+		c := *cfg
+		c.Cameras = nil
+		svcCfg = &c
+		opts.Redis, opts.Fence = rc, fl
+	}
+	svc, err := capture.New(svcCfg, log, opts)
 	if err != nil {
 		log.Error("cannot start", "error", secrets.Redact(err.Error()))
 		return 1
+	}
+	var cams liveconfig.Service = svc
+	var fleetView health.FleetView
+	var fleetReady interface{ Joined() bool }
+	if fl != nil {
+		fl.Attach(svc, svc.Metrics().Fleet())
+		cams, fleetView, fleetReady = fl, fl, fl
 	}
 	setGoMemoryLimit(svc, cfg.Memory.Budget, log)
 
 	var ctrl *liveconfig.Controller
 	checker := health.NewChecker(svc, health.Options{MinReady: cfg.Health.MinReady, MaxFrozen: cfg.Health.MaxFrozen,
-		Config: func() health.ConfigStatus { return ctrl.Status() }})
+		Config: func() health.ConfigStatus { return ctrl.Status() }, Fleet: fleetReady})
 	auth := httpAuth(cfg.HTTP.Auth, log)
-	ctrl = liveconfig.New(cfg, svc, svc.Redis(), log, liveconfig.Options{
+	ctrl = liveconfig.New(cfg, cams, svc.Redis(), log, liveconfig.Options{
 		Environ:  os.Environ,
 		Reloaded: svc.Metrics().Reloaded,
 		Live: func(c *config.Config) {
@@ -324,6 +351,7 @@ func cmdRun(args []string) int {
 		OpenAPI: docs.OpenAPI,
 		Auth:    auth,
 		Cameras: ctrl,
+		Fleet:   fleetView,
 	})
 	svc.Registry().OnRemove(handler.ForgetCamera)
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
@@ -366,8 +394,23 @@ func cmdRun(args []string) int {
 		}
 	}()
 	ctrl.Start(ctx)
+	fleetDone := make(chan struct{})
+	if fl != nil {
+		go func() { defer close(fleetDone); fl.Run(ctx) }()
+	} else {
+		close(fleetDone)
+	}
 
 	svc.Run(ctx)
+	<-fleetDone
+	if fl != nil {
+		// After the flush: the frames still queued were written under the
+		// leases, and the others take the cameras over now.
+		relCtx, cancelRel := context.WithTimeout(context.Background(), cfg.Redis.Timeout)
+		fl.Release(relCtx)
+		cancelRel()
+		_ = opts.Redis.Close()
+	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = srv.Shutdown(shutCtx)

@@ -107,8 +107,9 @@ type Options struct {
 	// Secrets is where the service adds the secrets of the cameras it runs,
 	// for whoever redacts logs (gsthost's log router); nil keeps its own.
 	Secrets *config.SecretSet
-	// Redis is the client to publish with; nil connects one from
-	// cfg.Redis (NewRedisClient). The service closes it when it stops.
+	// Redis is the client to publish with, the caller's to close; nil
+	// connects one from cfg.Redis (NewRedisClient), which the service
+	// closes when it stops.
 	Redis redis.UniversalClient
 	// Fence writes every frame under its camera's fleet lease
 	// (internal/fleet); nil outside a fleet.
@@ -521,7 +522,9 @@ func (s *Service) Run(ctx context.Context) {
 	wg.Wait()
 	s.log.Info("capture stopped", "flushed_frames", flushed.Load())
 	s.logAccounting(cams)
-	_ = s.redis.Close()
+	if s.opts.Redis == nil {
+		_ = s.redis.Close()
+	}
 	tctx, tcancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer tcancel()
 	_ = s.tracer.Shutdown(tctx)

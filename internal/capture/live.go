@@ -272,3 +272,7 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(out)
 	return out
 }
+
+// SetFleetShare gives the publisher this replica's part of the Redis
+// memory budget: the share of the fleet's cameras it captures.
+func (s *Service) SetFleetShare(f float64) { s.pub.SetFleetShare(f) }

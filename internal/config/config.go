@@ -84,11 +84,11 @@ type Token struct {
 
 // Redis is where frames are published.
 type Redis struct {
-	URL    string `koanf:"url" check:"redis_url"` // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
+	URL string `koanf:"url" check:"redis_url"` // redis://, rediss:// or unix://; may hold a password, see Config.Secrets
 	// Mode says what URL names: RedisSingle, one server (or a proxy), or
 	// RedisCluster, the seed nodes of a Redis Cluster (more with
 	// ?addr=host:port).
-	Mode string `koanf:"mode" oneof:"single,cluster"`
+	Mode   string `koanf:"mode" oneof:"single,cluster"`
 	Stream string `koanf:"stream" check:"stream"` // key template, "{camera_id}" is replaced, see publish.StreamKey
 	// CamerasKey is the Redis hash of the cameras created through the
 	// camera API (field: camera id, value: the entry as JSON).

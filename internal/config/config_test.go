@@ -215,12 +215,14 @@ cameras:
 		"GSTCAPTURE_REDIS__MAXLEN=77",
 		"GSTCAPTURE_DEFAULTS__VALIDATION__UNIFORM__MAX_STDDEV=1.5",
 		"GSTCAPTURE_LOG__LEVEL=", // empty counts as unset
+		"GSTCAPTURE_FLEET__ENABLED=true",
 		"GSTCAPTURE_CONFIG=/etc/gstcapture.yaml",
 		"UNRELATED=1",
 	)
 	assert.Equal(t, "redis://env:6379/1", cfg.Redis.URL)
 	assert.Equal(t, ":9100", cfg.HTTP.Listen)
 	assert.Equal(t, int64(77), cfg.Redis.MaxLen)
+	assert.True(t, cfg.Fleet.Enabled, "a boolean from the environment is text")
 	assert.Equal(t, "info", cfg.Log.Level)
 	assert.Equal(t, 3*time.Second, cfg.Defaults.StallTimeout)
 	assert.Equal(t, 7, cfg.Defaults.FPS, "keys the environment does not set keep the file's value")
@@ -488,6 +490,10 @@ cameras:
 			[]string{"GSTCAPTURE_CAMERAS__0__FPS: cameras can only be set in the file"}},
 		{"env bad value names its variable", oneCamera, []string{"GSTCAPTURE_DEFAULTS__STALL_TIMEOUT=3 s"},
 			[]string{`defaults.stall_timeout: invalid duration "3 s" (use a unit: 200ms, 5s, 1m) (set by GSTCAPTURE_DEFAULTS__STALL_TIMEOUT)`}},
+		{"env bad boolean", oneCamera, []string{"GSTCAPTURE_FLEET__ENABLED=yes"},
+			[]string{`fleet.enabled: must be true or false, got "yes" (set by GSTCAPTURE_FLEET__ENABLED)`}},
+		{"file boolean of another type", "fleet: {enabled: 3}\n" + oneCamera, nil,
+			[]string{"fleet.enabled: must be true or false, got"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -118,12 +118,30 @@ func decodeHook(from, to reflect.Value) (any, error) {
 		return n, nil
 	case reflect.Float64:
 		return toFloat(data)
+	case reflect.Bool:
+		return toBool(data)
 	case reflect.Struct:
 		if _, ok := data.(map[string]any); !ok {
 			return nil, fmt.Errorf("must be a mapping, got %s", describe(data))
 		}
 	}
 	return data, nil
+}
+
+// toBool reads a YAML boolean, or the text the environment gives
+// (GSTCAPTURE_FLEET__ENABLED=true): true/false, 1/0, t/f as strconv reads them.
+func toBool(v any) (bool, error) {
+	switch b := v.(type) {
+	case bool:
+		return b, nil
+	case string:
+		p, err := strconv.ParseBool(strings.TrimSpace(b))
+		if err != nil {
+			return false, fmt.Errorf("must be true or false, got %q", b)
+		}
+		return p, nil
+	}
+	return false, fmt.Errorf("must be true or false, got %s", describe(v))
 }
 
 // parseDuration reads a Go duration. A bare number has no unit; only 0 is

@@ -88,6 +88,40 @@ type ServerOptions struct {
 	// SnapshotEncoders bounds the JPEG encodes at a time (default 2); a
 	// snapshot that needs another one answers 429.
 	SnapshotEncoders int
+	// Fleet answers GET /api/v1/fleet; nil: this process is no replica of
+	// a fleet (fleet.enabled false).
+	Fleet FleetView
+}
+
+// FleetView is the fleet this replica belongs to (*fleet.Fleet).
+type FleetView interface {
+	Status(ctx context.Context) (FleetStatus, error)
+}
+
+// FleetStatus is GET /api/v1/fleet.
+type FleetStatus struct {
+	Enabled      bool           `json:"enabled"`
+	ReplicaID    string         `json:"replica_id"`
+	LeaseSeconds float64        `json:"lease_seconds"`
+	Replicas     []FleetReplica `json:"replicas"`
+	Cameras      []FleetCamera  `json:"cameras"`
+}
+
+// FleetReplica is a live replica, as of this replica's newest heartbeat.
+type FleetReplica struct {
+	ID            string    `json:"id"`
+	Cameras       []string  `json:"cameras"`
+	MaxCameras    int       `json:"max_cameras"`
+	LastHeartbeat time.Time `json:"last_heartbeat"`
+	Self          bool      `json:"self"`
+}
+
+// FleetCamera is a camera's lease, read from Redis for the answer.
+type FleetCamera struct {
+	ID              string  `json:"id"`
+	Owner           string  `json:"owner"` // "" = no replica holds it
+	Epoch           uint64  `json:"epoch"`
+	LeaseTTLSeconds float64 `json:"lease_ttl_seconds"`
 }
 
 // snapshotWait bounds how long a snapshot request waits for a fresh frame.
@@ -107,6 +141,18 @@ func NewServer(api API, c *Checker, o ServerOptions) *Server {
 	mux.handle("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(o.OpenAPI)
+	})
+	mux.handle("GET /api/v1/fleet", func(w http.ResponseWriter, r *http.Request) {
+		if o.Fleet == nil {
+			WriteJSON(w, http.StatusOK, FleetStatus{Replicas: []FleetReplica{}, Cameras: []FleetCamera{}})
+			return
+		}
+		st, err := o.Fleet.Status(r.Context())
+		if err != nil {
+			WriteJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+			return
+		}
+		WriteJSON(w, http.StatusOK, st)
 	})
 	mux.handle("GET /api/v1/cameras", func(w http.ResponseWriter, _ *http.Request) {
 		WriteJSON(w, http.StatusOK, map[string]any{"cameras": api.Snapshots(time.Now())})

@@ -25,6 +25,11 @@ type Options struct {
 	MaxFrozen int // abandoned pipelines tolerated before liveness fails
 	// Config reports the configuration's state for /health; nil leaves it out.
 	Config func() ConfigStatus
+	// Fleet is set on a replica of a fleet (*fleet.Fleet): readiness
+	// waits for its first heartbeat, and min_ready counts at most the
+	// cameras placed here (a replica holding none is ready, so a rollout
+	// of more replicas than cameras goes on).
+	Fleet interface{ Joined() bool }
 }
 
 // ConfigStatus is the "config" object of /health: which configuration
@@ -84,6 +89,7 @@ type Report struct {
 type Checker struct {
 	src       Source
 	config    func() ConfigStatus
+	fleet     interface{ Joined() bool }
 	minReady  atomic.Int64
 	maxFrozen atomic.Int64
 	now       func() time.Time
@@ -91,7 +97,7 @@ type Checker struct {
 
 // NewChecker returns a checker over src.
 func NewChecker(src Source, opts Options) *Checker {
-	c := &Checker{src: src, config: opts.Config, now: time.Now}
+	c := &Checker{src: src, config: opts.Config, fleet: opts.Fleet, now: time.Now}
 	c.SetThresholds(opts.MinReady, opts.MaxFrozen)
 	return c
 }
@@ -122,12 +128,20 @@ func (c *Checker) Ready() (bool, []string) {
 		reasons = append(reasons, "redis full: XADD refused for want of memory (maxmemory); see redis.memory_budget")
 	}
 	streaming := 0
-	for _, s := range c.src.Snapshots(c.now()) {
+	snaps := c.src.Snapshots(c.now())
+	for _, s := range snaps {
 		if s.State == stats.StateStreaming {
 			streaming++
 		}
 	}
-	if minReady := c.minReady.Load(); int64(streaming) < minReady {
+	minReady := c.minReady.Load()
+	if c.fleet != nil {
+		minReady = min(minReady, int64(len(snaps)))
+		if !c.fleet.Joined() {
+			reasons = append(reasons, "fleet: not joined yet (no heartbeat has reached Redis)")
+		}
+	}
+	if int64(streaming) < minReady {
 		reasons = append(reasons, fmt.Sprintf("%d cameras streaming, health.min_ready=%d", streaming, minReady))
 	}
 	if live, why := c.Live(); !live {

@@ -156,11 +156,11 @@ type budget struct {
 	factor    float64
 	// fleet is this replica's part of the budget, by cameras (1 outside
 	// a fleet): the replicas of a fleet share one Redis.
-	fleet  float64
-	warned bool // the no-maxmemory footprint warning was given
-	cur       map[string]*atomic.Int64
-	said      map[string]Limit // the limit last logged per camera
-	shrunkAt  time.Time        // the last OOM shrink
+	fleet    float64
+	warned   bool // the no-maxmemory footprint warning was given
+	cur      map[string]*atomic.Int64
+	said     map[string]Limit // the limit last logged per camera
+	shrunkAt time.Time        // the last OOM shrink
 }
 
 func newBudget(retention time.Duration, maxLen, fixed int64, log *slog.Logger) *budget {

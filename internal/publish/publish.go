@@ -432,7 +432,7 @@ type worker struct {
 	maxLen   *atomic.Int64 // the camera's MAXLEN, kept by the budget
 	bytes    int           // frame size last told to the budget
 	unsure   *unconfirmed
-	fenced   bool   // writes go through the camera's fleet lease
+	fenced   bool // writes go through the camera's fleet lease
 	token    FenceToken
 	enc      *Encoder
 	pipe     redis.Pipeliner

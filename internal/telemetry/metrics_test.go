@@ -227,6 +227,7 @@ func TestMetricsDocumented(t *testing.T) {
 	cam, _ := src.reg.Get("cam-1")
 	cam.SetDecoder("h264", "avdec_h264")
 	m := NewMetrics(src, []string{"cam-1"}, BuildInfo{})
+	m.Fleet()
 	m.PublishDuration("cam-1", time.Millisecond, 1) // histograms appear once observed
 	m.Published("cam-1", testFrame("cam-1", 1), time.Now(), time.Now())
 	mfs, err := m.Registry().Gather()
