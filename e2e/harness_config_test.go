@@ -19,6 +19,13 @@ type svcConfig struct {
 	MaxLen       int    // redis.maxlen
 	Retention    string // redis.retention
 	RedisTimeout string // redis.timeout
+	RedisMode    string // redis.mode: single (default) or cluster
+
+	// fleet: a replica of a fleet when Fleet is set.
+	Fleet        bool   // fleet.enabled
+	ReplicaID    string // fleet.replica_id (default: the host name)
+	Lease        string // fleet.lease
+	FleetMaxCams int    // fleet.max_cameras
 
 	LogLevel string // log.level; the format is JSON, which the log reader parses
 	// AnyReady sets health.min_ready 0: /readyz does not wait for a camera
@@ -94,6 +101,11 @@ func (c svcConfig) YAML(t testing.TB) string {
 	put("redis", "maxlen", c.MaxLen)
 	put("redis", "retention", c.Retention)
 	put("redis", "timeout", c.RedisTimeout)
+	put("redis", "mode", c.RedisMode)
+	put("fleet", "enabled", c.Fleet)
+	put("fleet", "replica_id", c.ReplicaID)
+	put("fleet", "lease", c.Lease)
+	put("fleet", "max_cameras", c.FleetMaxCams)
 	put("log", "format", "json")
 	put("log", "level", c.LogLevel)
 	if c.AnyReady {
