@@ -224,8 +224,15 @@ func (f *Fleet) inSet(id string) bool {
 	return slices.ContainsFunc(f.all, func(c config.Camera) bool { return c.ID == id })
 }
 
-// ownerOf is the member that says it holds id ("" for none known).
+// ownerOf is the replica holding id's lease in Redis, else the member
+// whose heartbeat says it holds id, else "".
 func (f *Fleet) ownerOf(id string) string {
+	ctx, cancel := f.ctx(context.Background())
+	defer cancel()
+	if v, err := f.client.Get(ctx, f.keys(id).Lease).Result(); err == nil {
+		owner, _, _ := strings.Cut(v, " ")
+		return owner
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, m := range f.members {
