@@ -180,6 +180,17 @@ func (f *Fleet) Lost(cameraID string, epoch uint64) {
 	f.poke()
 }
 
+// Renewed implements publish.Fence: a write stored under the lease
+// renewed it in Redis (lease.FencedXAdd), so a camera that publishes
+// needs no renewal of its own.
+func (f *Fleet) Renewed(cameraID string, epoch uint64, at time.Time) {
+	f.mu.Lock()
+	if h := f.owned[cameraID]; h != nil && h.epoch == epoch && !h.leaving && at.After(h.renewed) && !h.renewed.IsZero() {
+		h.renewed = at
+	}
+	f.mu.Unlock()
+}
+
 func (f *Fleet) poke() {
 	select {
 	case f.kick <- struct{}{}:
@@ -473,7 +484,8 @@ func (f *Fleet) publish(parent context.Context, what string) {
 }
 
 // renew renews, in one round trip, the leases not renewed in the last
-// sixth of the lease (every tick's, at the lease/3 rhythm).
+// sixth of the lease: those of cameras that did not publish in that time
+// (a stored frame renews its lease, see Renewed).
 func (f *Fleet) renew(parent context.Context) {
 	now := time.Now()
 	f.mu.Lock()

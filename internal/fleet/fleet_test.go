@@ -66,6 +66,7 @@ type recorder struct {
 	mu       sync.Mutex
 	handoffs map[string]int // "in new", "out lost" ...
 	failures int
+	commands int
 }
 
 func (r *recorder) FleetOwned(int)    {}
@@ -75,9 +76,10 @@ func (r *recorder) FleetHandoff(dir, reason string) {
 	r.handoffs[dir+" "+reason]++
 	r.mu.Unlock()
 }
-func (r *recorder) FleetRenewFailure() { r.mu.Lock(); r.failures++; r.mu.Unlock() }
-func (r *recorder) FleetCommands(int)  {}
-func (r *recorder) count(k string) int { r.mu.Lock(); defer r.mu.Unlock(); return r.handoffs[k] }
+func (r *recorder) FleetRenewFailure()  { r.mu.Lock(); r.failures++; r.mu.Unlock() }
+func (r *recorder) FleetCommands(n int) { r.mu.Lock(); r.commands += n; r.mu.Unlock() }
+func (r *recorder) sent() int           { r.mu.Lock(); defer r.mu.Unlock(); return r.commands }
+func (r *recorder) count(k string) int  { r.mu.Lock(); defer r.mu.Unlock(); return r.handoffs[k] }
 
 // replica is one Fleet running against a real redis-server.
 type replica struct {
@@ -405,4 +407,41 @@ func TestTokenFollowsTheLease(t *testing.T) {
 	assert.Equal(t, "gstcapture:fleet:lease:{frames:cam1}", tok.Keys.Lease)
 	_, ok = a.Token("cam9")
 	assert.False(t, ok)
+}
+
+// TestPublishingCameraNeedsNoRenewal: a stored frame renewed the lease in
+// Redis (Renewed), so a round renews only the cameras that did not
+// publish, which keeps the coordination's cost off the cameras that stream.
+func TestPublishingCameraNeedsNoRenewal(t *testing.T) {
+	rd := testenv.StartRedis(t)
+	rc := rd.Client(t)
+	cfg := &config.Config{
+		Redis:   config.Redis{Stream: "frames:{camera_id}"},
+		Fleet:   config.Fleet{Enabled: true, ReplicaID: "a", Lease: 3 * time.Second, Key: "gstcapture:fleet"},
+		Cameras: cameras(2),
+	}
+	f, err := New(cfg, rc, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{})
+	require.NoError(t, err)
+	svc, rec := &fakeService{}, &recorder{handoffs: map[string]int{}}
+	f.Attach(svc, rec)
+	ctx := context.Background()
+	f.loadScripts(ctx)
+	f.tick(ctx) // one round, without Run: joins and acquires both
+	require.Equal(t, []string{"cam1", "cam2"}, svc.Running())
+
+	stale := time.Now().Add(-time.Second)
+	f.mu.Lock()
+	f.owned["cam1"].renewed, f.owned["cam2"].renewed = stale, stale
+	e1 := f.owned["cam1"].epoch
+	f.mu.Unlock()
+	now := time.Now()
+	f.Renewed("cam1", e1, now)
+	f.Renewed("cam2", 99, now) // another epoch's write: not this lease
+	before := rec.sent()
+	f.renew(ctx)
+	assert.Equal(t, 1, rec.sent()-before, "one renewal: cam2's, which did not publish")
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	assert.Equal(t, now, f.owned["cam1"].renewed)
+	assert.True(t, f.owned["cam2"].renewed.After(now), "cam2 renewed by the round")
 }

@@ -64,6 +64,11 @@ type Fence interface {
 	// lease is another replica's now. Called from the camera's publish
 	// loop; must not block.
 	Lost(cameraID string, epoch uint64)
+	// Renewed tells that Redis stored a write of the camera under epoch
+	// sent at: the script that checked the lease renewed it then, so the
+	// coordinator need not renew a camera that publishes. Called once per
+	// round trip from the camera's publish loop; must not block.
+	Renewed(cameraID string, epoch uint64, at time.Time)
 }
 
 // FenceToken is one held lease.
@@ -573,6 +578,9 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 
 	failed := len(batch) - ok - unsure - oom - fenced
 	if ok > 0 {
+		if w.fenced {
+			w.p.opts.Fence.Renewed(w.id, w.token.Epoch, start)
+		}
 		w.cam.Stored(uint64(ok))
 		if w.p.rec != nil {
 			w.p.rec.PublishDuration(w.id, now.Sub(start), ok)
