@@ -39,7 +39,8 @@ type Service interface {
 
 // Recorder receives the fleet's measurements (telemetry.Metrics).
 type Recorder interface {
-	FleetOwned(n int)
+	// FleetOwned reports the cameras this replica holds of the set's total.
+	FleetOwned(owned, total int)
 	FleetReplicas(n int)
 	// FleetHandoff counts a camera taken (direction "in": reason new,
 	// released or expired) or given up (direction "out": rebalance,
@@ -271,7 +272,7 @@ func (f *Fleet) applyOwned() (capture.Changes, error) {
 	if total > 0 {
 		f.svc.SetFleetShare(float64(max(n, 1)) / float64(total))
 	}
-	f.rec.FleetOwned(n)
+	f.rec.FleetOwned(n, total)
 	return f.svc.Apply(mine)
 }
 
@@ -578,10 +579,11 @@ func (f *Fleet) selfFence() {
 	f.rec.FleetOwned(f.ownedCount())
 }
 
-func (f *Fleet) ownedCount() int {
+// ownedCount is how many cameras this replica holds, of how many.
+func (f *Fleet) ownedCount() (owned, total int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return len(f.owned)
+	return len(f.owned), len(f.all)
 }
 
 // giveUp stops the cameras ids (marked leaving), flushing their rings
@@ -799,7 +801,7 @@ func nonNil(s []string) []string {
 
 type nopRecorder struct{}
 
-func (nopRecorder) FleetOwned(int)              {}
+func (nopRecorder) FleetOwned(int, int)         {}
 func (nopRecorder) FleetReplicas(int)           {}
 func (nopRecorder) FleetHandoff(string, string) {}
 func (nopRecorder) FleetRenewFailure()          {}

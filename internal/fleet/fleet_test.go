@@ -69,7 +69,7 @@ type recorder struct {
 	commands int
 }
 
-func (r *recorder) FleetOwned(int)    {}
+func (r *recorder) FleetOwned(int, int) {}
 func (r *recorder) FleetReplicas(int) {}
 func (r *recorder) FleetHandoff(dir, reason string) {
 	r.mu.Lock()

@@ -6,6 +6,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // coordinator (internal/fleet) reports to them.
 type FleetMetrics struct {
 	owned    prometheus.Gauge
+	cameras  prometheus.Gauge
 	replicas prometheus.Gauge
 	handoffs *prometheus.CounterVec
 	renew    prometheus.Counter
@@ -25,6 +26,10 @@ func (m *Metrics) Fleet() *FleetMetrics {
 		owned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rtsp_fleet_cameras_owned",
 			Help: "Cameras whose lease this replica holds.",
+		}),
+		cameras: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rtsp_fleet_cameras",
+			Help: "Cameras of the fleet's camera set, as this replica reads it (the file and the camera API's hash); the fleet's sum of rtsp_fleet_cameras_owned should equal it.",
 		}),
 		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "rtsp_fleet_replicas",
@@ -48,12 +53,15 @@ func (m *Metrics) Fleet() *FleetMetrics {
 			f.handoffs.WithLabelValues(dir, r)
 		}
 	}
-	m.reg.MustRegister(f.owned, f.replicas, f.handoffs, f.renew, f.commands)
+	m.reg.MustRegister(f.owned, f.cameras, f.replicas, f.handoffs, f.renew, f.commands)
 	return f
 }
 
 // FleetOwned implements fleet.Recorder.
-func (f *FleetMetrics) FleetOwned(n int) { f.owned.Set(float64(n)) }
+func (f *FleetMetrics) FleetOwned(owned, total int) {
+	f.owned.Set(float64(owned))
+	f.cameras.Set(float64(total))
+}
 
 // FleetReplicas implements fleet.Recorder.
 func (f *FleetMetrics) FleetReplicas(n int) { f.replicas.Set(float64(n)) }
