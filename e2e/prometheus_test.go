@@ -57,6 +57,9 @@ func startPrometheus(t testing.TB, targets map[string]string) *promServer {
 				target, ok = addr, true
 			}
 			require.True(t, ok, "%s: job %q has no target in this test", promConfigPath, name)
+			// The test's targets replace the compose stack's (DNS names
+			// that do not resolve here).
+			delete(job, "dns_sd_configs")
 			job["static_configs"] = []any{map[string]any{"targets": []string{target}}}
 			seen[name] = true
 		}
