@@ -4,14 +4,17 @@ package e2e
 // and a maxmemory that its defaults must fit.
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -41,7 +44,10 @@ func aclRules(t *testing.T) []string {
 // removes the camera API's cameras, and Redis's ACL LOG
 // shows no command it was refused except CLIENT LIST, which it does
 // without. The rules allow each
-// command gstcapture sends and refuse the rest (ACL DRYRUN).
+// command gstcapture sends and refuse the rest (ACL DRYRUN). Subtest
+// fleet: two fleet replicas as the same user join, acquire, hand a camera
+// over and back, write entries with owner and epoch, and are refused
+// nothing; the user still cannot FLUSHALL or touch keys outside.
 func TestRedisACL(t *testing.T) {
 	const pw = "acl-test-password-0123456789"
 	rd := testenv.StartRedis(t)
@@ -61,6 +67,18 @@ func TestRedisACL(t *testing.T) {
 		{"XREVRANGE", "frames:cam1", "+", "-", "COUNT", "8"},
 		{"INFO", "memory"}, {"PING"}, {"EVALSHA", "0123456789012345678901234567890123456789", "1", "frames:cam1"},
 		{"HGETALL", "gstcapture:cameras"}, {"HSET", "gstcapture:cameras", "cam9", "{}"}, {"HDEL", "gstcapture:cameras", "cam9"},
+		// A fleet replica's: the lease scripts (a camera's lease, epoch
+		// record and stream in one script), what they call, the
+		// heartbeats' hash and the events channel.
+		{"EVAL", "return 1", "3", "gstcapture:fleet:lease:{frames:cam1}", "gstcapture:fleet:epoch:{frames:cam1}", "frames:cam1"},
+		{"EVALSHA", "0123456789012345678901234567890123456789", "1", "gstcapture:fleet:replicas"},
+		{"SCRIPT", "LOAD", "return 1"}, {"TIME"},
+		{"GET", "gstcapture:fleet:lease:{frames:cam1}"}, {"PTTL", "gstcapture:fleet:lease:{frames:cam1}"},
+		{"SET", "gstcapture:fleet:lease:{frames:cam1}", "r1 1", "PX", "5000"}, {"PEXPIRE", "gstcapture:fleet:lease:{frames:cam1}", "5000"},
+		{"DEL", "gstcapture:fleet:lease:{frames:cam1}"}, {"SET", "gstcapture:fleet:epoch:{frames:cam1}", "1 r1 held"},
+		{"HSET", "gstcapture:fleet:replicas", "r1", "x"}, {"HGETALL", "gstcapture:fleet:replicas"},
+		{"HDEL", "gstcapture:fleet:replicas", "r1"}, {"PEXPIRE", "gstcapture:fleet:replicas", "50000"},
+		{"PUBLISH", "gstcapture:fleet:events", "join r1"}, {"SUBSCRIBE", "gstcapture:fleet:events"},
 	} {
 		res, err := admin.Do(ctx, append([]any{"ACL", "DRYRUN", "gstcapture"}, cmd...)...).Text()
 		require.NoError(t, err)
@@ -72,6 +90,14 @@ func TestRedisACL(t *testing.T) {
 		{"XREAD", "STREAMS", "frames:cam1", "0"}, {"SUBSCRIBE", "x"},
 		{"HSET", "frames:cam1", "f", "v"}, {"XADD", "gstcapture:cameras", "*", "v", "1"}, {"DEL", "gstcapture:cameras"},
 		{"HSET", "other", "f", "v"},
+		// Around the fleet's grants: other commands on its keys, other
+		// channels, pattern subscriptions, scripts over keys outside.
+		{"SET", "gstcapture:fleet:replicas", "x"}, {"DEL", "gstcapture:fleet:replicas"},
+		{"XADD", "gstcapture:fleet:lease:{frames:cam1}", "*", "v", "1"}, {"HSET", "gstcapture:fleet:epoch:{frames:cam1}", "f", "v"},
+		{"GET", "gstcapture:fleet:other"}, {"GET", "frames:cam1"}, {"SET", "gstcapture:cameras", "x"},
+		{"EVAL", "return 1", "2", "gstcapture:fleet:lease:{frames:cam1}", "other"},
+		{"PUBLISH", "other", "x"}, {"SUBSCRIBE", "gstcapture:fleet:other"}, {"PSUBSCRIBE", "gstcapture:fleet:*"},
+		{"SCRIPT", "FLUSH"}, {"SCRIPT", "KILL"}, {"FUNCTION", "FLUSH"},
 	} {
 		res, err := admin.Do(ctx, append([]any{"ACL", "DRYRUN", "gstcapture"}, cmd...)...).Text()
 		require.NoError(t, err)
@@ -126,6 +152,124 @@ func TestRedisACL(t *testing.T) {
 	t.Logf("ACL user gstcapture: %d entries, %d ACL LOG entries; %d 'redis down', %d 'CLIENT LIST refused', %d unconfirmed-settle lines",
 		admin.Len("cam1"), len(entries), len(lines(svc.Output(), "redis down")),
 		len(lines(svc.Output(), "CLIENT LIST refused")), len(lines(svc.Output(), "unconfirmed")))
+
+	// A fleet of two replicas as the same user (fleet.key's default, which
+	// the rules name): each joins, acquires cameras, writes every frame
+	// through the lease script (entries end with owner and epoch), hands
+	// one over when the other joins and takes it back when the other stops
+	// (release, pub/sub), and Redis refuses them nothing.
+	t.Run("fleet", func(t *testing.T) {
+		ctx := ctxT(t, 3*time.Minute)
+		svc.Stop(5 * time.Second)
+		require.NoError(t, admin.Do(ctx, "ACL", "LOG", "RESET").Err())
+		fsim := startCamsim(t, camsimOpts{Cameras: 2, Codec: "h264", Size: "320x240", FPS: 10})
+		cams := []camCfg{{ID: "fl1", URL: fsim.URL(1)}, {ID: "fl2", URL: fsim.URL(2)}}
+		replica := func(id string) *service {
+			return startService(t, svcConfig{Redis: url, AnyReady: true, FPS: 10, Fleet: true, ReplicaID: id, Lease: "2s", Cameras: cams})
+		}
+		// owner and epoch of a camera's newest entry ("" and 0 without one).
+		newest := func(cam string) (string, uint64) {
+			msgs, err := admin.XRevRangeN(ctx, streamKey(cam), "+", "-", 1).Result()
+			if err != nil || len(msgs) == 0 {
+				return "", 0
+			}
+			owner, _ := msgs[0].Values["owner"].(string)
+			ep, _ := msgs[0].Values["epoch"].(string)
+			n, _ := strconv.ParseUint(ep, 10, 64)
+			return owner, n
+		}
+		type fleetStatus struct {
+			Replicas []struct {
+				ID string `json:"id"`
+			} `json:"replicas"`
+			Cameras []struct {
+				ID    string `json:"id"`
+				Owner string `json:"owner"`
+			} `json:"cameras"`
+		}
+		owners := func(s *service) (replicas int, byCam map[string]string) {
+			var st fleetStatus
+			if code, body, err := fetch(s.HTTP + "/api/v1/fleet"); err != nil || code != http.StatusOK || json.Unmarshal(body, &st) != nil {
+				return 0, nil
+			}
+			byCam = map[string]string{}
+			for _, c := range st.Cameras {
+				byCam[c.ID] = c.Owner
+			}
+			return len(st.Replicas), byCam
+		}
+
+		r1 := replica("r1")
+		require.Eventually(t, func() bool {
+			o1, e1 := newest("fl1")
+			o2, e2 := newest("fl2")
+			return o1 == "r1" && o2 == "r1" && e1 > 0 && e2 > 0
+		}, 30*time.Second, 100*time.Millisecond, "r1, alone, captures both cameras under their leases: %s", tail(r1.Output(), 2000))
+		first := map[string]uint64{}
+		for _, cam := range []string{"fl1", "fl2"} {
+			_, first[cam] = newest(cam)
+		}
+
+		r2 := replica("r2")
+		var moved string // the camera r2 takes
+		require.Eventually(t, func() bool {
+			n, by := owners(r1)
+			if n != 2 || by["fl1"] == by["fl2"] || by["fl1"] == "" || by["fl2"] == "" {
+				return false
+			}
+			for cam, o := range by {
+				if o == "r2" {
+					moved = cam
+				}
+			}
+			owner, ep := newest(moved)
+			return owner == "r2" && ep > first[moved]
+		}, 30*time.Second, 100*time.Millisecond, "r2 joins and takes one camera with a higher epoch: %s", tail(r2.Output(), 2000))
+		_, taken := newest(moved)
+		assert.NotEmpty(t, lines(r1.Output(), `"reason":"rebalance"`), "r1 released a camera for r2")
+		assert.NotEmpty(t, lines(r2.Output(), `"reason":"released"`), "r2 acquired a released camera")
+
+		r2.Stop(10 * time.Second)
+		require.Eventually(t, func() bool {
+			owner, ep := newest(moved)
+			return owner == "r1" && ep > taken
+		}, 15*time.Second, 100*time.Millisecond, "r1 takes %s back when r2 stops: %s", moved, tail(r1.Output(), 2000))
+		assert.NotEmpty(t, lines(r1.Output(), `"reason":"released"`), "r1 took it back as released by r2's shutdown")
+		assert.NotEmpty(t, lines(r2.Output(), `"reason":"shutdown"`), "r2 released it at shutdown")
+
+		entries, err := admin.Do(ctx, "ACL", "LOG").Slice()
+		require.NoError(t, err)
+		var refused []string
+		for _, e := range entries {
+			fields, _ := e.([]any)
+			rec := map[string]any{}
+			for i := 0; i+1 < len(fields); i += 2 {
+				k, _ := fields[i].(string)
+				rec[k] = fields[i+1]
+			}
+			if rec["username"] == "gstcapture" && rec["object"] != "client|list" {
+				refused = append(refused, fmt.Sprintf("%v %v (%v)", rec["reason"], rec["object"], rec["context"]))
+			}
+		}
+		assert.Empty(t, refused, "Redis refused the fleet's replicas nothing")
+		for _, out := range []string{r1.Output(), r2.Output()} {
+			assert.Empty(t, lines(out, "NOPERM"), "no command was refused")
+			assert.Empty(t, lines(out, "heartbeat failed"))
+		}
+
+		// The same user still cannot reach past its grants.
+		user := redis.NewClient(&redis.Options{Addr: rd.Addr, Username: "gstcapture", Password: pw, DisableIdentity: true})
+		defer user.Close()
+		for _, cmd := range [][]any{
+			{"FLUSHALL"}, {"SET", "other", "x"}, {"HSET", "gstcapture:fleet:lease:{frames:fl1}", "f", "v"},
+			{"PUBLISH", "other", "x"}, {"XRANGE", "frames:fl1", "-", "+"},
+		} {
+			err := user.Do(ctx, cmd...).Err()
+			assert.True(t, redis.HasErrorPrefix(err, "NOPERM"), "%v as gstcapture: %v", cmd, err)
+		}
+		t.Logf("fleet under the ACL: %s went r1 (epoch %d) -> r2 (epoch %d) -> r1; %d ACL LOG entries",
+			moved, first[moved], taken, len(entries))
+	})
 }
 
 // TestRedisMemoryBudget: redis-server with maxmemory 300mb (policy
