@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -292,10 +293,26 @@ func (f *Fleet) Run(ctx context.Context) {
 			}
 		}
 	}()
+	// The self-fencing check has its own goroutine: a round waits up to
+	// redis.timeout for each round trip to a Redis that does not answer,
+	// and the check must not wait behind it.
+	fenceDone := make(chan struct{})
+	defer func() { <-fenceDone }()
+	go func() {
+		defer close(fenceDone)
+		fence := time.NewTicker(max(f.ttl/20, 20*time.Millisecond))
+		defer fence.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-fence.C:
+				f.selfFence()
+			}
+		}
+	}()
 	beat := time.NewTicker(f.ttl / 3)
 	defer beat.Stop()
-	fence := time.NewTicker(max(f.ttl/20, 20*time.Millisecond))
-	defer fence.Stop()
 	retry := time.NewTimer(time.Hour)
 	defer retry.Stop()
 	f.loadScripts(ctx)
@@ -322,8 +339,6 @@ func (f *Fleet) Run(ctx context.Context) {
 			f.tick(ctx)
 		case <-retry.C:
 			f.tick(ctx)
-		case <-fence.C:
-			f.selfFence()
 		}
 	}
 }
@@ -361,7 +376,7 @@ type payload struct {
 func (f *Fleet) tick(parent context.Context) {
 	if err := f.heartbeat(parent); err != nil {
 		f.rec.FleetRenewFailure()
-		f.warn("fleet: heartbeat failed: Redis does not answer; this replica's cameras stop within fleet.lease unless it answers again", err)
+		f.warn("fleet: heartbeat failed; this replica's cameras stop before their leases can run out unless Redis takes the heartbeats again", err)
 		f.selfFence()
 		return
 	}
@@ -548,33 +563,35 @@ func (f *Fleet) renew(parent context.Context) {
 // replica that cannot renew stops capturing before another can take over.
 func (f *Fleet) selfFence() {
 	now := time.Now()
-	var lost []string
+	lost := map[string]*held{}
 	f.mu.Lock()
 	for id, h := range f.owned {
 		if !h.leaving && now.After(h.renewed.Add(f.ttl-f.margin)) {
 			h.leaving = true
-			lost = append(lost, id)
+			lost[id] = h
 		}
 	}
 	f.mu.Unlock()
 	if len(lost) == 0 {
 		return
 	}
-	slices.Sort(lost)
-	for _, id := range lost {
+	ids := slices.Sorted(maps.Keys(lost))
+	for _, id := range ids {
 		f.svc.Lost(id)
+		f.log.Warn("fleet: camera released", "camera_id", id, "epoch", lost[id].epoch, "reason", OutLost)
 	}
 	if _, err := f.applyOwned(); err != nil && !errors.Is(err, capture.ErrStopping) {
 		f.log.Error("fleet: cannot stop the cameras whose lease ran out", "error", err)
 	}
 	f.mu.Lock()
-	for _, id := range lost {
-		delete(f.owned, id)
+	for id, h := range lost {
+		if f.owned[id] == h {
+			delete(f.owned, id)
+		}
 	}
 	f.mu.Unlock()
-	for _, id := range lost {
+	for range ids {
 		f.rec.FleetHandoff("out", OutLost)
-		f.log.Warn("fleet: camera released", "camera_id", id, "reason", OutLost)
 	}
 	f.rec.FleetOwned(f.ownedCount())
 }

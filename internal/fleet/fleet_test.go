@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -70,7 +72,7 @@ type recorder struct {
 }
 
 func (r *recorder) FleetOwned(int, int) {}
-func (r *recorder) FleetReplicas(int) {}
+func (r *recorder) FleetReplicas(int)   {}
 func (r *recorder) FleetHandoff(dir, reason string) {
 	r.mu.Lock()
 	r.handoffs[dir+" "+reason]++
@@ -444,4 +446,94 @@ func TestPublishingCameraNeedsNoRenewal(t *testing.T) {
 	defer f.mu.Unlock()
 	assert.Equal(t, now, f.owned["cam1"].renewed)
 	assert.True(t, f.owned["cam2"].renewed.After(now), "cam2 renewed by the round")
+}
+
+// holeProxy forwards TCP to a target until Blackhole: from then on
+// nothing passes either way and nothing is closed, as in a partition.
+type holeProxy struct {
+	ln   net.Listener
+	hole atomic.Bool
+}
+
+func startHoleProxy(t *testing.T, target string) *holeProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &holeProxy{ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			u, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			t.Cleanup(func() { c.Close(); u.Close() })
+			go p.pipe(u, c)
+			go p.pipe(c, u)
+		}
+	}()
+	return p
+}
+
+func (p *holeProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if !p.hole.Load() {
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}
+}
+
+// TestSelfFenceWhileRedisHangs: Redis stops answering without refusing
+// (a partition), so every round trip waits for redis.timeout; the check
+// still stops the cameras before the lease can end in Redis, where the
+// other replica then takes them.
+func TestSelfFenceWhileRedisHangs(t *testing.T) {
+	rd := testenv.StartRedis(t)
+	px := startHoleProxy(t, rd.Addr)
+	cut := redis.NewClient(&redis.Options{Addr: px.ln.Addr().String(), MaxRetries: -1,
+		ReadTimeout: 2 * time.Second, WriteTimeout: 2 * time.Second, ContextTimeoutEnabled: true})
+	t.Cleanup(func() { cut.Close() })
+	all := cameras(2)
+	const lease = 2 * time.Second
+	// A round trip may wait 2 s, longer than lease - lease/5.
+	cfg := &config.Config{
+		Redis:   config.Redis{Stream: "frames:{camera_id}"},
+		Fleet:   config.Fleet{Enabled: true, ReplicaID: "a", Lease: lease, Key: "gstcapture:fleet"},
+		Cameras: all,
+	}
+	f, err := New(cfg, cut, slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Timeout: 2 * time.Second})
+	require.NoError(t, err)
+	a := &replica{Fleet: f, svc: &fakeService{}, rec: &recorder{handoffs: map[string]int{}}, done: make(chan struct{})}
+	f.Attach(a.svc, a.rec)
+	_, err = f.Apply(all)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	go func() { defer close(a.done); f.Run(ctx) }()
+	t.Cleanup(a.crash)
+	require.Eventually(t, func() bool { return a.svc.Count() == 2 }, 5*time.Second, 10*time.Millisecond)
+	b := startReplica(t, rd.Client(t), "b", lease, 0, all)
+	waitSplit(t, 5*time.Second, all, a, b)
+	time.Sleep(lease / 2)
+
+	t0 := time.Now()
+	px.hole.Store(true)
+	require.Eventually(t, func() bool { return a.svc.Count() == 0 }, 2*lease, 5*time.Millisecond)
+	stopped := time.Since(t0)
+	require.Eventually(t, func() bool { return b.svc.Count() == 2 }, 2*lease+3*time.Second, 5*time.Millisecond)
+	took := time.Since(t0)
+	t.Logf("cut off at 0: a stopped at %s, b took over at %s (lease %s)", stopped.Round(time.Millisecond), took.Round(time.Millisecond), lease)
+	assert.Less(t, stopped, took, "a still captured when b took its cameras")
+	assert.Less(t, stopped, lease-lease/10, "a stopped too close to the end of its lease")
 }
