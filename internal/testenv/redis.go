@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +19,10 @@ import (
 
 // RedisServerEnv overrides the redis-server binary (default: found in PATH).
 const RedisServerEnv = "GSTCAPTURE_REDIS_SERVER"
+
+// RedisCLIEnv overrides the redis-cli binary (default: next to
+// redis-server, else found in PATH); StartRedisCluster needs it.
+const RedisCLIEnv = "GSTCAPTURE_REDIS_CLI"
 
 const (
 	redisStartTimeout = 10 * time.Second
@@ -32,9 +35,13 @@ type Redis struct {
 	URL  string // redis://127.0.0.1:<port>/0
 	Port int
 	Dir  string // working directory (empty: persistence is off)
+	// BusPort is the cluster bus port of a Redis Cluster node, 0 for a
+	// standalone server.
+	BusPort int
 
-	bin string
-	log string // server log file, quoted in failures
+	bin         string
+	nodeTimeout time.Duration // cluster-node-timeout; 0: standalone
+	log         string        // server log file, quoted in failures
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -46,18 +53,28 @@ type Redis struct {
 // A missing redis-server is a test failure, not a skip.
 func StartRedis(t testing.TB) *Redis {
 	t.Helper()
-	bin, err := redisServerPath()
-	if err != nil {
-		t.Fatalf("testenv: %v; `make test` installs redis-server (Debian: apt-get install redis-server), "+
-			"or set %s to its path", err, RedisServerEnv)
-	}
+	return startRedis(t, 0)
+}
+
+// startRedis is StartRedis, for a Redis Cluster node (not yet part of a
+// cluster) when nodeTimeout is not 0.
+func startRedis(t testing.TB, nodeTimeout time.Duration) *Redis {
+	t.Helper()
+	bin := redisTool(t, "redis-server", RedisServerEnv, "")
 	dir := t.TempDir()
-	r := &Redis{Dir: dir, bin: bin, log: filepath.Join(dir, "redis.log")}
+	r := &Redis{Dir: dir, bin: bin, nodeTimeout: nodeTimeout, log: filepath.Join(dir, "redis.log")}
 	t.Cleanup(r.Stop)
 
 	var lastErr error
 	for range startAttempts {
 		r.setPort(FreePort(t))
+		if nodeTimeout > 0 {
+			// Not port+10000, the default, which may be taken or past 65535.
+			r.BusPort = FreePort(t)
+			for r.BusPort == r.Port {
+				r.BusPort = FreePort(t)
+			}
+		}
 		if lastErr = r.start(); lastErr == nil {
 			return r
 		}
@@ -67,18 +84,32 @@ func StartRedis(t testing.TB) *Redis {
 	return nil
 }
 
-func redisServerPath() (string, error) {
-	if p := os.Getenv(RedisServerEnv); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("redis-server from %s: %w", RedisServerEnv, err)
-		}
-		return p, nil
+// redisTool returns the path of a Redis binary: from the environment
+// variable env, else the one next to sibling when given and present, else
+// from PATH. A missing binary fails the test, never skips it.
+func redisTool(t testing.TB, name, env, sibling string) string {
+	t.Helper()
+	p := os.Getenv(env)
+	next := filepath.Join(filepath.Dir(sibling), name)
+	var err error
+	switch {
+	case p != "":
+		_, err = os.Stat(p)
+	case sibling != "" && isFile(next):
+		p = next
+	default:
+		p, err = exec.LookPath(name)
 	}
-	p, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", fmt.Errorf("redis-server not found in PATH")
+		t.Fatalf("testenv: %s: %v; `make test` installs it (Debian: apt-get install redis-server), "+
+			"or set %s to its path", name, err, env)
 	}
-	return p, nil
+	return p
+}
+
+func isFile(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular()
 }
 
 func (r *Redis) setPort(port int) {
@@ -94,7 +125,7 @@ func (r *Redis) start() error {
 	}
 	defer logf.Close() // the child keeps its own descriptor
 
-	cmd := exec.Command(r.bin,
+	args := []string{
 		"--bind", "127.0.0.1",
 		"--port", strconv.Itoa(r.Port),
 		"--save", "",
@@ -102,7 +133,18 @@ func (r *Redis) start() error {
 		"--dir", r.Dir,
 		"--daemonize", "no",
 		"--protected-mode", "no",
-	)
+	}
+	if r.nodeTimeout > 0 {
+		args = append(args,
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", filepath.Join(r.Dir, "nodes.conf"),
+			"--cluster-port", strconv.Itoa(r.BusPort),
+			"--cluster-node-timeout", strconv.FormatInt(r.nodeTimeout.Milliseconds(), 10),
+			// A replica's first sync starts at once, not 5 s later.
+			"--repl-diskless-sync-delay", "0",
+		)
+	}
+	cmd := exec.Command(r.bin, args...)
 	cmd.Dir = r.Dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = procAttr()
@@ -242,15 +284,13 @@ func UsedMemory(t testing.TB, c redis.Cmdable) int64 {
 	if err != nil {
 		t.Fatalf("testenv: INFO memory: %v", err)
 	}
-	for _, line := range strings.Split(info, "\r\n") {
-		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				t.Fatalf("testenv: used_memory %q: %v", v, err)
-			}
-			return n
-		}
+	v, ok := infoFields(info)["used_memory"]
+	if !ok {
+		t.Fatalf("testenv: no used_memory in INFO memory: %q", info)
 	}
-	t.Fatalf("testenv: no used_memory in INFO memory: %q", info)
-	return 0
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		t.Fatalf("testenv: used_memory %q: %v", v, err)
+	}
+	return n
 }
