@@ -288,6 +288,10 @@ func NewRedisClient(rc config.Redis, log *slog.Logger) (redis.UniversalClient, e
 		// A cluster that moved a slot answers MOVED or ASK without running
 		// the command: following the redirect cannot store a batch twice.
 		o.MaxRedirects = 3
+		// A master that died answers no MOVED: only a reload of the slot
+		// map finds its promoted replica, and go-redis reloads it every
+		// minute by default (a lazy CLUSTER SLOTS while commands flow).
+		o.ClusterStateReloadInterval = time.Second
 		warnTLS(o.TLSConfig, strings.Join(o.Addrs, ","))
 		return redis.NewClusterClient(o), nil
 	}

@@ -329,7 +329,17 @@ func (p *Publisher) Run(ctx context.Context, cam Tally, src Source) {
 func (p *Publisher) ping(parent context.Context, cameraID string) error {
 	ctx, cancel := context.WithTimeout(parent, p.opts.Timeout)
 	defer cancel()
-	err := p.client.Ping(ctx).Err()
+	var to redis.Cmdable = p.client
+	if cc, ok := p.client.(*redis.ClusterClient); ok {
+		// A keyless PING goes to any master; the camera's writes go to the
+		// master of its stream's slot, which may be the one that is down.
+		m, err := cc.MasterForKey(ctx, StreamKey(p.opts.Stream, cameraID))
+		if err != nil {
+			return err
+		}
+		to = m
+	}
+	err := to.Ping(ctx).Err()
 	if err == nil {
 		p.markUp(cameraID)
 	}
