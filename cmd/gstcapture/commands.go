@@ -333,7 +333,14 @@ func cmdRun(args []string) int {
 	checker := health.NewChecker(svc, health.Options{MinReady: cfg.Health.MinReady, MaxFrozen: cfg.Health.MaxFrozen,
 		Config: func() health.ConfigStatus { return ctrl.Status() }, Fleet: fleetReady})
 	auth := httpAuth(cfg.HTTP.Auth, log)
+	var stored func()
+	var sync <-chan struct{}
+	if fl != nil {
+		stored, sync = fl.CamerasStored, fl.CamerasChanged()
+	}
 	ctrl = liveconfig.New(cfg, cams, svc.Redis(), log, liveconfig.Options{
+		Stored:   stored,
+		Sync:     sync,
 		Environ:  os.Environ,
 		Reloaded: svc.Metrics().Reloaded,
 		Live: func(c *config.Config) {

@@ -110,7 +110,10 @@ type Fleet struct {
 
 	applyMu sync.Mutex // one Apply of the service at a time
 	kick    chan struct{}
-	warned  map[string]time.Time // rate-limited warnings, by text
+	// sync is signalled when another replica stored a change of the
+	// camera API's hash (liveconfig.Options.Sync).
+	sync   chan struct{}
+	warned map[string]time.Time // rate-limited warnings, by text
 }
 
 // New returns the fleet of a replica running cfg, which hands its cameras
@@ -134,7 +137,7 @@ func New(cfg *config.Config, client redis.UniversalClient, log *slog.Logger, opt
 		prefix: cfg.Fleet.Key, stream: cfg.Redis.Stream, tmo: opts.Timeout,
 		replicasKey: cfg.Fleet.Key + ":replicas", events: cfg.Fleet.Key + ":events",
 		all: slices.Clone(cfg.Cameras), owned: map[string]*held{}, beats: map[string]time.Time{},
-		kick: make(chan struct{}, 1), warned: map[string]time.Time{},
+		kick: make(chan struct{}, 1), sync: make(chan struct{}, 1), warned: map[string]time.Time{},
 	}
 	if f.tmo <= 0 {
 		f.tmo = 2 * time.Second
@@ -193,12 +196,26 @@ func (f *Fleet) Renewed(cameraID string, epoch uint64, at time.Time) {
 	f.mu.Unlock()
 }
 
-func (f *Fleet) poke() {
+func (f *Fleet) poke() { signal(f.kick) }
+
+func signal(c chan struct{}) {
 	select {
-	case f.kick <- struct{}{}:
+	case c <- struct{}{}:
 	default:
 	}
 }
+
+// eventCameras is the event of a change stored in the camera API's hash.
+const eventCameras = "cameras"
+
+// CamerasStored tells the other replicas that this one stored a change of
+// the camera API's hash (liveconfig.Options.Stored): they read it at once
+// rather than at their next periodic read.
+func (f *Fleet) CamerasStored() { f.publish(context.Background(), eventCameras) }
+
+// CamerasChanged is signalled when another replica stored a change of the
+// camera API's hash (liveconfig.Options.Sync).
+func (f *Fleet) CamerasChanged() <-chan struct{} { return f.sync }
 
 // Apply makes cams the fleet's camera set (liveconfig.Service): the
 // service runs those of them this replica holds; placement takes up the
@@ -288,9 +305,14 @@ func (f *Fleet) Run(ctx context.Context) {
 	defer sub.Close()
 	go func() {
 		for msg := range sub.Channel() {
-			if _, from, _ := strings.Cut(msg.Payload, " "); from != f.id {
-				f.poke()
+			what, from, _ := strings.Cut(msg.Payload, " ")
+			if from == f.id {
+				continue
 			}
+			if what == eventCameras {
+				signal(f.sync)
+			}
+			f.poke()
 		}
 	}()
 	// The self-fencing check has its own goroutine: a round waits up to

@@ -537,3 +537,30 @@ func TestSelfFenceWhileRedisHangs(t *testing.T) {
 	assert.Less(t, stopped, took, "a still captured when b took its cameras")
 	assert.Less(t, stopped, lease-lease/10, "a stopped too close to the end of its lease")
 }
+
+// TestCamerasStoredReachesTheOthers: a change of the camera API's hash
+// stored through one replica makes the others read it at once.
+func TestCamerasStoredReachesTheOthers(t *testing.T) {
+	rd := testenv.StartRedis(t)
+	rc := rd.Client(t)
+	all := cameras(2)
+	a := startReplica(t, rc, "a", 2*time.Second, 0, all)
+	b := startReplica(t, rc, "b", 2*time.Second, 0, all)
+	waitSplit(t, 5*time.Second, all, a, b)
+	select {
+	case <-b.CamerasChanged():
+		t.Fatal("signalled before anything was stored")
+	default:
+	}
+	a.CamerasStored()
+	select {
+	case <-b.CamerasChanged():
+	case <-time.After(2 * time.Second):
+		t.Fatal("b was not told of the change a stored")
+	}
+	select {
+	case <-a.CamerasChanged():
+		t.Fatal("a is told of its own change")
+	case <-time.After(200 * time.Millisecond):
+	}
+}

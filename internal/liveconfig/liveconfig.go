@@ -41,6 +41,13 @@ type Options struct {
 	Live func(cfg *config.Config)
 	// Reloaded counts a file reload by result (telemetry.Metrics.Reloaded).
 	Reloaded func(result string)
+	// Stored, when set, is told after a PUT or DELETE changed the camera
+	// API's hash, so that other processes on the same Redis read it at
+	// once (a fleet announces it on its channel).
+	Stored func()
+	// Sync, when set, asks for the hash to be read again now (another
+	// process stored a change), besides every syncEvery.
+	Sync <-chan struct{}
 }
 
 // Controller owns the live camera set: the configuration file's cameras
@@ -367,7 +374,7 @@ func (c *Controller) readAPI(ctx context.Context, trigger string) error {
 const syncEvery = 10 * time.Second
 
 // syncAPI reads the API's cameras until ctx ends: with a growing delay
-// until the first read succeeds, then every syncEvery.
+// until the first read succeeds, then every syncEvery and on Options.Sync.
 func (c *Controller) syncAPI(ctx context.Context) {
 	delay := time.Second
 	failing := false
@@ -399,6 +406,7 @@ func (c *Controller) syncAPI(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
+		case <-c.opts.Sync: // nil without a fleet: never ready
 		}
 	}
 }
@@ -442,6 +450,7 @@ func (c *Controller) PutCamera(ctx context.Context, id string, body []byte, dryR
 	if err := c.store.put(ctx, id, stored); err != nil {
 		return false, unavailable("store the camera", err)
 	}
+	c.stored()
 	_, existed := c.apiCams[id]
 	c.api[id], c.apiCams[id] = stored, cam
 	ch, err := c.apply(c.cameras(c.running, c.apiCams), "PUT /api/v1/cameras/"+id)
@@ -471,6 +480,7 @@ func (c *Controller) DeleteCamera(ctx context.Context, id string) error {
 	if err := c.store.remove(ctx, id); err != nil {
 		return unavailable("delete the camera", err)
 	}
+	c.stored()
 	delete(c.api, id)
 	delete(c.apiCams, id)
 	ch, err := c.apply(c.cameras(c.running, c.apiCams), "DELETE /api/v1/cameras/"+id)
@@ -482,6 +492,13 @@ func (c *Controller) DeleteCamera(ctx context.Context, id string) error {
 	}
 	c.setStatus(func(s *health.ConfigStatus) { s.APICameras.Count = len(c.api) })
 	return nil
+}
+
+// stored tells Options.Stored that the hash changed.
+func (c *Controller) stored() {
+	if c.opts.Stored != nil {
+		c.opts.Stored()
+	}
 }
 
 // RestartCamera implements health.CameraAdmin.

@@ -384,6 +384,43 @@ func TestSyncAPISeesAnotherProcess(t *testing.T) {
 	assert.Equal(t, []string{"cam1", "cam2"}, other.ids())
 }
 
+// With Options.Stored and Sync (a fleet's channel), a change stored
+// through one process is read by the other at once, not at its next
+// periodic read.
+func TestSyncOnAnotherProcessesChange(t *testing.T) {
+	r := newRig(t, fileCams)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cfg, err := config.Load(r.file, r.env)
+	require.NoError(t, err)
+	other := &fakeService{}
+	_, _ = other.Apply(cfg.Cameras)
+	sync := make(chan struct{}, 1)
+	ctrl2 := New(cfg, other, r.rd.Client(t), slog.New(slog.NewTextHandler(io.Discard, nil)), Options{Environ: func() []string { return r.env }, Sync: sync})
+	ctrl2.Start(ctx)
+	require.Eventually(t, func() bool { return ctrl2.Status().APICameras.Loaded }, 5*time.Second, 10*time.Millisecond)
+
+	stored := 0
+	r.ctrl.opts.Stored = func() {
+		stored++
+		select {
+		case sync <- struct{}{}:
+		default:
+		}
+	}
+	_, err = r.ctrl.PutCamera(ctx, "cam5", []byte(`{"url": "rtsp://10.0.0.5/s", "codec": "h264"}`), false)
+	require.NoError(t, err)
+	assert.Equal(t, 1, stored)
+	require.Eventually(t, func() bool { return slices.Contains(other.ids(), "cam5") }, 2*time.Second, 10*time.Millisecond,
+		"the other process did not read the stored change at once (its periodic read is every %s)", syncEvery)
+	require.NoError(t, r.ctrl.DeleteCamera(ctx, "cam5"))
+	assert.Equal(t, 2, stored)
+	require.Eventually(t, func() bool { return !slices.Contains(other.ids(), "cam5") }, 2*time.Second, 10*time.Millisecond)
+	_, err = r.ctrl.PutCamera(ctx, "cam6", []byte(`{"url": "rtsp://10.0.0.6/s", "codec": "h264"}`), true)
+	require.NoError(t, err)
+	assert.Equal(t, 2, stored, "a dry run stores nothing")
+}
+
 // A dry run checks an entry as a PUT does, and changes nothing: not the
 // hash, not what runs, not the generation; it works without Redis.
 func TestPutCameraDryRun(t *testing.T) {
