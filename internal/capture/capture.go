@@ -285,9 +285,13 @@ func NewRedisClient(rc config.Redis, log *slog.Logger) (redis.UniversalClient, e
 		o.MaxRetries = -1
 		o.DialerRetries = 1
 		o.DisableIdentity = true
-		// A cluster that moved a slot answers MOVED or ASK without running
-		// the command: following the redirect cannot store a batch twice.
-		o.MaxRedirects = 3
+		// No redirects: go-redis's cluster pipeline resends every command
+		// of a node whose connection broke mid-reply (io.EOF) up to
+		// MaxRedirects times, storing the frames that had run twice
+		// (TestRedisClusterConnectionsKilled). A MOVED or ASK reply fails
+		// its frames (counted redis_error) and triggers a reload of the
+		// slot map, so the next batch goes to the right node.
+		o.MaxRedirects = -1
 		// A master that died answers no MOVED: only a reload of the slot
 		// map finds its promoted replica, and go-redis reloads it every
 		// minute by default (a lazy CLUSTER SLOTS while commands flow).

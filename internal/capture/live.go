@@ -241,12 +241,23 @@ func (s *Service) stopCamera(c *camera) {
 	s.pub.Flush(ctx, c.stats, c.ring)
 }
 
-// Lost marks camera id's fleet lease as gone: when an Apply stops it, its
-// queued frames are dropped (fenced) instead of flushed, since Redis would
-// refuse them, and waiting for that would hold up the stop.
+// Lost marks camera id's fleet lease as gone and stops its pipeline now,
+// without waiting: another replica may take the camera once the lease runs
+// out. The Apply that then removes the camera waits for its publisher (a
+// round trip in flight may wait redis.timeout for a Redis that does not
+// answer) and drops its queued frames (fenced) instead of flushing them,
+// since Redis would refuse them.
 func (s *Service) Lost(id string) {
-	if c := s.camera(id); c != nil {
+	s.mu.RLock()
+	c := s.cams[id]
+	var stop context.CancelFunc
+	if c != nil {
 		c.lost.Store(true)
+		stop = c.stopSup
+	}
+	s.mu.RUnlock()
+	if stop != nil {
+		stop()
 	}
 }
 

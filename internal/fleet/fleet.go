@@ -109,6 +109,7 @@ type Fleet struct {
 	retryAt  time.Time // the soonest a held-elsewhere lease or a member's heartbeat runs out
 
 	applyMu sync.Mutex // one Apply of the service at a time
+	reap    sync.WaitGroup // selfFence's removals of lost cameras
 	kick    chan struct{}
 	// sync is signalled when another replica stored a change of the
 	// camera API's hash (liveconfig.Options.Sync).
@@ -319,6 +320,7 @@ func (f *Fleet) Run(ctx context.Context) {
 	// redis.timeout for each round trip to a Redis that does not answer,
 	// and the check must not wait behind it.
 	fenceDone := make(chan struct{})
+	defer f.reap.Wait()
 	defer func() { <-fenceDone }()
 	go func() {
 		defer close(fenceDone)
@@ -599,23 +601,29 @@ func (f *Fleet) selfFence() {
 	}
 	ids := slices.Sorted(maps.Keys(lost))
 	for _, id := range ids {
+		// Stops the pipeline now; what remains waits below.
 		f.svc.Lost(id)
 		f.log.Warn("fleet: camera released", "camera_id", id, "epoch", lost[id].epoch, "reason", OutLost)
-	}
-	if _, err := f.applyOwned(); err != nil && !errors.Is(err, capture.ErrStopping) {
-		f.log.Error("fleet: cannot stop the cameras whose lease ran out", "error", err)
-	}
-	f.mu.Lock()
-	for id, h := range lost {
-		if f.owned[id] == h {
-			delete(f.owned, id)
-		}
-	}
-	f.mu.Unlock()
-	for range ids {
 		f.rec.FleetHandoff("out", OutLost)
 	}
-	f.rec.FleetOwned(f.ownedCount())
+	// Removing the cameras waits for their publishers, whose round trip in
+	// flight may wait redis.timeout on a Redis that does not answer; the
+	// next camera's deadline must not wait behind it.
+	f.reap.Add(1)
+	go func() {
+		defer f.reap.Done()
+		if _, err := f.applyOwned(); err != nil && !errors.Is(err, capture.ErrStopping) {
+			f.log.Error("fleet: cannot stop the cameras whose lease ran out", "error", err)
+		}
+		f.mu.Lock()
+		for id, h := range lost {
+			if f.owned[id] == h {
+				delete(f.owned, id)
+			}
+		}
+		f.mu.Unlock()
+		f.rec.FleetOwned(f.ownedCount())
+	}()
 }
 
 // ownedCount is how many cameras this replica holds, of how many.
