@@ -108,7 +108,7 @@ type Fleet struct {
 	stopping bool
 	retryAt  time.Time // the soonest a held-elsewhere lease or a member's heartbeat runs out
 
-	applyMu sync.Mutex // one Apply of the service at a time
+	applyMu sync.Mutex     // one Apply of the service at a time
 	reap    sync.WaitGroup // selfFence's removals of lost cameras
 	kick    chan struct{}
 	// sync is signalled when another replica stored a change of the
