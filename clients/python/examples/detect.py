@@ -19,12 +19,13 @@ def main():
     p.add_argument("--camera", required=True, help="camera id (stream frames:<camera>)")
     p.add_argument("--group", default="detector", help="consumer group (group mode)")
     p.add_argument("--consumer", help="consumer name, unique per process (default host-pid)")
+    p.add_argument("--start", default="$", help="where a new group starts: $ (new frames) or 0 (what the stream holds)")
     p.add_argument("--latest", action="store_true", help="always the newest frame, no group")
     p.add_argument("--count", type=int, default=0, help="stop after this many frames (0: never)")
     p.add_argument("--timeout", type=float, help="stop after this many seconds without a frame")
     args = p.parse_args()
 
-    opts = {"mode": "latest"} if args.latest else {"group": args.group, "consumer": args.consumer}
+    opts = {"mode": "latest"} if args.latest else {"group": args.group, "consumer": args.consumer, "start": args.start}
     n = 0
     with FrameStream(args.url, camera=args.camera, timeout=args.timeout, **opts) as frames:
         while True:

@@ -443,3 +443,31 @@ def test_argument_errors(r):
     with pytest.raises(ValueError, match="decode_responses"):
         gc.FrameStream(redis.Redis(decode_responses=True), camera="cam1")
     assert gc.FrameStream(r, stream="cams/{camera_id}/raw", camera="x").key == "cams/x/raw"
+
+
+def test_close_from_another_thread(redis_server):
+    frames = gc.FrameStream(redis_server.url, camera="cam1", group="g")
+    t, out = _reader_thread(frames, 30)
+    time.sleep(0.2)  # blocked in XREADGROUP
+    began = time.monotonic()
+    frames.close()
+    t.join(5)
+    assert not t.is_alive() and out["frame"] is None
+    assert time.monotonic() - began < 2
+
+
+def test_example_script(redis_server, r):
+    import subprocess
+    import sys
+    script = REPO / "clients" / "python" / "examples" / "detect.py"
+    if not script.exists():
+        pytest.skip(f"{script} not here")
+    xadd_frame(r, KEY, seq=7, fmt="BGR", width=5, height=3)
+    xadd_frame(r, KEY, seq=9, fmt="I420", width=6, height=4)
+    out = subprocess.run([sys.executable, str(script), "--url", redis_server.url, "--camera", "cam1",
+                          "--start", "0", "--count", "2", "--timeout", "5"], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert re.match(r"cam1 seq 7 BGR 3x5x3 lost_before 0 latency \d+ ms$", lines[0]), lines
+    assert re.match(r"cam1 seq 9 I420 4x6\+2x3\+2x3 lost_before 1 latency \d+ ms$", lines[1]), lines
+    assert pending(r, group="detector") == 0  # acked
