@@ -3,6 +3,7 @@ package e2e
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -401,15 +402,28 @@ func TestMonitoringProvisioning(t *testing.T) {
 			StaticConfigs []struct {
 				Targets []string `yaml:"targets"`
 			} `yaml:"static_configs"`
+			DNSConfigs []struct {
+				Names []string `yaml:"names"`
+				Type  string   `yaml:"type"`
+				Port  int      `yaml:"port"`
+			} `yaml:"dns_sd_configs"`
 		} `yaml:"scrape_configs"`
 	}
 	readYAML(t, promConfigPath, &pc)
 	assert.Equal(t, []string{filepath.Base(alertsPath)}, pc.RuleFiles, "%s: rule_files", promConfigPath)
+	// Every replica of the compose service gstcapture (--scale), through
+	// Docker's DNS: one A record per container, port 8000 (http.listen).
 	var targets []string
 	for _, sc := range pc.ScrapeConfigs {
 		if sc.JobName == "gstcapture" {
 			for _, s := range sc.StaticConfigs {
 				targets = append(targets, s.Targets...)
+			}
+			for _, d := range sc.DNSConfigs {
+				assert.Equal(t, "A", d.Type, "%s: job gstcapture: dns_sd_configs type", promConfigPath)
+				for _, n := range d.Names {
+					targets = append(targets, fmt.Sprintf("%s:%d", n, d.Port))
+				}
 			}
 		}
 	}
