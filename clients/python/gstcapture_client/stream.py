@@ -153,6 +153,7 @@ class FrameStream:
         self._buf = collections.deque()  # (id, fields, redelivered) fetched, not yet returned
         self._cams = {}
         self._closed = False
+        self._reading = False  # a read is in progress (close() may come from another thread)
         self._failing_since = None
         self._delay = backoff[0]
         self._recheck = False  # latest mode: a call failed, the stream may be new
@@ -178,6 +179,15 @@ class FrameStream:
         the constructor's timeout; None waits for ever) or once closed."""
         if timeout is _UNSET:
             timeout = self.timeout
+        self._reading = True
+        try:
+            return self._read(timeout)
+        finally:
+            self._reading = False
+            if self._closed:
+                self._disconnect()
+
+    def _read(self, timeout):
         deadline = None if timeout is None else time.monotonic() + timeout
         first = True
         while not self._closed:
@@ -207,8 +217,15 @@ class FrameStream:
 
     def close(self):
         """Stops reading: read returns None, iteration stops. Closes the
-        connections when the stream made its own client."""
+        connections when the stream made its own client. Called from another
+        thread during a read, it takes effect within POLL_SECONDS: the
+        reading thread closes the connections once its call returns (redis-py
+        cannot close a connection under a thread reading it)."""
         self._closed = True
+        if not self._reading:
+            self._disconnect()
+
+    def _disconnect(self):
         if self._own_client:
             self._r.connection_pool.disconnect()
 
