@@ -45,9 +45,21 @@ test: build
 	@(nice -n 19 scripts/jaeger.sh >/tmp/gstcapture-jaeger-build.log 2>&1 &)
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) python-test
 	$(MAKE) compose-test
 	$(MAKE) soak DURATION=2m
 	@if scripts/image-tools.sh --can; then $(MAKE) image-test; else echo "test: no buildah (not installable), image-test skipped"; fi
+
+# The Python client (clients/python), installed into a venv that sees
+# Debian's numpy and redis-py (Debian refuses pip into the system python),
+# offline; its integration test runs bin/gstcapture and bin/camsim.
+# /usr/bin/python3: a python3 earlier in PATH (pyenv) would not see them.
+.PHONY: python-test
+PYTHON3 ?= /usr/bin/python3
+python-test: build
+	@test -x bin/pyenv/bin/python || $(PYTHON3) -m venv --system-site-packages bin/pyenv
+	bin/pyenv/bin/pip install -q --no-build-isolation --no-index --root-user-action=ignore ./clients/python
+	GSTCAPTURE_INTEGRATION=1 bin/pyenv/bin/python -m pytest -q clients/python/tests
 
 demo: build
 	@scripts/demo.sh
