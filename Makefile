@@ -5,7 +5,7 @@ LDFLAGS := -X main.version=$(VERSION)
 
 # Packages with only Go code run under the race detector; the cgo ones too
 # (it works with cgo), the end-to-end suite runs the built binaries.
-UNIT_PKGS := ./internal/... ./pipelines/... ./cmd/...
+UNIT_PKGS := ./internal/... ./pipelines/... ./cmd/... ./client/...
 
 .PHONY: all deps build test unit e2e demo bench clean
 
