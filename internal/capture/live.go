@@ -72,6 +72,7 @@ func (s *Service) Apply(cams []config.Camera) (Changes, error) {
 	// Plan first: a camera that cannot be planned changes nothing.
 	var stop, gone []*camera
 	var next []*camera
+	replaces := map[*camera]*camera{} // a rebuilt camera -> the one it replaces
 	for _, id := range sortedKeys(want) {
 		cc := want[id]
 		old := have[id]
@@ -87,6 +88,7 @@ func (s *Service) Apply(cams []config.Camera) (Changes, error) {
 		next = append(next, c)
 		if old != nil {
 			stop = append(stop, old)
+			replaces[c] = old
 			ch.Rebuilt = append(ch.Rebuilt, id)
 		} else {
 			ch.Added = append(ch.Added, id)
@@ -108,6 +110,11 @@ func (s *Service) Apply(cams []config.Camera) (Changes, error) {
 		go func() { defer wg.Done(); s.stopCamera(c) }()
 	}
 	wg.Wait()
+	// The seq goes on from the old pipeline's last frame, read once it has
+	// stopped: it captured on while the new one was planned.
+	for c, old := range replaces {
+		c.seq.Store(old.seq.Load())
+	}
 	for _, c := range gone {
 		id := c.plan.Camera.ID
 		s.mu.Lock()
@@ -165,6 +172,7 @@ func (s *Service) build(cc config.Camera, prev *camera) (*camera, error) {
 	c.fit = ringFit{shared: &s.perCamera, batch: s.cfg.Redis.Batch, log: s.log}
 	switch n, retired := s.retired[cc.ID]; {
 	case prev != nil:
+		// Apply sets it again once prev has stopped.
 		c.seq.Store(prev.seq.Load())
 	case retired:
 		// Removed earlier in this run: its seq goes on, so frame_id (camera,
