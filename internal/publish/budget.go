@@ -61,6 +61,9 @@ func allocClass(n int64) int64 {
 type Load struct {
 	FPS        float64
 	FrameBytes int64 // 0 until the camera's first frame
+	// Cap bounds the camera's MAXLEN besides redis.maxlen; 0 = none. A
+	// camera with delivery shm has shm_slots: older entries name lapped slots.
+	Cap int64
 }
 
 // Limit is one camera's share: its stream's MAXLEN and the history that
@@ -114,6 +117,9 @@ func Plan(loads map[string]Load, retention time.Duration, maxLen, budget int64, 
 		n = max(n, 1)
 		if maxLen > 0 && n > maxLen {
 			n, short = maxLen, false
+		}
+		if l.Cap > 0 && n > l.Cap {
+			n, short = l.Cap, false
 		}
 		out[id] = Limit{MaxLen: n, Retention: time.Duration(float64(n) / fps * float64(time.Second)), Shortened: short}
 	}
@@ -223,6 +229,19 @@ func (b *budget) resize(id string, frameBytes int64) {
 		return
 	}
 	l.FrameBytes = frameBytes
+	b.loads[id] = l
+	b.replan()
+}
+
+// setCap records camera id's own MAXLEN cap (Load.Cap; 0 = none).
+func (b *budget) setCap(id string, n int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	l, ok := b.loads[id]
+	if !ok || l.Cap == n {
+		return
+	}
+	l.Cap = n
 	b.loads[id] = l
 	b.replan()
 }

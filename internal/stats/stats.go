@@ -26,10 +26,11 @@ const (
 	DropRedisOOM                       // XADD refused: Redis is at its maxmemory
 	DropOversize                       // out of the appsink, but larger than max_width x max_height
 	DropFenced                         // this replica no longer holds the camera's fleet lease: another one captures it
+	DropShmError                       // delivery shm: no segment for the frame (shm.dir full or not writable)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error", "redis_oom", "oversize", "fenced"}
+var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error", "redis_oom", "oversize", "fenced", "shm_error"}
 
 // String returns the metric label value of the reason.
 func (r DropReason) String() string {
