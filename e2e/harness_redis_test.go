@@ -252,7 +252,7 @@ func checkEntry(t *testing.T, camID string, m redis.XMessage, w, h int) {
 	// PTS), but the client reads it as optional, so only the raw entry
 	// shows it missing.
 	require.Contains(t, m.Values, client.FieldPTS, "%s entry %s lacks field %q", camID, m.ID, client.FieldPTS)
-	f := parseEntry(t, camID, m) // every other field of the list is required by Parse
+	f := parseEntry(t, camID, m) // Parse requires the other fields; data's length is checked below
 	assert.Equal(t, "1", f.Version)
 	assert.Equal(t, camID, f.CameraID)
 	assert.Equal(t, w, f.Width)
