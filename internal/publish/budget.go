@@ -222,26 +222,25 @@ func (b *budget) remove(id string) {
 
 // resize records camera id's frame size.
 func (b *budget) resize(id string, frameBytes int64) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	l, ok := b.loads[id]
-	if !ok || l.FrameBytes == frameBytes {
-		return
-	}
-	l.FrameBytes = frameBytes
-	b.loads[id] = l
-	b.replan()
+	b.update(id, func(l *Load) { l.FrameBytes = frameBytes })
 }
 
 // setCap records camera id's own MAXLEN cap (Load.Cap; 0 = none).
-func (b *budget) setCap(id string, n int64) {
+func (b *budget) setCap(id string, n int64) { b.update(id, func(l *Load) { l.Cap = n }) }
+
+// update changes camera id's load with set and re-plans when it changed.
+func (b *budget) update(id string, set func(*Load)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l, ok := b.loads[id]
-	if !ok || l.Cap == n {
+	if !ok {
 		return
 	}
-	l.Cap = n
+	old := l
+	set(&l)
+	if l == old {
+		return
+	}
 	b.loads[id] = l
 	b.replan()
 }
