@@ -97,6 +97,12 @@ type Caps struct {
 	Bytes  int
 }
 
+// same reports whether frames of c fit a segment made for caps, their
+// size apart.
+func (caps Caps) same(c Caps) bool {
+	return caps.Format == c.Format && caps.Width == c.Width && caps.Height == c.Height && caps.Stride == c.Stride
+}
+
 func capsOf(f *frame.Frame) Caps {
 	return Caps{Format: f.Format, Width: f.Width, Height: f.Height, Stride: f.Stride, Bytes: len(f.Data)}
 }
@@ -179,10 +185,14 @@ func (w *Writer) Segment() (name string, bytes int64) {
 }
 
 // Put copies f's pixels into the next slot and returns where they are. A
-// frame of new caps (a resolution change) starts a new segment, and the
-// old one is removed. It does not release f.
+// frame of new caps (a resolution change), or one larger than a slot (a
+// compressed frame's size varies), starts a new segment, and the old one
+// is removed. It does not release f.
 func (w *Writer) Put(f *frame.Frame) (Loc, error) {
-	if c := capsOf(f); w.seg == nil || w.seg.caps != c {
+	if c := capsOf(f); w.seg == nil || !w.seg.caps.same(c) || int64(c.Bytes) > w.seg.slotBytes {
+		if w.seg != nil && w.seg.caps.same(c) {
+			c.Bytes += c.Bytes / 2 // grown: room for the next larger ones
+		}
 		seg, err := w.create(c)
 		if err != nil {
 			return Loc{}, err

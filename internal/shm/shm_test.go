@@ -261,3 +261,33 @@ func TestConcurrentReaderNeverReturnsATornFrame(t *testing.T) {
 	t.Logf("%d frames read whole, %d lapped", ok, lapped)
 	assert.Positive(t, ok)
 }
+
+// TestVariableSizeFramesShareASegment: frames of one caps whose size
+// varies (JPEG) stay in one segment while they fit a slot; a larger one
+// starts a segment with room to spare.
+func TestVariableSizeFramesShareASegment(t *testing.T) {
+	dir := t.TempDir()
+	w := newWriter(t, dir, 2)
+	jpeg := func(n int, fill byte) *frame.Frame {
+		return &frame.Frame{Seq: 1, Width: 64, Height: 64, Format: "JPEG", Data: bytes.Repeat([]byte{fill}, n)}
+	}
+	a, err := w.Put(jpeg(5000, 1))
+	require.NoError(t, err)
+	b, err := w.Put(jpeg(3000, 2)) // smaller, and up to the slot's 8192
+	require.NoError(t, err)
+	c, err := w.Put(jpeg(8192, 3))
+	require.NoError(t, err)
+	assert.Equal(t, a.Segment, b.Segment)
+	assert.Equal(t, a.Segment, c.Segment)
+	d, err := w.Put(jpeg(9000, 4))
+	require.NoError(t, err)
+	assert.NotEqual(t, a.Segment, d.Segment, "a frame larger than a slot needs a new segment")
+	seg, err := Open(dir, d.Segment)
+	require.NoError(t, err)
+	defer seg.Close()
+	got, err := seg.Copy(nil, d, 9000)
+	require.NoError(t, err)
+	assert.Equal(t, bytes.Repeat([]byte{4}, 9000), got)
+	_, err = seg.View(d, 13500)
+	assert.NoError(t, err, "grown by half: 13500 bytes fit a slot of 16384")
+}
