@@ -154,7 +154,11 @@ func TestShmDelivery(t *testing.T) {
 	}
 	h := svc.health(t)
 	for _, id := range ids {
-		assert.Equal(t, int64(slots), h.camera(id).RedisMaxLen, "%s: MAXLEN is capped at shm_slots", id)
+		c := h.camera(id)
+		assert.Equal(t, int64(slots), c.RedisMaxLen, "%s: MAXLEN is capped at shm_slots", id)
+		assert.Equal(t, "shm", c.Delivery, id)
+		assert.Equal(t, segOf[id], c.ShmSegment, "%s: /health names the segment the entries name", id)
+		assert.Equal(t, shm.SegmentBytes(slots, 640*360*3), c.ShmBytes, id)
 	}
 	// What an entry costs Redis now: MEMORY USAGE of the stream over its length.
 	mem, err := rc.MemoryUsage(rc.ctx(), streamKey("shm1"), 0).Result()

@@ -162,10 +162,11 @@ type running struct {
 // The camera's counters are the one writer of its accounting; each part on
 // a frame's way reports to them through an interface it declares.
 var (
-	_ ring.Reporter     = (*stats.Camera)(nil)
-	_ publish.Tally     = (*stats.Camera)(nil)
-	_ publish.Retention = (*stats.Camera)(nil)
-	_ gsthost.Ledger    = (*stats.Camera)(nil)
+	_ ring.Reporter       = (*stats.Camera)(nil)
+	_ publish.Tally       = (*stats.Camera)(nil)
+	_ publish.Retention   = (*stats.Camera)(nil)
+	_ publish.ShmReporter = (*stats.Camera)(nil)
+	_ gsthost.Ledger      = (*stats.Camera)(nil)
 )
 
 // camera is one camera's sink side, the handler of its appsink: each

@@ -211,6 +211,7 @@ func (s *Service) register(c *camera) {
 	cc := c.plan.Camera
 	c.stats.SetSource(cc.Source)
 	c.stats.SetRing(cc.Settings.RingSize, 0, false)
+	c.stats.SetDelivery(cc.Settings.Delivery)
 	if !cc.Enabled {
 		s.pub.RemoveCamera(cc.ID)
 		c.stats.SetState(stats.StateDisabled, "")
@@ -267,6 +268,7 @@ func (s *Service) closeShm(c *camera) {
 	if c.shm == nil {
 		return
 	}
+	c.stats.SetShm("", 0)
 	if err := c.shm.Close(); err != nil {
 		s.log.Warn("delivery shm: removing the camera's segment failed", "camera_id", c.plan.Camera.ID, "err", err)
 	}

@@ -85,6 +85,12 @@ type Slots interface {
 	Segment() (name string, bytes int64)
 }
 
+// ShmReporter is told a camera's new shm segment; the camera's counters
+// implement it (*stats.Camera), and a Tally that does not is not told.
+type ShmReporter interface {
+	SetShm(segment string, bytes int64)
+}
+
 // shmEntryBytes is what the memory budget counts for an entry without
 // data: its fields and Redis's overhead per entry.
 const shmEntryBytes = 512
@@ -569,6 +575,9 @@ func (w *worker) put(batch []*frame.Frame) []*frame.Frame {
 		if loc.Segment != w.segment {
 			w.segment = loc.Segment
 			_, size := w.slots.Segment()
+			if r, ok := w.cam.(ShmReporter); ok {
+				r.SetShm(loc.Segment, size)
+			}
 			w.p.log.Info("delivery shm: new segment", "camera_id", w.id, "segment", loc.Segment,
 				"bytes", size, "slots", w.slots.Slots(), "width", f.Width, "height", f.Height, "format", f.Format)
 		}
