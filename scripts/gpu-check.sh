@@ -109,7 +109,7 @@ section() { say ""; say "== $* ($(($(date +%s) - START)) s)"; }
 # logtail FILE: the end of a log, into the report, indented.
 logtail() { [ -s "$1" ] && tail -n "${2:-15}" "$1" | sed 's/^/    | /' | tee -a "$REPORT"; return 0; }
 # nap S: sleep, interruptible by the watchdog's signal.
-nap() { sleep "$1" & wait $! || true; }
+nap() { sleep "$1" >/dev/null 2>&1 & wait $! || true; }
 manifest() { sed -n "s/^$1: //p" "$KIT/MANIFEST"; }
 now() { date +%s.%N; }
 # ticks PID: utime+stime in clock ticks (fields 14 and 15 of stat, counted
@@ -195,7 +195,15 @@ PLAN=$(estimate 2)
 if [ "$PLAN" -gt "$DEADLINE" ]; then
   bad "the plan takes about $PLAN s, over the deadline of $DEADLINE s: lower --cameras' time by a shorter --window, fewer --codecs, or raise --deadline"
 fi
-(sleep "$DEADLINE" && kill -USR1 $$) 2>/dev/null &
+# The watchdog holds none of our output open (a reader would wait for it),
+# and takes its sleep with it when cleanup ends it.
+(
+  exec </dev/null >/dev/null 2>&1
+  sleep "$DEADLINE" &
+  s=$!
+  trap 'kill $s; exit 0' TERM
+  wait $s && kill -USR1 $$
+) &
 WATCHDOG=$!
 
 say "=== gstcapture GPU check ($(date -u +%Y-%m-%dT%H:%M:%SZ)) ==="
@@ -364,7 +372,7 @@ declare -A SUM_FPS=() SUM_CPU=() SUM_STATUS=() SUM_CORR=()
 measure() {
   local c=$1 d=$2 name=m-$1-$2 m0 m1 t0 t1 g0 g1 cs0 cs1 r0 r1 smi="" expect
   config "$WORK/$name.yaml" "$name" "$d" "$FPS" "$CAMERAS" 2 "$c"
-  section "2. capture: $c, decoder $d, $CAMERAS cameras"
+  section "2. capture: $c, decoder $d, cameras=$CAMERAS"
   capture "$name" "$WORK/$name.yaml" "$CAMERAS" || { SUM_STATUS[$c-$d]=fail; return 0; }
   nap "$WARMUP"
   m0=$("$GPUCHECK" metrics "http://127.0.0.1:$HTTP_PORT/metrics")
