@@ -55,7 +55,7 @@ GO=${GO:-go}
 
 die() { echo "gpu-kit: $*" >&2; exit 1; }
 
-for tool in readelf ldd cc strip tar gzip sha256sum pkg-config gst-launch-1.0 gst-inspect-1.0 redis-server "$GO"; do
+for tool in readelf ldd cc strip strings flock tar gzip sha256sum pkg-config gst-launch-1.0 gst-inspect-1.0 redis-server "$GO"; do
   command -v "$tool" >/dev/null || die "$tool not found (scripts/deps.sh installs what the build needs; Go must be on PATH or in \$GO)"
 done
 
@@ -68,6 +68,9 @@ done
 
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
+# One build at a time per OUT (two e2e runs may build together).
+exec 9>"$OUT/.gpu-kit.lock"
+flock 9
 WORK=$(mktemp -d "$OUT/.gpu-kit-build.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
