@@ -9,14 +9,16 @@
             f.ack()
 
 The entry format is gstcapture's docs/redis-schema.md (schema v1).
+Entries of cameras with delivery shm name a slot of a shared-memory
+segment instead of carrying the pixels; FrameStream maps the segment
+(shm_dir) and the frames look the same.
 """
 
-from .errors import (DecoderMissing, EntryError, LayoutError, SchemaVersionError,
-                     SharedMemoryNotSupported)
+from .errors import DecoderMissing, EntryError, LayoutError, SchemaVersionError, SlotLapped
 from .frame import KNOWN_MAJOR, Frame, plane_layout
 from .stream import DEFAULT_STREAM, FrameStream
 
 __all__ = [
     "DEFAULT_STREAM", "KNOWN_MAJOR", "DecoderMissing", "EntryError", "Frame", "FrameStream",
-    "LayoutError", "SchemaVersionError", "SharedMemoryNotSupported", "plane_layout",
+    "LayoutError", "SchemaVersionError", "SlotLapped", "plane_layout",
 ]

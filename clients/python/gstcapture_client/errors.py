@@ -34,17 +34,23 @@ class LayoutError(EntryError):
     """
 
 
-class SharedMemoryNotSupported(NotImplementedError):
-    """The entry refers to a shared-memory slot (shm_segment/shm_slot/shm_gen)
-    instead of carrying its pixels in "data"; this version cannot map them."""
+class SlotLapped(EntryError):
+    """A shared-memory frame's slot was written again (lapped) after the
+    frame was read: its pixels, viewed without a copy, are another frame's
+    now (or half of one). Raised by Frame.check(); throw away what was
+    computed from the frame. The reader itself never returns a frame lapped
+    before it was read: it skips it (FrameStream.lapped)."""
 
-    def __init__(self, stream, entry_id):
-        self.stream = stream
-        self.entry_id = entry_id
+    def __init__(self, stream, entry_id, segment, slot, gen, found):
+        self.segment = segment
+        self.slot = slot
+        self.gen = gen
+        self.found = found
         super().__init__(
-            f"{stream} entry {entry_id}: pixels are in shared memory (shm_segment), "
-            "which this version of gstcapture_client cannot read yet; read the stream "
-            "with a gstcapture that writes \"data\", or upgrade the client")
+            stream, entry_id,
+            f"shm segment {segment} slot {slot}: lapped by the writer (generation {found}, the "
+            f"frame's is {gen}): its pixels are gone; read with shm_copy=True, or use a frame "
+            "sooner (a slot lasts shm_slots frames)")
 
 
 class DecoderMissing(RuntimeError):

@@ -6,7 +6,8 @@ import time
 
 import numpy as np
 
-from .errors import DecoderMissing, EntryError, LayoutError, SchemaVersionError, SharedMemoryNotSupported
+from . import shm
+from .errors import DecoderMissing, EntryError, LayoutError, SchemaVersionError, SlotLapped
 
 # Major schema versions this client reads. Version 1 may gain optional fields
 # at the end of an entry; anything else bumps "v".
@@ -14,10 +15,6 @@ KNOWN_MAJOR = (1,)
 
 RAW_FORMATS = ("BGR", "RGB", "GRAY8", "I420", "NV12")
 JPEG = "JPEG"
-
-# Present instead of "data" on entries whose pixels live in a shared-memory
-# ring (issue 16 part 2, not written by gstcapture yet).
-SHM_FIELDS = (b"shm_segment", b"shm_slot", b"shm_gen")
 
 
 def _round4(n):
@@ -95,16 +92,21 @@ class Frame:
     (Y, UV as ch x cw x 2); JPEG: decoded BGR HxWx3), planes (always a
     tuple), data (the raw buffer), jpeg (JPEG only).
 
-    Shared memory: an entry with shm_segment/shm_slot/shm_gen instead of
-    data is still yielded, with its metadata; data, image and planes raise
-    SharedMemoryNotSupported until the client can map the segment (issue 16
-    part 2). Only this class changes then: readers get the same views.
+    Shared memory (delivery shm): the entry has shm_segment, shm_slot and
+    shm_gen instead of data (None otherwise), and FrameStream gives the
+    frame its pixels from the slot: by default data is a read-only
+    memoryview on the mapped segment and image/planes view it, no copy;
+    the writer may write the slot again (lap it) shm_slots frames later,
+    so call check() after using them. With FrameStream(shm_copy=True) data
+    views a copy, checked when made. A Frame made by hand from such an
+    entry has no pixels (data raises EntryError).
     """
 
     __slots__ = ("stream", "id", "version", "frame_id", "camera_id", "instance", "seq", "ts",
                  "ts_source", "pts", "width", "height", "format", "stride", "size_bytes",
                  "traceparent", "tracestate", "flags", "owner", "epoch", "fields",
-                 "lost_before", "redelivered", "_ack", "_acked", "_planes", "_jpeg_image")
+                 "lost_before", "redelivered", "shm_segment", "shm_slot", "shm_gen",
+                 "_ack", "_acked", "_planes", "_jpeg_image", "_pixels", "_gens")
 
     def __init__(self, stream, entry_id, fields, ack=None):
         self.stream = stream
@@ -114,6 +116,8 @@ class Frame:
         self._acked = False
         self._planes = None
         self._jpeg_image = None
+        self._pixels = None  # shared memory: the slot's bytes, set by the reader
+        self._gens = None  # shared memory, viewed: the segment's generations, for check()
         self.lost_before = 0
         self.redelivered = False
 
@@ -163,8 +167,13 @@ class Frame:
         self.epoch = integer("epoch", -1)
         if self.epoch < 0:
             self.epoch = None
-        if b"data" not in fields and not any(k in fields for k in SHM_FIELDS):
-            raise EntryError(stream, entry_id, "field 'data' is missing")
+        self.shm_segment = text("shm_segment", required=False)
+        self.shm_slot = self.shm_gen = None
+        if self.shm_segment is not None:
+            self.shm_slot = integer("shm_slot")
+            self.shm_gen = integer("shm_gen")
+        elif b"data" not in fields:
+            raise EntryError(stream, entry_id, "field 'data' is missing (and no shm_segment)")
 
         # frame_id is "<camera_id>-<instance>-<seq>"; the instance has no '-'
         # but camera ids may, so split from the right.
@@ -181,11 +190,32 @@ class Frame:
 
     @property
     def data(self):
-        """The raw pixel buffer (bytes, as Redis returned it)."""
-        data = self.fields.get(b"data")
-        if data is None:
-            raise SharedMemoryNotSupported(self.stream, self.id)
-        return data
+        """The raw pixel buffer: bytes, as Redis returned them; with shared
+        memory a read-only memoryview on the slot (or on its copy)."""
+        if self.shm_segment is None:
+            return self.fields[b"data"]
+        if self._pixels is None:
+            raise EntryError(self.stream, self.id,
+                             f"pixels are in shared memory (segment {self.shm_segment} slot "
+                             f"{self.shm_slot}), not in the entry: read it with FrameStream, "
+                             "which maps the segment (shm_dir)")
+        return self._pixels
+
+    def _set_shm_pixels(self, pixels, gens):
+        """The reader's: the slot's bytes (a numpy uint8 view or copy) and,
+        for a view, the segment's generations that check() reads."""
+        self._pixels = memoryview(pixels)
+        self._gens = gens
+
+    def check(self):
+        """Raises SlotLapped if the frame's shared-memory slot has been
+        written again since the frame was read: its views (data, image,
+        planes) show another frame now, so throw away what was computed
+        from them. Call it after using them. Does nothing for frames whose
+        pixels came in the entry, or were copied (shm_copy=True)."""
+        if self._gens is not None and shm.lapped(self._gens, self.shm_slot, self.shm_gen):
+            raise SlotLapped(self.stream, self.id, self.shm_segment, self.shm_slot, self.shm_gen,
+                             int(self._gens[self.shm_slot]))
 
     @property
     def planes(self):

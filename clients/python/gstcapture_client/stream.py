@@ -11,6 +11,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from . import shm
 from .errors import EntryError
 from .frame import Frame
 
@@ -84,8 +85,20 @@ class FrameStream:
     An entry that is not a frame of a known schema version raises EntryError
     (SchemaVersionError for "v") from read/next, after being acknowledged in
     group mode (reading it again would fail the same way); reading again goes
-    on with the next entry. Entries whose pixels are in shared memory are
-    yielded; their pixels raise SharedMemoryNotSupported (see Frame).
+    on with the next entry.
+
+    Shared memory (cameras with delivery shm; docs/redis-schema.md): the
+    entry names a slot of a segment file in shm_dir (where this host sees
+    gstcapture's shm.dir), which is mapped read-only the first time; the
+    stream keeps at most 4 mapped, unmapping the oldest. A frame whose slot
+    the writer has lapped before it is read, or whose segment file is gone,
+    is skipped, counted in lapped and acknowledged in group mode: it is
+    never returned. By default the frame's pixels are views on the slot,
+    no copy: call Frame.check() after using them, since the writer laps a
+    slot shm_slots frames after writing it. With shm_copy=True they are
+    copied out of the slot, the copy checked, and check() has nothing to
+    do. A segment that frames still view stays mapped until the last of
+    those views is gone, even past close().
 
     Redis errors (connection refused or lost, timeouts, loading) are retried
     with exponential backoff from backoff[0] to backoff[1] seconds, keeping
@@ -102,7 +115,8 @@ class FrameStream:
 
     def __init__(self, url, camera=None, *, group=None, consumer=None, mode=None, stream=None,
                  start="$", claim_idle=30.0, claim_every=None, count=1, timeout=None,
-                 retry_timeout=60.0, backoff=(0.1, 5.0), redis_timeout=5.0):
+                 retry_timeout=60.0, backoff=(0.1, 5.0), redis_timeout=5.0, shm_dir="/dev/shm",
+                 shm_copy=False):
         template = stream or DEFAULT_STREAM
         if "{camera_id}" in template and not camera:
             raise ValueError(f"stream {template!r} needs camera=")
@@ -149,6 +163,9 @@ class FrameStream:
         self.invalid = 0  # entries that raised EntryError
         self.claimed = 0  # frames taken over from other consumers
         self.redis_errors = 0  # failed Redis calls (each retried)
+        self.lapped = 0  # shared-memory frames whose slot or segment was gone when read
+
+        self._shm = shm.Segments(shm_dir, shm_copy)
 
         self._buf = collections.deque()  # (id, fields, redelivered) fetched, not yet returned
         self._cams = {}
@@ -217,7 +234,8 @@ class FrameStream:
 
     def close(self):
         """Stops reading: read returns None, iteration stops. Closes the
-        connections when the stream made its own client. Called from another
+        connections when the stream made its own client, and unmaps the
+        shared-memory segments no frame still views. Called from another
         thread during a read, it takes effect within POLL_SECONDS: the
         reading thread closes the connections once its call returns (redis-py
         cannot close a connection under a thread reading it)."""
@@ -226,6 +244,7 @@ class FrameStream:
             self._disconnect()
 
     def _disconnect(self):
+        self._shm.close()
         if self._own_client:
             self._r.connection_pool.disconnect()
 
@@ -248,6 +267,14 @@ class FrameStream:
             return None
         try:
             frame = Frame(self.key, eid, fields, ack=self._ack if group else None)
+            if frame.shm_segment is not None:
+                self._shm.attach(frame)
+        except shm.Gone:
+            # Before the seq bookkeeping: the next frame counts it as lost.
+            self.lapped += 1
+            if group:
+                self._xack(eid)
+            return None
         except EntryError:
             self.invalid += 1
             if group:

@@ -18,7 +18,7 @@ REPO = pathlib.Path(__file__).resolve().parents[3]
 # writes them; test_writer_matches_go_schema checks this against the Go file.
 FIELDS = ("v", "frame_id", "camera_id", "seq", "ts", "ts_source", "pts", "width", "height",
           "format", "stride", "size_bytes", "data", "traceparent", "tracestate", "flags",
-          "owner", "epoch")
+          "owner", "epoch", "shm_segment", "shm_slot", "shm_gen")
 
 INSTANCE = "t4k2qo.9f3c2a1b"
 
@@ -89,9 +89,11 @@ def r(redis_server):
 
 def xadd_frame(r, key, *, camera="cam1", seq=1, instance=INSTANCE, ts=None, ts_source="arrival",
                pts=-1, fmt="BGR", width=4, height=2, stride=None, data=None, traceparent=None,
-               tracestate=None, flags=None, owner=None, epoch=None, v="1", extra=()):
+               tracestate=None, flags=None, owner=None, epoch=None, v="1", shm=None, extra=()):
     """XADDs one entry the way gstcapture does, fields in schema.go's order.
-    Without data, a test pattern (pixels()) of fmt/width/height/stride."""
+    Without data, a test pattern (pixels()) of fmt/width/height/stride.
+    shm=(segment, slot, gen): delivery shm, the entry without data (which
+    gives size_bytes) and with shm_segment, shm_slot and shm_gen."""
     if stride is None:
         stride = default_stride(fmt, width)
     if data is None:
@@ -107,6 +109,9 @@ def xadd_frame(r, key, *, camera="cam1", seq=1, instance=INSTANCE, ts=None, ts_s
         "traceparent": traceparent, "tracestate": tracestate, "flags": flags,
         "owner": owner, "epoch": epoch,
     }
+    if shm is not None:
+        del values["data"]
+        values.update(zip(("shm_segment", "shm_slot", "shm_gen"), shm))
     fields = {k: v for k, v in values.items() if v is not None}
     assert tuple(k for k in FIELDS if k in fields) == tuple(fields), "writer out of schema order"
     fields.update(extra)

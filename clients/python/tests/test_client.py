@@ -186,20 +186,6 @@ def test_layout_mismatch_is_raised_on_access(r):
         f.image
 
 
-def test_shared_memory_entry(r):
-    eid = r.xadd(KEY, {"v": "1", "frame_id": f"cam1-{INSTANCE}-1", "camera_id": "cam1", "seq": 1,
-                       "ts": time.time_ns(), "ts_source": "arrival", "pts": -1, "width": 4,
-                       "height": 2, "format": "BGR", "stride": 12, "size_bytes": 24,
-                       "shm_segment": "/gstcapture-cam1", "shm_slot": 3, "shm_gen": 7}).decode()
-    with gc.FrameStream(r, camera="cam1") as frames:
-        f = frames.read(2)  # yielded, metadata readable
-    assert (f.seq, f.width, f.height) == (1, 4, 2)
-    for attr in ("image", "planes", "data"):
-        with pytest.raises(gc.SharedMemoryNotSupported, match=f"{KEY} entry {eid}: pixels are in shared memory"):
-            getattr(f, attr)
-    assert issubclass(gc.SharedMemoryNotSupported, NotImplementedError)
-
-
 def _jpeg_decoder():
     for name in ("cv2", "PIL"):
         try:
