@@ -28,10 +28,12 @@ import (
 	"gstcapture/pipelines"
 )
 
-// Plan is what a camera will run: its decoder and launch string.
+// Plan is what a camera will run: its decoder, its encoder (format JPEG)
+// and launch string.
 type Plan struct {
 	Camera  config.Camera
 	Decoder pipelines.Decoder
+	Encoder pipelines.Encoder
 	Launch  string
 	// With codec auto, Decoder and Launch are empty: Auto holds a plan per
 	// codec the camera may announce, and ProbeLaunch reads its SDP.
@@ -39,9 +41,10 @@ type Plan struct {
 	ProbeLaunch string
 }
 
-// PlanCamera chooses the decoder for cam (using have to test which element
-// factories exist) and renders its launch string; with codec auto, one for
-// each codec that has a decoder, and the SDP probe.
+// PlanCamera chooses the decoder for cam, and the encoder for format JPEG
+// (using have to test which element factories exist), and renders its
+// launch string; with codec auto, one for each codec that has a decoder,
+// and the SDP probe.
 func PlanCamera(cam config.Camera, have func(string) bool) (Plan, error) {
 	if cam.Codec == config.CodecAuto {
 		return planAuto(cam, have)
@@ -51,11 +54,15 @@ func PlanCamera(cam config.Camera, have func(string) bool) (Plan, error) {
 	if err != nil {
 		return Plan{}, fmt.Errorf("camera %s: %w", cam.ID, err)
 	}
-	launch, err := pipelines.Render(pipelines.ForCamera(cam, dec))
+	enc, err := pipelines.ChooseEncoder(string(s.Format), dec, have)
+	if err != nil {
+		return Plan{}, fmt.Errorf("camera %s: %w", cam.ID, err)
+	}
+	launch, err := pipelines.Render(pipelines.ForCamera(cam, dec, enc))
 	if err != nil {
 		return Plan{}, fmt.Errorf("camera %s: render pipeline: %w", cam.ID, err)
 	}
-	return Plan{Camera: cam, Decoder: dec, Launch: launch}, nil
+	return Plan{Camera: cam, Decoder: dec, Encoder: enc, Launch: launch}, nil
 }
 
 func planAuto(cam config.Camera, have func(string) bool) (Plan, error) {
@@ -74,7 +81,7 @@ func planAuto(cam config.Camera, have func(string) bool) (Plan, error) {
 	if len(plan.Auto) == 0 {
 		return Plan{}, fmt.Errorf("codec auto: no codec can be decoded: %s", strings.Join(errs, "; "))
 	}
-	probe, err := pipelines.RenderProbe(pipelines.ForCamera(cam, pipelines.Decoder{}))
+	probe, err := pipelines.RenderProbe(pipelines.ForCamera(cam, pipelines.Decoder{}, pipelines.Encoder{}))
 	if err != nil {
 		return Plan{}, fmt.Errorf("camera %s: render codec auto probe: %w", cam.ID, err)
 	}
