@@ -69,7 +69,7 @@ type Frame struct {
 	// Corrupt is set when the decoder flagged the buffer as corrupted.
 	Corrupt bool
 	// PullError is set when the sample left the appsink but could not be
-	// read (its caps are not raw video, or its buffer could not be mapped):
+	// read (its caps are neither raw video nor JPEG, or its buffer could not be mapped):
 	// the frame has only its times, no pixels, and is counted as dropped.
 	PullError bool
 	// Flags names the validation rules with action pass that the frame
