@@ -196,13 +196,14 @@ type camera struct {
 
 // ringFit sizes a camera's ring in bytes within its share of memory.budget
 // whenever its frame size or its share changes (the first frame, a new
-// resolution, a camera added or removed).
+// resolution, a JPEG frame size that moved by an eighth, a camera added or
+// removed).
 type ringFit struct {
 	share  int64         // frame bytes the camera may hold; 0 = no bound
 	shared *atomic.Int64 // the service's current share, nil: share is fixed
 	batch  int           // redis.batch
 	log    *slog.Logger
-	bytes  int64 // frame size the ring is sized for; sink goroutine only
+	size   frame.SizeEstimate // the frame size the ring is sized for; sink goroutine only
 }
 
 // New prepares a service: it renders every camera's pipeline and connects
@@ -385,9 +386,9 @@ func (c *camera) onFrame(f *frame.Frame) {
 		span.Flag(f.Flags)
 	}
 	c.snap.offer(f)
-	if sz, share := int64(len(f.Data)), c.fit.current(); sz != c.fit.bytes || share != c.fit.share {
-		c.fit.share = share
-		c.fitRing(sz)
+	if sz, changed := c.fit.size.Observe(f); changed || c.fit.current() != c.fit.share {
+		c.fit.share = c.fit.current()
+		c.fitRing(sz, f.Format.Compressed())
 	}
 	// The publisher owns f from here and may already have released it, and
 	// its pool reused it: below this line f is not read (span holds the
@@ -413,13 +414,16 @@ func (f *ringFit) current() int64 {
 	return f.shared.Load()
 }
 
-// fitRing sizes the ring for frames of sz bytes within the camera's share
-// of memory.budget, and says so once per size when the share holds fewer
-// than ring_size frames.
-func (c *camera) fitRing(sz int64) {
-	c.fit.bytes = sz
+// fitRing sizes the ring for frames of sz bytes (the mean of varying ones,
+// JPEG) within the camera's share of memory.budget, and says so once per
+// size when the share holds fewer than ring_size frames.
+func (c *camera) fitRing(sz int64, varying bool) {
 	ringSize := c.plan.Camera.Settings.RingSize
-	r := membudget.SizeRing(c.fit.share, int(sz), ringSize, publish.BatchFrames(c.fit.batch, int(sz)))
+	size := membudget.SizeRing
+	if varying {
+		size = membudget.SizeRingVarying
+	}
+	r := size(c.fit.share, int(sz), ringSize, publish.BatchFrames(c.fit.batch, int(sz)))
 	c.ring.SetByteLimit(r.Bytes)
 	c.stats.SetRing(r.Frames, r.Bytes, r.Short)
 	if r.Short && c.fit.log != nil {

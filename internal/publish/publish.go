@@ -442,10 +442,10 @@ type worker struct {
 	p        *Publisher
 	cam      Tally
 	id       string
-	shutdown uint64        // frames this worker counted as DropShutdown
-	limit    int           // frames per round trip: Options.Batch, fewer for big frames
-	maxLen   *atomic.Int64 // the camera's MAXLEN, kept by the budget
-	bytes    int           // frame size last told to the budget
+	shutdown uint64             // frames this worker counted as DropShutdown
+	limit    int                // frames per round trip: Options.Batch, fewer for big frames
+	maxLen   *atomic.Int64      // the camera's MAXLEN, kept by the budget
+	size     frame.SizeEstimate // the frame size told to the budget
 	unsure   *unconfirmed
 	fenced   bool // writes go through the camera's fleet lease
 	token    FenceToken
@@ -476,12 +476,18 @@ func (w *worker) fitBatch(f *frame.Frame) {
 	w.limit = BatchFrames(w.p.opts.Batch, len(f.Data))
 }
 
-// fitStream tells the budget the newest frame's size and takes the
-// camera's current MAXLEN for the next XADDs.
-func (w *worker) fitStream(f *frame.Frame) {
-	if sz := len(f.Data); sz != w.bytes {
-		w.bytes = sz
-		w.p.budget.resize(w.id, int64(sz))
+// fitStream tells the budget the camera's frame size when the estimate
+// moved (raw frames: a new size; JPEG: the mean of the batch's frames, by an
+// eighth) and takes the camera's current MAXLEN for the next XADDs.
+func (w *worker) fitStream(batch []*frame.Frame) {
+	var sz int64
+	changed := false
+	for _, f := range batch {
+		n, ch := w.size.Observe(f)
+		sz, changed = n, changed || ch
+	}
+	if changed {
+		w.p.budget.resize(w.id, sz)
 	}
 	w.enc.SetMaxLen(w.maxLen.Load())
 }
@@ -542,7 +548,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 		return 0, errFenced
 	}
 	w.fitBatch(batch[len(batch)-1])
-	w.fitStream(batch[len(batch)-1])
+	w.fitStream(batch)
 	args, cmds := w.args[:0], w.cmds[:0]
 	for _, f := range batch {
 		start := len(args)

@@ -120,4 +120,3 @@ func TestJPEGCheckDoesNotAllocate(t *testing.T) {
 	})
 	assert.Zero(t, allocs)
 }
-
