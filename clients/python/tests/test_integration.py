@@ -52,9 +52,9 @@ class Proc:
 
 @pytest.fixture(scope="module")
 def capture(tmp_path_factory):
-    """redis-server, camsim (cam1, cam2: 320x240 h264 at 10 fps) and a
-    gstcapture capturing both; yields the Redis URL once both streams have
-    frames."""
+    """redis-server, camsim (cam1, cam2, cam3: 320x240 h264 at 10 fps) and
+    a gstcapture capturing them, cam3 with format JPEG; yields the Redis URL
+    once every stream has frames."""
     _binaries()
     work = tmp_path_factory.mktemp("integration")
     srv = RedisServer(work)
@@ -62,7 +62,7 @@ def capture(tmp_path_factory):
     procs = []
     try:
         rtsp = f"127.0.0.1:{free_port()}"
-        sim = Proc("camsim", [str(BIN / "camsim"), "--listen", rtsp, "--cameras", "2",
+        sim = Proc("camsim", [str(BIN / "camsim"), "--listen", rtsp, "--cameras", "3",
                               "--size", f"{W}x{H}", "--fps", "10"], work)
         procs.append(sim)
         deadline = time.monotonic() + 60
@@ -74,13 +74,15 @@ def capture(tmp_path_factory):
         config = work / "config.yaml"
         config.write_text(
             f"redis:\n  url: \"{srv.url}\"\nlog:\n  format: json\ncameras:\n"
-            + "".join(f"  - id: cam{n}\n    url: rtsp://{rtsp}/cam{n}\n    codec: h264\n" for n in (1, 2)))
+            + "".join(f"  - id: cam{n}\n    url: rtsp://{rtsp}/cam{n}\n    codec: h264\n" for n in (1, 2))
+            + f"  - id: cam3\n    url: rtsp://{rtsp}/cam3\n    codec: h264\n    format: JPEG\n"
+            + "    validation: {black: {action: off}, uniform: {action: off}}\n")
         env = dict(os.environ, GSTCAPTURE_HTTP__LISTEN=f"127.0.0.1:{free_port()}")
         svc = Proc("gstcapture", [str(BIN / "gstcapture"), "run", "--config", str(config)], work, env)
         procs.append(svc)
         r = srv.client()
         deadline = time.monotonic() + 60
-        while not (r.xlen("frames:cam1") and r.xlen("frames:cam2")):
+        while not (r.xlen("frames:cam1") and r.xlen("frames:cam2") and r.xlen("frames:cam3")):
             if svc.p.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"no frames from gstcapture within 60 s\n{svc.tail()}\n{sim.tail(1000)}")
             time.sleep(0.1)
@@ -160,3 +162,23 @@ def test_latest_mode(capture):
     ms = lambda eid: tuple(int(x) for x in eid.split("-"))  # noqa: E731
     assert ms(second.id) >= ms(newest), "latest mode returned an entry older than the newest"
     assert abs(now - second.ts) < 1e9, f"newest frame is {(now - second.ts) / 1e9:.2f} s old"
+
+
+def test_jpeg_frames(capture):
+    """cam3 publishes JPEG: the entry is a JPEG file, far smaller than BGR,
+    and f.image decodes it (OpenCV or Pillow) to camsim's bars."""
+    url, _ = capture
+    with gc.FrameStream(url, camera="cam3", mode="latest", timeout=15) as frames:
+        f = frames.read()
+    assert f is not None
+    assert (f.format, f.width, f.height, f.stride) == ("JPEG", W, H, 0)
+    assert f.jpeg[:2] == b"\xff\xd8" and f.jpeg[-2:] == b"\xff\xd9" and len(f.jpeg) == f.size_bytes
+    assert f.size_bytes < 3 * W * H / 10, f"a {W}x{H} JPEG of {f.size_bytes} bytes: not 10x smaller than BGR"
+    try:
+        img = f.image
+    except gc.DecoderMissing:
+        if os.environ.get("GSTCAPTURE_INTEGRATION") == "1":
+            raise  # make python-test installs Pillow (scripts/deps.sh)
+        pytest.skip("neither OpenCV nor Pillow to decode with")
+    assert img.shape == (H, W, 3)
+    assert_smpte(img, f"{f.stream} {f.id} (JPEG)")
