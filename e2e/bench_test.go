@@ -69,6 +69,9 @@ type benchRow struct {
 	RSS                           float64
 	In, Published, Dropped        uint64
 	P50Sink, P99Sink, P50E2E, P99 float64 // ms
+	// gstcapture rows: the mean size_bytes of the newest entries, and
+	// Redis's MEMORY USAGE of every camera's stream at the end of the run.
+	EntryBytes, RedisMB float64
 }
 
 func envInts(name string, def []int) []int {
@@ -125,29 +128,13 @@ func TestMacroBenchmark(t *testing.T) {
 			cs := startCamsim(t, camsimOpts{Cameras: n, Codec: "h264", Size: size, FPS: 25})
 			camSecs := float64(n) * window.Seconds()
 
-			// 1. gstcapture publishing to Redis.
-			svc := startService(t, benchConfig(rd.URL, cs, n))
-			var h0, h1 healthReport
-			var m0 metrics
-			cpu, rss := measure(t, "gstcapture", svc.Pid(), warmup, window, func() {
-				h0 = svc.health(t)
-				m0 = svc.metrics(t)
-			})
-			h1 = svc.health(t)
-			m1 := svc.metrics(t)
-			sink0, sink1 := m0.histogram("rtsp_frame_publish_latency_seconds"), m1.histogram("rtsp_frame_publish_latency_seconds")
-			e2e0, e2e1 := m0.histogram("rtsp_frame_latency_seconds"), m1.histogram("rtsp_frame_latency_seconds")
-			row := benchRow{Size: size, N: n, Tool: "gstcapture", Expected: uint64(camSecs * 10), CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss,
-				P50Sink: 1000 * quantile(0.5, sink0, sink1), P99Sink: 1000 * quantile(0.99, sink0, sink1),
-				P50E2E: 1000 * quantile(0.5, e2e0, e2e1), P99: 1000 * quantile(0.99, e2e0, e2e1)}
-			for i, c := range h1.Cameras {
-				c0 := h0.Cameras[i]
-				row.In += c.Captured - c0.Captured
-				row.Published += c.Published - c0.Published
-				row.Dropped += c.DroppedTotal() - c0.DroppedTotal()
+			// 1. gstcapture publishing to Redis, raw BGR and JPEG.
+			rows = append(rows, benchService(t, rd, "gstcapture", benchConfig(rd.URL, cs, n), size, n, warmup, window))
+			jpegCfg := benchConfig(rd.URL, cs, n)
+			for i := range jpegCfg.Cameras {
+				jpegCfg.Cameras[i].Format = "JPEG"
 			}
-			svc.Stop(10 * time.Second)
-			rows = append(rows, row)
+			rows = append(rows, benchService(t, rd, "gstcapture-jpeg", jpegCfg, size, n, warmup, window))
 
 			// 2. Baseline: the exact rendered launch strings, appsink -> fakesink,
 			// all cameras in one gst-launch-1.0 process like gstcapture.
@@ -158,7 +145,7 @@ func TestMacroBenchmark(t *testing.T) {
 				require.NoError(t, err)
 				// Element names must be unique within one gst-launch-1.0 process.
 				l := strings.TrimSpace(string(out))
-				for _, name := range []string{"src", "dec", "sink"} {
+				for _, name := range []string{"src", "dec", "enc", "sink"} {
 					l = strings.ReplaceAll(l, " name="+name+" ", fmt.Sprintf(" name=%s%d ", name, i))
 					l = strings.ReplaceAll(l, "name="+name+" ", fmt.Sprintf("name=%s%d ", name, i))
 				}
@@ -168,7 +155,7 @@ func TestMacroBenchmark(t *testing.T) {
 			// gstcapture's swsconvert element, as a plugin file (make build).
 			gl.Env = append(os.Environ(), "GST_PLUGIN_PATH="+filepath.Dir(binary(t, "gst-plugins/libgstswsconvert.so")))
 			require.NoError(t, gl.Start())
-			cpu, rss = measure(t, "gst-launch-1.0 "+strings.Join(launch, " "), gl.Process.Pid, warmup, window, nil)
+			cpu, rss := measure(t, "gst-launch-1.0 "+strings.Join(launch, " "), gl.Process.Pid, warmup, window, nil)
 			stopCmd(gl)
 			rows = append(rows, benchRow{Size: size, N: n, Tool: "gst-launch", CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss})
 
@@ -195,6 +182,58 @@ func TestMacroBenchmark(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(out), 0o755))
 		require.NoError(t, os.WriteFile(out, []byte(report), 0o644))
 	}
+}
+
+// benchService runs gstcapture with cfg (n cameras of size) and measures it
+// over window after warmup: CPU, RSS, frames, latency quantiles, and what
+// its entries weigh in Redis. The cameras' streams are deleted first, so
+// the Redis figures are this run's alone.
+func benchService(t *testing.T, rd *testenv.Redis, tool string, cfg svcConfig, size string, n int, warmup, window time.Duration) benchRow {
+	t.Helper()
+	rc := openFrames(t, rd)
+	ids := camIDs(cfg.Cameras)
+	for _, id := range ids {
+		require.NoError(t, rc.Del(rc.ctx(), streamKey(id)).Err())
+	}
+	camSecs := float64(n) * window.Seconds()
+	svc := startService(t, cfg)
+	var h0 healthReport
+	var m0 metrics
+	cpu, rss := measure(t, tool, svc.Pid(), warmup, window, func() {
+		h0 = svc.health(t)
+		m0 = svc.metrics(t)
+	})
+	h1 := svc.health(t)
+	m1 := svc.metrics(t)
+	sink0, sink1 := m0.histogram("rtsp_frame_publish_latency_seconds"), m1.histogram("rtsp_frame_publish_latency_seconds")
+	e2e0, e2e1 := m0.histogram("rtsp_frame_latency_seconds"), m1.histogram("rtsp_frame_latency_seconds")
+	row := benchRow{Size: size, N: n, Tool: tool, Expected: uint64(camSecs * 10), CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss,
+		P50Sink: 1000 * quantile(0.5, sink0, sink1), P99Sink: 1000 * quantile(0.99, sink0, sink1),
+		P50E2E: 1000 * quantile(0.5, e2e0, e2e1), P99: 1000 * quantile(0.99, e2e0, e2e1)}
+	for i, c := range h1.Cameras {
+		c0 := h0.Cameras[i]
+		row.In += c.Captured - c0.Captured
+		row.Published += c.Published - c0.Published
+		row.Dropped += c.DroppedTotal() - c0.DroppedTotal()
+	}
+	var entries, bytes, mem int64
+	for _, id := range ids {
+		msgs, err := rc.XRevRangeN(rc.ctx(), streamKey(id), "+", "-", 20).Result()
+		require.NoError(t, err)
+		for _, m := range msgs {
+			sz, _ := strconv.ParseInt(fmt.Sprint(m.Values["size_bytes"]), 10, 64)
+			entries, bytes = entries+1, bytes+sz
+		}
+		u, err := rc.MemoryUsage(rc.ctx(), streamKey(id), 0).Result()
+		require.NoError(t, err)
+		mem += u
+	}
+	if entries > 0 {
+		row.EntryBytes = float64(bytes) / float64(entries)
+	}
+	row.RedisMB = float64(mem) / 1e6
+	svc.Stop(10 * time.Second)
+	return row
 }
 
 // splitLaunch splits a launch string into argv words the way a shell would
@@ -246,8 +285,12 @@ func stopCmd(c *exec.Cmd) {
 
 func formatBench(rows []benchRow) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-9s %3s %-10s %9s %7s %7s %7s %7s %6s %8s %8s %8s %8s %8s %8s\n",
-		"size", "N", "tool", "cpu/cam-s", "cpu%", "rss MB", "in", "publ", "drop", "p50sink", "p99sink", "p50e2e", "p99e2e", "x base", "x ffmpeg")
+	tw := 10 // the tool column: as wide as the longest name
+	for _, r := range rows {
+		tw = max(tw, len(r.Tool))
+	}
+	fmt.Fprintf(&b, "\n%-9s %3s %-*s %9s %7s %7s %7s %7s %6s %8s %8s %8s %8s %8s %8s\n",
+		"size", "N", tw, "tool", "cpu/cam-s", "cpu%", "rss MB", "in", "publ", "drop", "p50sink", "p99sink", "p50e2e", "p99e2e", "x base", "x ffmpeg")
 	byKey := map[string]benchRow{}
 	for _, r := range rows {
 		byKey[fmt.Sprintf("%s/%d/%s", r.Size, r.N, r.Tool)] = r
@@ -255,7 +298,10 @@ func formatBench(rows []benchRow) string {
 	var notes []string
 	for _, r := range rows {
 		ratioBase, ratioFF := "", ""
-		if r.Tool == "gstcapture" {
+		// Every gstcapture row (gstcapture-jpeg too) against the same
+		// gst-launch baseline: the BGR pipeline without Go, on the same
+		// streams; for JPEG the ratio includes the encoder.
+		if strings.HasPrefix(r.Tool, "gstcapture") {
 			base := byKey[fmt.Sprintf("%s/%d/gst-launch", r.Size, r.N)]
 			ff := byKey[fmt.Sprintf("%s/%d/ffmpeg", r.Size, r.N)]
 			switch {
@@ -278,12 +324,12 @@ func formatBench(rows []benchRow) string {
 					ratioFF = fmt.Sprintf("%.2f", r.CPUPerCamSec/ff.CPUPerCamSec)
 				}
 			}
-			fmt.Fprintf(&b, "%-9s %3d %-10s %9.4f %7.1f %7.1f %7d %7d %6d %8.2f %8.2f %8.1f %8.1f %8s %8s\n",
-				r.Size, r.N, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RSS, r.In, r.Published, r.Dropped, r.P50Sink, r.P99Sink, r.P50E2E, r.P99, ratioBase, ratioFF)
+			fmt.Fprintf(&b, "%-9s %3d %-*s %9.4f %7.1f %7.1f %7d %7d %6d %8.2f %8.2f %8.1f %8.1f %8s %8s\n",
+				r.Size, r.N, tw, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RSS, r.In, r.Published, r.Dropped, r.P50Sink, r.P99Sink, r.P50E2E, r.P99, ratioBase, ratioFF)
 			continue
 		}
-		fmt.Fprintf(&b, "%-9s %3d %-10s %9.4f %7.1f %7.1f %7s %7s %6s %8s %8s %8s %8s\n",
-			r.Size, r.N, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RSS, "", "", "", "", "", "", "")
+		fmt.Fprintf(&b, "%-9s %3d %-*s %9.4f %7.1f %7.1f %7s %7s %6s %8s %8s %8s %8s\n",
+			r.Size, r.N, tw, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RSS, "", "", "", "", "", "", "")
 	}
 	// Scaling and ceiling, per size.
 	seen := map[string]bool{}
@@ -306,6 +352,15 @@ func formatBench(rows []benchRow) string {
 			}
 		}
 		fmt.Fprintf(&b, "%s ceiling: largest N with zero drops = %d\n", r.Size, ceiling)
+	}
+	// What JPEG saves: bytes an entry and Redis's memory, against BGR.
+	for _, r := range rows {
+		bgr, ok := byKey[fmt.Sprintf("%s/%d/gstcapture", r.Size, r.N)]
+		if r.Tool != "gstcapture-jpeg" || !ok || bgr.EntryBytes <= 0 || bgr.RedisMB <= 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "%s N=%d JPEG: %.1f KB an entry (BGR %.1f KB: x%.3f), Redis %.1f MB for the streams (BGR %.1f MB: x%.3f)\n",
+			r.Size, r.N, r.EntryBytes/1e3, bgr.EntryBytes/1e3, r.EntryBytes/bgr.EntryBytes, r.RedisMB, bgr.RedisMB, r.RedisMB/bgr.RedisMB)
 	}
 	for _, n := range notes {
 		fmt.Fprintln(&b, n)
@@ -413,10 +468,13 @@ func runtimeCores() int {
 }
 
 // The table withholds ratios where they would mislead: past the ceiling
-// (gstcapture dropping frames) and where the baseline did not decode.
+// (gstcapture dropping frames) and where the baseline did not decode. A
+// gstcapture-jpeg row has its ratios against the same baseline, a note of
+// what it saves against the BGR row, and the table stays aligned.
 func TestFormatBenchWithholdsMisleadingRatios(t *testing.T) {
 	rows := []benchRow{
-		{Size: "1920x1080", N: 8, Tool: "gstcapture", Expected: 2400, CPUPerCamSec: 0.1241, In: 2401, Published: 2401},
+		{Size: "1920x1080", N: 8, Tool: "gstcapture", Expected: 2400, CPUPerCamSec: 0.1241, In: 2401, Published: 2401, EntryBytes: 6220800, RedisMB: 5033},
+		{Size: "1920x1080", N: 8, Tool: "gstcapture-jpeg", Expected: 2400, CPUPerCamSec: 0.1500, In: 2400, Published: 2400, EntryBytes: 150000, RedisMB: 130},
 		{Size: "1920x1080", N: 8, Tool: "gst-launch", CPUPerCamSec: 0.0987},
 		{Size: "1920x1080", N: 8, Tool: "ffmpeg", CPUPerCamSec: 0.0970},
 		{Size: "1920x1080", N: 16, Tool: "gstcapture", Expected: 4800, CPUPerCamSec: 0.1007, In: 4246, Published: 974, Dropped: 3102},
@@ -428,17 +486,23 @@ func TestFormatBenchWithholdsMisleadingRatios(t *testing.T) {
 	}
 	out := formatBench(rows)
 	lines := strings.Split(out, "\n")
-	row := func(size string, n int) string {
+	rowOf := func(size string, n int, tool string) string {
 		for _, l := range lines {
 			f := strings.Fields(l)
-			if len(f) > 2 && f[0] == size && f[1] == strconv.Itoa(n) && f[2] == "gstcapture" {
+			if len(f) > 2 && f[0] == size && f[1] == strconv.Itoa(n) && f[2] == tool {
 				return l
 			}
 		}
-		t.Fatalf("no gstcapture row for %s N=%d in:\n%s", size, n, out)
+		t.Fatalf("no %s row for %s N=%d in:\n%s", tool, size, n, out)
 		return ""
 	}
+	row := func(size string, n int) string { return rowOf(size, n, "gstcapture") }
 	assert.True(t, strings.HasSuffix(row("1920x1080", 8), "1.26     1.28"), row("1920x1080", 8))
+	jpegRow := rowOf("1920x1080", 8, "gstcapture-jpeg")
+	assert.True(t, strings.HasSuffix(jpegRow, "1.52     1.55"), "against the same gst-launch and ffmpeg: %s", jpegRow)
+	assert.Len(t, jpegRow, len(lines[1]), "as wide as the header:\n%s\n%s", lines[1], jpegRow)
+	assert.Len(t, row("1920x1080", 8), len(lines[1]))
+	assert.Contains(t, out, "1920x1080 N=8 JPEG: 150.0 KB an entry (BGR 6220.8 KB: x0.024), Redis 130.0 MB for the streams (BGR 5033.0 MB: x0.026)")
 	assert.True(t, strings.HasSuffix(row("1920x1080", 16), "sat.     sat."), row("1920x1080", 16))
 	assert.True(t, strings.HasSuffix(row("1280x720", 4), "invalid  invalid"), row("1280x720", 4))
 	assert.Contains(t, out, "1280x720 N=4: gst-launch used 0.0056 CPU-s per camera-second")

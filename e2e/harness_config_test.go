@@ -62,6 +62,9 @@ type camCfg struct {
 	MaxWidth  int    `yaml:"max_width,omitempty"`
 	MaxHeight int    `yaml:"max_height,omitempty"`
 	FPS       int    `yaml:"fps,omitempty"` // over defaults.fps
+	Format    string `yaml:"format,omitempty"`
+	Width     int    `yaml:"width,omitempty"`
+	Height    int    `yaml:"height,omitempty"`
 }
 
 // simCams is cameras cam1..camN of one camsim, with codec h264.
