@@ -187,4 +187,3 @@ func entryWithSeq(t *testing.T, rc *redisFrames, cam string, seq uint64) *redis.
 	}
 	return nil
 }
-
