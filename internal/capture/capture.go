@@ -386,8 +386,9 @@ func (c *camera) onFrame(f *frame.Frame) {
 		span.Flag(f.Flags)
 	}
 	c.snap.offer(f)
-	if sz, changed := c.fit.size.Observe(f); changed || c.fit.current() != c.fit.share {
-		c.fit.share = c.fit.current()
+	sz, changed := c.fit.size.Observe(f)
+	if share := c.fit.current(); changed || share != c.fit.share {
+		c.fit.share = share
 		c.fitRing(sz, f.Format.Compressed())
 	}
 	// The publisher owns f from here and may already have released it, and
