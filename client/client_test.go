@@ -29,6 +29,7 @@ func TestFieldsMatchThePublisher(t *testing.T) {
 		{FieldFormat, publish.FieldFormat}, {FieldStride, publish.FieldStride}, {FieldSizeBytes, publish.FieldSizeBytes},
 		{FieldData, publish.FieldData}, {FieldTraceParent, publish.FieldTraceParent}, {FieldTraceState, publish.FieldTraceState},
 		{FieldFlags, publish.FieldFlags}, {FieldOwner, publish.FieldOwner}, {FieldEpoch, publish.FieldEpoch},
+		{FieldShmSegment, publish.FieldShmSegment}, {FieldShmSlot, publish.FieldShmSlot}, {FieldShmGen, publish.FieldShmGen},
 	}
 	for _, p := range pairs {
 		assert.Equal(t, p[1], p[0])

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"time"
 	"unsafe"
+
+	"gstcapture/internal/shm"
 )
 
 // Schema v1's fields (internal/publish's Field* names; TestFieldsMatchThePublisher).
@@ -38,6 +40,10 @@ const (
 	FieldFlags       = "flags"
 	FieldOwner       = "owner"
 	FieldEpoch       = "epoch"
+	// delivery shm: instead of data, where the pixels are.
+	FieldShmSegment = "shm_segment"
+	FieldShmSlot    = "shm_slot"
+	FieldShmGen     = "shm_gen"
 )
 
 // KnownMajor is the schema's major version this package reads; version 1
@@ -59,26 +65,34 @@ func (e *EntryError) Unwrap() error { return e.Err }
 
 // Frame is one entry of a camera's stream.
 type Frame struct {
-	Stream, ID  string // the stream key and the entry id
-	Version     string
-	FrameID     string // "<camera_id>-<instance>-<seq>"
-	CameraID    string
-	Instance    string // the capture process run, from FrameID
-	Seq         uint64
-	TS          time.Time // capture time
-	TSSource    string
-	PTS         int64 // ns, -1 unknown
-	Width       int
-	Height      int
-	Format      string // BGR, RGB, GRAY8, I420, NV12, JPEG
-	Stride      int    // 0 for JPEG
-	SizeBytes   int
-	Data        []byte // the pixels (JPEG: the JPEG file), read-only: they share Redis's reply
+	Stream, ID string // the stream key and the entry id
+	Version    string
+	FrameID    string // "<camera_id>-<instance>-<seq>"
+	CameraID   string
+	Instance   string // the capture process run, from FrameID
+	Seq        uint64
+	TS         time.Time // capture time
+	TSSource   string
+	PTS        int64 // ns, -1 unknown
+	Width      int
+	Height     int
+	Format     string // BGR, RGB, GRAY8, I420, NV12, JPEG
+	Stride     int    // 0 for JPEG
+	SizeBytes  int
+	// Data is the pixels (JPEG: the JPEG file), read-only: they share
+	// Redis's reply, or, for a shared-memory entry read by a Reader, the
+	// mapped slot (see Check).
+	Data        []byte
 	TraceParent string
 	TraceState  string
 	Flags       []string // validation rules the frame failed with action pass
 	Owner       string   // the fleet replica that wrote it ("" outside a fleet)
 	Epoch       int64    // its lease epoch; -1 outside a fleet
+	// Shm is where the pixels are when the camera has delivery shm: the
+	// entry has no data, and a Reader fills Data from the segment; nil
+	// for an entry with data.
+	Shm *shm.Loc
+	seg *shm.Segment // the mapping Data views, for Check
 
 	// Set by the Reader: LostBefore is how many seq values were skipped
 	// since the previous frame of this camera it returned (0 for the first,
@@ -146,12 +160,21 @@ func Parse(stream, id string, values map[string]any) (*Frame, error) {
 		}
 		in.set(n)
 	}
-	data, ok := text(FieldData)
-	if !ok {
-		return bad("field %q is missing", FieldData)
+	if seg, ok := text(FieldShmSegment); ok {
+		slot, err1 := strconv.Atoi(func() string { s, _ := text(FieldShmSlot); return s }())
+		gen, err2 := strconv.ParseUint(func() string { s, _ := text(FieldShmGen); return s }(), 10, 64)
+		if seg == "" || err1 != nil || err2 != nil || slot < 0 {
+			return bad("fields %q, %q and %q do not name a slot", FieldShmSegment, FieldShmSlot, FieldShmGen)
+		}
+		f.Shm = &shm.Loc{Segment: seg, Slot: slot, Gen: gen}
+	} else {
+		data, ok := text(FieldData)
+		if !ok {
+			return bad("field %q is missing", FieldData)
+		}
+		// The string go-redis read, as bytes without a copy: read-only.
+		f.Data = unsafe.Slice(unsafe.StringData(data), len(data))
 	}
-	// The string go-redis read, as bytes without a copy: read-only.
-	f.Data = unsafe.Slice(unsafe.StringData(data), len(data))
 	f.TSSource, _ = text(FieldTSSource)
 	f.TraceParent, _ = text(FieldTraceParent)
 	f.TraceState, _ = text(FieldTraceState)
@@ -270,7 +293,8 @@ func (f *Frame) Image() (image.Image, error) {
 }
 
 // JPEG returns a JPEG frame's bytes, the JPEG file as it is (a slice of
-// Data, read-only), for a consumer that decodes it itself or passes it on.
+// Data, read-only), for a consumer that decodes it itself or passes it on
+// (a shared-memory frame's: Check after using them).
 func (f *Frame) JPEG() ([]byte, error) {
 	if f.Format != FormatJPEG {
 		return nil, &EntryError{Stream: f.Stream, ID: f.ID, Err: fmt.Errorf("format %s, not JPEG: use Planes or Image", f.Format)}
@@ -281,12 +305,17 @@ func (f *Frame) JPEG() ([]byte, error) {
 	return f.Data, nil
 }
 
+// decodeJPEG decodes a JPEG frame into new memory; a shared-memory slot
+// lapped while it was read is an error (Check).
 func (f *Frame) decodeJPEG() (image.Image, error) {
 	b, err := f.JPEG()
 	if err != nil {
 		return nil, err
 	}
 	img, err := jpeg.Decode(bytes.NewReader(b))
+	if cerr := f.Check(); cerr != nil {
+		return nil, cerr
+	}
 	if err != nil {
 		return nil, f.layoutErr("decode: %v", err)
 	}
@@ -294,6 +323,21 @@ func (f *Frame) decodeJPEG() (image.Image, error) {
 		return nil, f.layoutErr("the JPEG is %dx%d", got.Dx(), got.Dy())
 	}
 	return img, nil
+}
+
+// Check reports whether Data still holds this frame: for a shared-memory
+// frame read without Options.ShmCopy, the writer may lap its slot at any
+// time (shm_slots frames later), so check after using Data and discard
+// what was computed when it returns an error (shm.ErrLapped). Other frames
+// always pass.
+func (f *Frame) Check() error {
+	if f.seg == nil || f.Shm == nil {
+		return nil
+	}
+	if err := f.seg.Check(*f.Shm); err != nil {
+		return &EntryError{Stream: f.Stream, ID: f.ID, Err: err}
+	}
+	return nil
 }
 
 // Ack acknowledges the frame in its consumer group (a Reader in group

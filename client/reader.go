@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"gstcapture/internal/shm"
 )
 
 // Options configure a Reader.
@@ -33,7 +36,20 @@ type Options struct {
 	// Retry is the longest pause between attempts while Redis fails
 	// (default 5s); Next retries until its context ends.
 	Retry time.Duration
+	// ShmDir is where this host sees gstcapture's shm.dir (default
+	// /dev/shm): entries of cameras with delivery shm name a segment file
+	// there, which the Reader maps.
+	ShmDir string
+	// ShmCopy copies a shared-memory frame's pixels out of its slot and
+	// checks the slot's generation after the copy, so Data stays the
+	// frame's for good. Without it Data views the slot (no copy) and the
+	// caller checks with Frame.Check after using it.
+	ShmCopy bool
 }
+
+// shmSegments is how many segment mappings a Reader keeps: a camera's
+// current one and those of recent caps changes or rebuilds.
+const shmSegments = 4
 
 // Reader reads one camera's frames. It is not safe for concurrent use.
 type Reader struct {
@@ -53,6 +69,11 @@ type Reader struct {
 	// StaleDrops counts entries dropped for a fleet epoch lower than one
 	// already seen.
 	StaleDrops uint64
+	// Lapped counts shared-memory entries dropped because the writer had
+	// lapped their slot (or removed their segment) before they were read.
+	Lapped uint64
+
+	segs []*shm.Segment // mapped segments, newest last
 }
 
 // NewReader returns a Reader of o.Stream through c.
@@ -74,6 +95,9 @@ func NewReader(c redis.UniversalClient, o Options) (*Reader, error) {
 	}
 	if o.Retry <= 0 {
 		o.Retry = 5 * time.Second
+	}
+	if o.ShmDir == "" {
+		o.ShmDir = "/dev/shm"
 	}
 	r := &Reader{c: c, o: o, epoch: -1}
 	if o.Group != "" {
@@ -114,6 +138,16 @@ func (r *Reader) Next(ctx context.Context) (*Frame, error) {
 			if r.o.Group != "" {
 				f.ack = func(id string) error { return r.c.XAck(ctx, r.o.Stream, r.o.Group, id).Err() }
 			}
+			if f.Shm != nil {
+				if err := r.pixels(f); err != nil {
+					r.ackID(ctx, m.ID)
+					if errors.Is(err, shm.ErrLapped) || errors.Is(err, os.ErrNotExist) {
+						r.Lapped++
+						continue
+					}
+					return nil, &EntryError{Stream: r.o.Stream, ID: m.ID, Err: err}
+				}
+			}
 			f.Redelivered = redelivered
 			if !redelivered && f.Epoch >= 0 {
 				if f.Epoch < r.epoch {
@@ -127,6 +161,55 @@ func (r *Reader) Next(ctx context.Context) (*Frame, error) {
 			return f, nil
 		}
 	}
+}
+
+// pixels fills a shared-memory frame's Data from its slot: a view, or a
+// copy checked after the copy with ShmCopy. shm.ErrLapped: the slot holds
+// another frame now; os.ErrNotExist: the segment is gone (its camera
+// stopped or changed caps), and with it the frame.
+func (r *Reader) pixels(f *Frame) error {
+	seg, err := r.segment(f.Shm.Segment)
+	if err != nil {
+		return err
+	}
+	if r.o.ShmCopy {
+		f.Data, err = seg.Copy(nil, *f.Shm, f.SizeBytes)
+	} else {
+		f.Data, err = seg.View(*f.Shm, f.SizeBytes)
+		f.seg = seg
+	}
+	return err
+}
+
+// segment returns the mapping of segment file name, mapping it when new;
+// the oldest of more than shmSegments is unmapped (a view of it must not
+// outlive shmSegments caps changes).
+func (r *Reader) segment(name string) (*shm.Segment, error) {
+	for _, s := range r.segs {
+		if s.Name == name {
+			return s, nil
+		}
+	}
+	s, err := shm.Open(r.o.ShmDir, name)
+	if err != nil {
+		return nil, err
+	}
+	r.segs = append(r.segs, s)
+	if len(r.segs) > shmSegments {
+		_ = r.segs[0].Close()
+		r.segs = r.segs[1:]
+	}
+	return s, nil
+}
+
+// Close unmaps the shared-memory segments the Reader mapped: Data of the
+// frames it returned without ShmCopy is invalid after it.
+func (r *Reader) Close() error {
+	for _, s := range r.segs {
+		_ = s.Close()
+	}
+	r.segs = nil
+	return nil
 }
 
 // gap sets f.LostBefore from the seq of the previous frame of the same

@@ -66,6 +66,7 @@ type benchRow struct {
 	Expected                      uint64  // frames the cameras should deliver at 10 fps in the window
 	CPUPerCamSec                  float64 // CPU seconds per camera-second
 	CPUPct                        float64 // % of one core
+	RedisCPUPct                   float64 // redis-server's, % of one core, over the same window
 	RSS                           float64
 	In, Published, Dropped        uint64
 	P50Sink, P99Sink, P50E2E, P99 float64 // ms
@@ -94,19 +95,36 @@ func benchConfig(redisURL string, sim *camsim, n int) svcConfig {
 }
 
 // measure samples what's CPU over window after warmup, and its RSS (MB)
-// at the end; it fails when the process exited meanwhile (its /proc
-// entry gone, or a zombie's without VmRSS).
-func measure(t testing.TB, what string, pid int, warmup, window time.Duration, during func()) (cpu, rss float64) {
+// at the end, and redis-server's CPU (redisPid) over the same window; it
+// fails when a process exited meanwhile (its /proc entry gone, or a
+// zombie's without VmRSS).
+func measure(t testing.TB, what string, pid, redisPid int, warmup, window time.Duration, during func()) (cpu, rss, redisCPU float64) {
 	time.Sleep(warmup)
 	p0, err := testenv.ReadProc(pid)
 	require.NoError(t, err, "%s exited before the measurement", what)
+	r0, err := testenv.ReadProc(redisPid)
+	require.NoError(t, err, "redis-server")
 	if during != nil {
 		during()
 	}
 	time.Sleep(window)
 	p1, err := testenv.ReadProc(pid)
 	require.NoError(t, err, "%s exited early", what)
-	return cpuSeconds(p1) - cpuSeconds(p0), p1.RSSMB()
+	r1, err := testenv.ReadProc(redisPid)
+	require.NoError(t, err, "redis-server")
+	return cpuSeconds(p1) - cpuSeconds(p0), p1.RSSMB(), cpuSeconds(r1) - cpuSeconds(r0)
+}
+
+// The gstcapture rows: the tool's name and the environment of its run
+// (delivery shm into a directory on /dev/shm for gstcapture-shm; every
+// camera at format JPEG for gstcapture-jpeg).
+var benchTools = []struct {
+	tool string
+	env  func(t *testing.T) []string
+}{
+	{"gstcapture", func(*testing.T) []string { return nil }},
+	{"gstcapture-shm", func(t *testing.T) []string { return shmEnv(shmDir(t), "", 8) }},
+	{"gstcapture-jpeg", func(*testing.T) []string { return []string{"GSTCAPTURE_DEFAULTS__FORMAT=JPEG"} }},
 }
 
 func TestMacroBenchmark(t *testing.T) {
@@ -122,19 +140,42 @@ func TestMacroBenchmark(t *testing.T) {
 	window, warmup := time.Duration(secs)*time.Second, 6*time.Second
 
 	rd := testenv.StartRedis(t)
+	redisPid := openFrames(t, rd).pid()
 	var rows []benchRow
 	for _, size := range sizes {
 		for _, n := range ns {
 			cs := startCamsim(t, camsimOpts{Cameras: n, Codec: "h264", Size: size, FPS: 25})
 			camSecs := float64(n) * window.Seconds()
 
-			// 1. gstcapture publishing to Redis, raw BGR and JPEG.
-			rows = append(rows, benchService(t, rd, "gstcapture", benchConfig(rd.URL, cs, n), size, n, warmup, window))
-			jpegCfg := benchConfig(rd.URL, cs, n)
-			for i := range jpegCfg.Cameras {
-				jpegCfg.Cameras[i].Format = "JPEG"
+			// 1. gstcapture publishing to Redis, with each delivery.
+			for _, bt := range benchTools {
+				// Each row's streams from empty: its Redis figures are its own.
+				streamWeight(t, rd, n, true)
+				svc := startService(t, benchConfig(rd.URL, cs, n), bt.env(t)...)
+				var h0, h1 healthReport
+				var m0 metrics
+				cpu, rss, rcpu := measure(t, bt.tool, svc.Pid(), redisPid, warmup, window, func() {
+					h0 = svc.health(t)
+					m0 = svc.metrics(t)
+				})
+				h1 = svc.health(t)
+				m1 := svc.metrics(t)
+				sink0, sink1 := m0.histogram("rtsp_frame_publish_latency_seconds"), m1.histogram("rtsp_frame_publish_latency_seconds")
+				e2e0, e2e1 := m0.histogram("rtsp_frame_latency_seconds"), m1.histogram("rtsp_frame_latency_seconds")
+				row := benchRow{Size: size, N: n, Tool: bt.tool, Expected: uint64(camSecs * 10), CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(),
+					RedisCPUPct: 100 * rcpu / window.Seconds(), RSS: rss,
+					P50Sink: 1000 * quantile(0.5, sink0, sink1), P99Sink: 1000 * quantile(0.99, sink0, sink1),
+					P50E2E: 1000 * quantile(0.5, e2e0, e2e1), P99: 1000 * quantile(0.99, e2e0, e2e1)}
+				for i, c := range h1.Cameras {
+					c0 := h0.Cameras[i]
+					row.In += c.Captured - c0.Captured
+					row.Published += c.Published - c0.Published
+					row.Dropped += c.DroppedTotal() - c0.DroppedTotal()
+				}
+				row.EntryBytes, row.RedisMB = streamWeight(t, rd, n, false)
+				svc.Stop(10 * time.Second)
+				rows = append(rows, row)
 			}
-			rows = append(rows, benchService(t, rd, "gstcapture-jpeg", jpegCfg, size, n, warmup, window))
 
 			// 2. Baseline: the exact rendered launch strings, appsink -> fakesink,
 			// all cameras in one gst-launch-1.0 process like gstcapture.
@@ -155,9 +196,9 @@ func TestMacroBenchmark(t *testing.T) {
 			// gstcapture's swsconvert element, as a plugin file (make build).
 			gl.Env = append(os.Environ(), "GST_PLUGIN_PATH="+filepath.Dir(binary(t, "gst-plugins/libgstswsconvert.so")))
 			require.NoError(t, gl.Start())
-			cpu, rss := measure(t, "gst-launch-1.0 "+strings.Join(launch, " "), gl.Process.Pid, warmup, window, nil)
+			cpu, rss, rcpu := measure(t, "gst-launch-1.0 "+strings.Join(launch, " "), gl.Process.Pid, redisPid, warmup, window, nil)
 			stopCmd(gl)
-			rows = append(rows, benchRow{Size: size, N: n, Tool: "gst-launch", CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss})
+			rows = append(rows, benchRow{Size: size, N: n, Tool: "gst-launch", CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RedisCPUPct: 100 * rcpu / window.Seconds(), RSS: rss})
 
 			// 3. ffmpeg on the same streams, one process, default threads.
 			args := []string{"-hide_banner", "-loglevel", "error"}
@@ -169,9 +210,9 @@ func TestMacroBenchmark(t *testing.T) {
 			}
 			ff := exec.Command("ffmpeg", args...)
 			require.NoError(t, ff.Start())
-			cpu, rss = measure(t, "ffmpeg", ff.Process.Pid, warmup, window, nil)
+			cpu, rss, rcpu = measure(t, "ffmpeg", ff.Process.Pid, redisPid, warmup, window, nil)
 			stopCmd(ff)
-			rows = append(rows, benchRow{Size: size, N: n, Tool: "ffmpeg", CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss})
+			rows = append(rows, benchRow{Size: size, N: n, Tool: "ffmpeg", CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RedisCPUPct: 100 * rcpu / window.Seconds(), RSS: rss})
 
 			cs.Stop(5 * time.Second)
 		}
@@ -184,56 +225,33 @@ func TestMacroBenchmark(t *testing.T) {
 	}
 }
 
-// benchService runs gstcapture with cfg (n cameras of size) and measures it
-// over window after warmup: CPU, RSS, frames, latency quantiles, and what
-// its entries weigh in Redis. The cameras' streams are deleted first, so
-// the Redis figures are this run's alone.
-func benchService(t *testing.T, rd *testenv.Redis, tool string, cfg svcConfig, size string, n int, warmup, window time.Duration) benchRow {
+// streamWeight returns the mean size_bytes of the newest 20 entries of
+// cameras cam1..camN and Redis's MEMORY USAGE of their streams, in MB;
+// with del it deletes the streams instead.
+func streamWeight(t *testing.T, rd *testenv.Redis, n int, del bool) (entryBytes, redisMB float64) {
 	t.Helper()
 	rc := openFrames(t, rd)
-	ids := camIDs(cfg.Cameras)
-	for _, id := range ids {
-		require.NoError(t, rc.Del(rc.ctx(), streamKey(id)).Err())
-	}
-	camSecs := float64(n) * window.Seconds()
-	svc := startService(t, cfg)
-	var h0 healthReport
-	var m0 metrics
-	cpu, rss := measure(t, tool, svc.Pid(), warmup, window, func() {
-		h0 = svc.health(t)
-		m0 = svc.metrics(t)
-	})
-	h1 := svc.health(t)
-	m1 := svc.metrics(t)
-	sink0, sink1 := m0.histogram("rtsp_frame_publish_latency_seconds"), m1.histogram("rtsp_frame_publish_latency_seconds")
-	e2e0, e2e1 := m0.histogram("rtsp_frame_latency_seconds"), m1.histogram("rtsp_frame_latency_seconds")
-	row := benchRow{Size: size, N: n, Tool: tool, Expected: uint64(camSecs * 10), CPUPerCamSec: cpu / camSecs, CPUPct: 100 * cpu / window.Seconds(), RSS: rss,
-		P50Sink: 1000 * quantile(0.5, sink0, sink1), P99Sink: 1000 * quantile(0.99, sink0, sink1),
-		P50E2E: 1000 * quantile(0.5, e2e0, e2e1), P99: 1000 * quantile(0.99, e2e0, e2e1)}
-	for i, c := range h1.Cameras {
-		c0 := h0.Cameras[i]
-		row.In += c.Captured - c0.Captured
-		row.Published += c.Published - c0.Published
-		row.Dropped += c.DroppedTotal() - c0.DroppedTotal()
-	}
 	var entries, bytes, mem int64
-	for _, id := range ids {
-		msgs, err := rc.XRevRangeN(rc.ctx(), streamKey(id), "+", "-", 20).Result()
+	for i := 1; i <= n; i++ {
+		key := streamKey(fmt.Sprintf("cam%d", i))
+		if del {
+			require.NoError(t, rc.Del(rc.ctx(), key).Err())
+			continue
+		}
+		msgs, err := rc.XRevRangeN(rc.ctx(), key, "+", "-", 20).Result()
 		require.NoError(t, err)
 		for _, m := range msgs {
 			sz, _ := strconv.ParseInt(fmt.Sprint(m.Values["size_bytes"]), 10, 64)
 			entries, bytes = entries+1, bytes+sz
 		}
-		u, err := rc.MemoryUsage(rc.ctx(), streamKey(id), 0).Result()
+		u, err := rc.MemoryUsage(rc.ctx(), key, 0).Result()
 		require.NoError(t, err)
 		mem += u
 	}
 	if entries > 0 {
-		row.EntryBytes = float64(bytes) / float64(entries)
+		entryBytes = float64(bytes) / float64(entries)
 	}
-	row.RedisMB = float64(mem) / 1e6
-	svc.Stop(10 * time.Second)
-	return row
+	return entryBytes, float64(mem) / 1e6
 }
 
 // splitLaunch splits a launch string into argv words the way a shell would
@@ -285,22 +303,19 @@ func stopCmd(c *exec.Cmd) {
 
 func formatBench(rows []benchRow) string {
 	var b strings.Builder
-	tw := 10 // the tool column: as wide as the longest name
+	tw := 14 // the tool column: as wide as the longest name
 	for _, r := range rows {
 		tw = max(tw, len(r.Tool))
 	}
-	fmt.Fprintf(&b, "\n%-9s %3s %-*s %9s %7s %7s %7s %7s %6s %8s %8s %8s %8s %8s %8s\n",
-		"size", "N", tw, "tool", "cpu/cam-s", "cpu%", "rss MB", "in", "publ", "drop", "p50sink", "p99sink", "p50e2e", "p99e2e", "x base", "x ffmpeg")
+	fmt.Fprintf(&b, "\n%-9s %3s %-*s %9s %7s %7s %7s %7s %7s %6s %8s %8s %8s %8s %8s %8s %8s\n",
+		"size", "N", tw, "tool", "cpu/cam-s", "cpu%", "redis%", "rss MB", "in", "publ", "drop", "p50sink", "p99sink", "p50e2e", "p99e2e", "x base", "x ffmpeg", "x base+r")
 	byKey := map[string]benchRow{}
 	for _, r := range rows {
 		byKey[fmt.Sprintf("%s/%d/%s", r.Size, r.N, r.Tool)] = r
 	}
 	var notes []string
 	for _, r := range rows {
-		ratioBase, ratioFF := "", ""
-		// Every gstcapture row (gstcapture-jpeg too) against the same
-		// gst-launch baseline: the BGR pipeline without Go, on the same
-		// streams; for JPEG the ratio includes the encoder.
+		ratioBase, ratioFF, ratioRedis := "", "", ""
 		if strings.HasPrefix(r.Tool, "gstcapture") {
 			base := byKey[fmt.Sprintf("%s/%d/gst-launch", r.Size, r.N)]
 			ff := byKey[fmt.Sprintf("%s/%d/ffmpeg", r.Size, r.N)]
@@ -308,28 +323,32 @@ func formatBench(rows []benchRow) string {
 			case base.CPUPerCamSec > 0 && ff.CPUPerCamSec > 0 && base.CPUPerCamSec < ff.CPUPerCamSec/2:
 				// Both decode the same streams with libavcodec: a baseline
 				// at under half of ffmpeg's CPU did not decode them all.
-				ratioBase, ratioFF = "invalid", "invalid"
+				ratioBase, ratioFF, ratioRedis = "invalid", "invalid", "invalid"
 				notes = append(notes, fmt.Sprintf("%s N=%d: gst-launch used %.4f CPU-s per camera-second, under half of ffmpeg's %.4f on the same streams: it did not decode every stream, so this row has no ratios",
 					r.Size, r.N, base.CPUPerCamSec, ff.CPUPerCamSec))
 			case r.Dropped > 0:
 				// Past the ceiling: gstcapture drops frames and the other
 				// tools fall behind too, so CPU per camera-second no longer
 				// compares like with like.
-				ratioBase, ratioFF = "sat.", "sat."
+				ratioBase, ratioFF, ratioRedis = "sat.", "sat.", "sat."
 			default:
 				if base.CPUPerCamSec > 0 {
 					ratioBase = fmt.Sprintf("%.2f", r.CPUPerCamSec/base.CPUPerCamSec)
+					// Redis's CPU is part of what delivery costs: both
+					// sides with the redis-server of their window.
+					redis := func(x benchRow) float64 { return x.CPUPerCamSec + x.RedisCPUPct/100/float64(x.N) }
+					ratioRedis = fmt.Sprintf("%.2f", redis(r)/redis(base))
 				}
 				if ff.CPUPerCamSec > 0 {
 					ratioFF = fmt.Sprintf("%.2f", r.CPUPerCamSec/ff.CPUPerCamSec)
 				}
 			}
-			fmt.Fprintf(&b, "%-9s %3d %-*s %9.4f %7.1f %7.1f %7d %7d %6d %8.2f %8.2f %8.1f %8.1f %8s %8s\n",
-				r.Size, r.N, tw, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RSS, r.In, r.Published, r.Dropped, r.P50Sink, r.P99Sink, r.P50E2E, r.P99, ratioBase, ratioFF)
+			fmt.Fprintf(&b, "%-9s %3d %-*s %9.4f %7.1f %7.1f %7.1f %7d %7d %6d %8.2f %8.2f %8.1f %8.1f %8s %8s %8s\n",
+				r.Size, r.N, tw, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RedisCPUPct, r.RSS, r.In, r.Published, r.Dropped, r.P50Sink, r.P99Sink, r.P50E2E, r.P99, ratioBase, ratioFF, ratioRedis)
 			continue
 		}
-		fmt.Fprintf(&b, "%-9s %3d %-*s %9.4f %7.1f %7.1f %7s %7s %6s %8s %8s %8s %8s\n",
-			r.Size, r.N, tw, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RSS, "", "", "", "", "", "", "")
+		fmt.Fprintf(&b, "%-9s %3d %-*s %9.4f %7.1f %7.1f %7.1f %7s %7s %6s %8s %8s %8s %8s\n",
+			r.Size, r.N, tw, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RedisCPUPct, r.RSS, "", "", "", "", "", "", "")
 	}
 	// Scaling and ceiling, per size.
 	seen := map[string]bool{}
@@ -497,14 +516,14 @@ func TestFormatBenchWithholdsMisleadingRatios(t *testing.T) {
 		return ""
 	}
 	row := func(size string, n int) string { return rowOf(size, n, "gstcapture") }
-	assert.True(t, strings.HasSuffix(row("1920x1080", 8), "1.26     1.28"), row("1920x1080", 8))
+	assert.True(t, strings.HasSuffix(row("1920x1080", 8), "1.26     1.28     1.26"), row("1920x1080", 8))
 	jpegRow := rowOf("1920x1080", 8, "gstcapture-jpeg")
-	assert.True(t, strings.HasSuffix(jpegRow, "1.52     1.55"), "against the same gst-launch and ffmpeg: %s", jpegRow)
+	assert.True(t, strings.HasSuffix(jpegRow, "1.52     1.55     1.52"), "against the same gst-launch and ffmpeg: %s", jpegRow)
 	assert.Len(t, jpegRow, len(lines[1]), "as wide as the header:\n%s\n%s", lines[1], jpegRow)
 	assert.Len(t, row("1920x1080", 8), len(lines[1]))
 	assert.Contains(t, out, "1920x1080 N=8 JPEG: 150.0 KB an entry (BGR 6220.8 KB: x0.024), Redis 130.0 MB for the streams (BGR 5033.0 MB: x0.026)")
-	assert.True(t, strings.HasSuffix(row("1920x1080", 16), "sat.     sat."), row("1920x1080", 16))
-	assert.True(t, strings.HasSuffix(row("1280x720", 4), "invalid  invalid"), row("1280x720", 4))
+	assert.True(t, strings.HasSuffix(row("1920x1080", 16), "sat.     sat.     sat."), row("1920x1080", 16))
+	assert.True(t, strings.HasSuffix(row("1280x720", 4), "invalid  invalid  invalid"), row("1280x720", 4))
 	assert.Contains(t, out, "1280x720 N=4: gst-launch used 0.0056 CPU-s per camera-second")
 	assert.Contains(t, out, "1920x1080 ceiling: largest N with zero drops = 8")
 }

@@ -49,7 +49,7 @@ func TestCaptureTwoCodecs(t *testing.T) {
 	require.NoError(t, err)
 	seen := map[string]bool{}
 	for _, m := range msgs {
-		id := m.Values["frame_id"].(string)
+		id := parseEntry(t, "h264cam", m).FrameID
 		assert.False(t, seen[id], "duplicate frame_id %s", id)
 		seen[id] = true
 	}

@@ -61,7 +61,8 @@ type camCfg struct {
 	TLSCAFile string `yaml:"tls_ca_file,omitempty"`
 	MaxWidth  int    `yaml:"max_width,omitempty"`
 	MaxHeight int    `yaml:"max_height,omitempty"`
-	FPS       int    `yaml:"fps,omitempty"` // over defaults.fps
+	FPS       int    `yaml:"fps,omitempty"`      // over defaults.fps
+	Delivery  string `yaml:"delivery,omitempty"` // redis (default) or shm; shm.dir from the environment (shmEnv)
 	Format    string `yaml:"format,omitempty"`
 	Width     int    `yaml:"width,omitempty"`
 	Height    int    `yaml:"height,omitempty"`

@@ -230,14 +230,12 @@ func entryTime(t testing.TB, id string) time.Time {
 	return time.UnixMilli(v)
 }
 
-// entrySeqs returns the seq field of each entry.
-func entrySeqs(t testing.TB, msgs []redis.XMessage) []uint64 {
+// entrySeqs returns the seq of each entry of cam's stream.
+func entrySeqs(t testing.TB, cam string, msgs []redis.XMessage) []uint64 {
 	t.Helper()
 	out := make([]uint64, len(msgs))
 	for i, m := range msgs {
-		v, err := strconv.ParseUint(fmt.Sprint(m.Values["seq"]), 10, 64)
-		require.NoError(t, err, "seq of entry %s", m.ID)
-		out[i] = v
+		out[i] = parseEntry(t, cam, m).Seq
 	}
 	return out
 }

@@ -1,12 +1,12 @@
 package e2e
 
 // The service's output as Redis holds it: one stream per camera
-// (frames:<camera id>), read through redisFrames, and what each entry must
-// hold (checkEntry).
+// (frames:<camera id>), read through redisFrames, typed by the Go client
+// (parseEntry), and what each entry must hold (checkEntry).
 
 import (
 	"context"
-	"fmt"
+	"image"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gstcapture/client"
 	"gstcapture/internal/frame"
 	"gstcapture/internal/testenv"
 )
@@ -154,15 +155,15 @@ func (r *redisFrames) WaitEntry(cam string, after time.Time, within time.Duratio
 }
 
 // Latest returns cam's newest entry, failing when there is none.
-func (r *redisFrames) Latest(cam string) map[string]any {
+func (r *redisFrames) Latest(cam string) redis.XMessage {
 	r.t.Helper()
 	msgs, err := r.XRevRangeN(r.ctx(), streamKey(cam), "+", "-", 1).Result()
 	require.NoError(r.t, err, "XREVRANGE %s", streamKey(cam))
 	require.Len(r.t, msgs, 1, "no entry for %s", cam)
-	return msgs[0].Values
+	return msgs[0]
 }
 
-// LastSeq returns the seq field of cam's newest entry (0 if empty).
+// LastSeq returns the seq of cam's newest entry (0 if empty).
 func (r *redisFrames) LastSeq(cam string) uint64 {
 	r.t.Helper()
 	msgs, err := r.XRevRangeN(r.ctx(), streamKey(cam), "+", "-", 1).Result()
@@ -170,9 +171,16 @@ func (r *redisFrames) LastSeq(cam string) uint64 {
 	if len(msgs) == 0 {
 		return 0
 	}
-	seq, err := strconv.ParseUint(fmt.Sprint(msgs[0].Values["seq"]), 10, 64)
-	require.NoError(r.t, err, "%s: seq of %s", streamKey(cam), msgs[0].ID)
-	return seq
+	return parseEntry(r.t, cam, msgs[0]).Seq
+}
+
+// parseEntry types one entry of cam's stream with the Go client, failing
+// the test when it is not a schema v1 entry.
+func parseEntry(t testing.TB, cam string, m redis.XMessage) *client.Frame {
+	t.Helper()
+	f, err := client.Parse(streamKey(cam), m.ID, m.Values)
+	require.NoError(t, err)
+	return f
 }
 
 // EntriesAdded returns XINFO STREAM entries-added of cam's stream: every
@@ -236,46 +244,50 @@ func (r *redisFrames) pid() int {
 	return 0
 }
 
-// checkEntry verifies one Redis entry against schema v1 and the picture.
-func checkEntry(t *testing.T, camID string, v map[string]any, w, h int) {
+// checkEntry verifies one Redis entry against schema v1 and the picture,
+// read through the Go client.
+func checkEntry(t *testing.T, camID string, m redis.XMessage, w, h int) {
 	t.Helper()
-	for _, k := range []string{"v", "frame_id", "camera_id", "seq", "ts", "pts", "width", "height", "format", "stride", "size_bytes", "data"} {
-		require.Contains(t, v, k, "%s entry lacks field %q", camID, k)
-	}
-	assert.Equal(t, "1", v["v"])
-	assert.Equal(t, camID, v["camera_id"])
-	assert.Equal(t, strconv.Itoa(w), v["width"])
-	assert.Equal(t, strconv.Itoa(h), v["height"])
-	assert.Equal(t, "BGR", v["format"])
+	// The writer against the schema: pts is always written (-1 without a
+	// PTS), but the client reads it as optional, so only the raw entry
+	// shows it missing.
+	require.Contains(t, m.Values, client.FieldPTS, "%s entry %s lacks field %q", camID, m.ID, client.FieldPTS)
+	f := parseEntry(t, camID, m) // Parse requires the other fields; data's length is checked below
+	assert.Equal(t, "1", f.Version)
+	assert.Equal(t, camID, f.CameraID)
+	assert.Equal(t, w, f.Width)
+	assert.Equal(t, h, f.Height)
+	assert.Equal(t, "BGR", f.Format)
 	stride, size, err := frame.Layout(frame.BGR, w, h)
 	require.NoError(t, err)
-	assert.Equal(t, strconv.Itoa(stride), v["stride"])
-	assert.Equal(t, strconv.Itoa(size), v["size_bytes"], "size_bytes implied by %dx%d BGR", w, h)
-	data := v["data"].(string)
-	require.Len(t, data, size)
-	ts, err := strconv.ParseInt(v["ts"].(string), 10, 64)
-	require.NoError(t, err)
-	assert.WithinDuration(t, time.Now(), time.Unix(0, ts), 30*time.Second, "ts is capture wall-clock")
-	assertSMPTE(t, camID, []byte(data), w, h, stride)
+	assert.Equal(t, stride, f.Stride)
+	assert.Equal(t, size, f.SizeBytes, "size_bytes implied by %dx%d BGR", w, h)
+	require.Len(t, f.Data, size)
+	assert.WithinDuration(t, time.Now(), f.TS, 30*time.Second, "ts is capture wall-clock")
+	img, err := f.Image()
+	require.NoError(t, err, "%s entry %s as an image", camID, m.ID)
+	assertSMPTE(t, camID, img)
 }
 
 // assertSMPTE checks the picture is camsim's SMPTE bars (which scroll
 // horizontally): along a row in the upper part, each of the seven bars
 // (white, yellow, cyan, green, magenta, red, blue) must appear, each channel
 // clearly high or low, and the frame is not black.
-func assertSMPTE(t *testing.T, camID string, bgr []byte, w, h, stride int) {
+func assertSMPTE(t *testing.T, camID string, img image.Image) {
 	t.Helper()
-	bars := map[string][3]bool{ // B, G, R high?
-		"white": {true, true, true}, "yellow": {false, true, true}, "cyan": {true, true, false},
-		"green": {false, true, false}, "magenta": {true, false, true}, "red": {false, false, true}, "blue": {true, false, false},
+	bars := map[string][3]bool{ // R, G, B high?
+		"white": {true, true, true}, "yellow": {true, true, false}, "cyan": {false, true, true},
+		"green": {false, true, false}, "magenta": {true, false, true}, "red": {true, false, false}, "blue": {false, false, true},
 	}
-	level := func(v byte) (hi, clear bool) { return v > 150, v > 150 || v < 60 }
+	level := func(v uint32) (hi, clear bool) { return v > 150, v > 150 || v < 60 }
 	found := map[string]bool{}
-	row := bgr[(h/4)*stride:]
+	b := img.Bounds()
+	y := b.Min.Y + b.Dy()/4
 	var sum float64
-	for x := 0; x < w; x++ {
-		px := row[3*x : 3*x+3]
-		sum += float64(int(px[0])+int(px[1])+int(px[2])) / 3
+	for x := b.Min.X; x < b.Max.X; x++ {
+		r, g, bl, _ := img.At(x, y).RGBA()
+		px := [3]uint32{r >> 8, g >> 8, bl >> 8}
+		sum += float64(px[0]+px[1]+px[2]) / 3
 		var key [3]bool
 		ok := true
 		for c := 0; c < 3; c++ {
@@ -288,7 +300,7 @@ func assertSMPTE(t *testing.T, camID string, bgr []byte, w, h, stride int) {
 			}
 		}
 	}
-	mean := sum / float64(w)
+	mean := sum / float64(b.Dx())
 	assert.Greater(t, mean, 40.0, "%s: row is too dark (mean %.1f): black picture?", camID, mean)
 	var missing []string
 	for name := range bars {

@@ -246,6 +246,9 @@ type cameraStatus struct {
 	DiscardedByDecoder uint64            `json:"frames_discarded_by_decoder"`
 	// The stream, as the Redis memory budget sized it.
 	RedisMaxLen        int64   `json:"redis_maxlen"`
+	Delivery           string  `json:"delivery"`
+	ShmSegment         string  `json:"shm_segment"`
+	ShmBytes           int64   `json:"shm_bytes"`
 	RedisRetention     float64 `json:"redis_retention_seconds"`
 	RetentionShortened bool    `json:"retention_shortened"`
 	// The ring, as memory.budget sized it.

@@ -66,9 +66,9 @@ func TestJPEGCapture(t *testing.T) {
 
 	// The RTCP reference timestamp meta survives the encoder: both cameras
 	// of one camsim have the same ts_source.
-	require.Eventually(t, func() bool { return rc.Latest("bgr")["ts_source"] == "rtcp" }, 15*time.Second, 100*time.Millisecond,
+	require.Eventually(t, func() bool { return rc.Latest("bgr").Values["ts_source"] == "rtcp" }, 15*time.Second, 100*time.Millisecond,
 		"camsim sends RTCP sender reports")
-	assert.Equal(t, "rtcp", rc.Latest("jpeg")["ts_source"], "the JPEG camera's capture time comes from RTCP too")
+	assert.Equal(t, "rtcp", rc.Latest("jpeg").Values["ts_source"], "the JPEG camera's capture time comes from RTCP too")
 
 	// Redis's memory per entry, both streams as they are.
 	perEntry := func(id string) float64 {
@@ -147,8 +147,7 @@ func TestJPEGRelay(t *testing.T) {
 // SMPTE bars, colours within JPEG's tolerance (assertSMPTE's levels).
 func checkJPEGEntry(t *testing.T, cam string, m redis.XMessage, w, h int) *client.Frame {
 	t.Helper()
-	f, err := client.Parse(streamKey(cam), m.ID, m.Values)
-	require.NoError(t, err)
+	f := parseEntry(t, cam, m)
 	assert.Equal(t, [4]any{client.FormatJPEG, w, h, 0}, [4]any{f.Format, f.Width, f.Height, f.Stride}, "%s %s", cam, m.ID)
 	data, err := f.JPEG()
 	require.NoError(t, err, "size_bytes is the JPEG's length")
@@ -157,21 +156,8 @@ func checkJPEGEntry(t *testing.T, cam string, m redis.XMessage, w, h int) *clien
 	assert.Equal(t, []byte{0xFF, 0xD9}, data[len(data)-2:], "EOI")
 	img, err := f.Image()
 	require.NoError(t, err, "%s %s decodes", cam, m.ID)
-	assertSMPTE(t, cam+" "+m.ID, bgrOf(img), w, h, 3*w)
+	assertSMPTE(t, cam+" "+m.ID, img)
 	return f
-}
-
-// bgrOf copies img into packed BGR rows, as assertSMPTE reads them.
-func bgrOf(img image.Image) []byte {
-	b := img.Bounds()
-	out := make([]byte, 0, 3*b.Dx()*b.Dy())
-	for y := b.Min.Y; y < b.Max.Y; y++ {
-		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bl, _ := img.At(x, y).RGBA()
-			out = append(out, byte(bl>>8), byte(g>>8), byte(r>>8))
-		}
-	}
-	return out
 }
 
 // entryWithSeq returns cam's entry of seq among its newest 100, nil if
@@ -186,4 +172,37 @@ func entryWithSeq(t *testing.T, rc *redisFrames, cam string, seq uint64) *redis.
 		}
 	}
 	return nil
+}
+
+// TestJPEGShm: format JPEG with delivery shm. The JPEG goes into the
+// camera's segment, the entry names its slot and carries its size, and the
+// Go client reads it from the segment and decodes it (checking the slot
+// was not lapped meanwhile) to camsim's bars.
+func TestJPEGShm(t *testing.T) {
+	const w, h = 640, 360
+	rd := testenv.StartRedis(t)
+	dir := shmDir(t)
+	sim := startCamsim(t, camsimOpts{Cameras: 1, Codec: "h264", Size: fmt.Sprintf("%dx%d", w, h), FPS: 25})
+	svc := startService(t, svcConfig{Redis: rd.URL, FPS: 10, Cameras: []camCfg{{ID: "shmjpeg", URL: sim.URL(1), Format: "JPEG"}}},
+		shmEnv(dir, "", 8)...)
+	rc := openFrames(t, rd)
+	rc.WaitPublished(svc, 40*time.Second, 5, "shmjpeg")
+	m := rc.Latest("shmjpeg")
+	assert.NotContains(t, m.Values, client.FieldData, "an shm entry carries no pixels")
+	f := parseEntry(t, "shmjpeg", m)
+	require.NotNil(t, f.Shm)
+	assert.Equal(t, [3]any{client.FormatJPEG, 0, true}, [3]any{f.Format, f.Stride, f.SizeBytes > 0 && f.SizeBytes < 3*w*h/10})
+	r, err := client.NewReader(rc.Client, client.Options{Stream: streamKey("shmjpeg"), ShmDir: dir})
+	require.NoError(t, err)
+	defer r.Close()
+	for range 3 {
+		fr := nextFrame(t, r, 10*time.Second)
+		img, err := fr.Image()
+		require.NoError(t, err, "decoded from the segment")
+		assert.Equal(t, image.Rect(0, 0, w, h), img.Bounds())
+		assertSMPTE(t, "shmjpeg "+fr.ID, img)
+	}
+	hl := svc.health(t).camera("shmjpeg")
+	assert.Equal(t, "streaming", hl.State)
+	assert.Zero(t, hl.Dropped["shm_error"]+hl.Dropped["size"], "dropped: %v", hl.Dropped)
 }

@@ -105,13 +105,13 @@ func TestLiveReloadFile(t *testing.T) {
 	around := time.Since(saved.Add(-3 * time.Second))
 	msgs := rc.Between("cam2", saved.Add(-3*time.Second), time.Now())
 	assert.Greater(t, len(msgs), int(around.Seconds()*10*0.8), "cam2 entries in the %s around the reload", around.Round(time.Millisecond))
-	assert.Empty(t, seqGaps(entrySeqs(t, msgs)), "cam2's seq is continuous across the reload (%d entries)", len(msgs))
+	assert.Empty(t, seqGaps(entrySeqs(t, "cam2", msgs)), "cam2's seq is continuous across the reload (%d entries)", len(msgs))
 	gap := maxEntryGap(t, msgs)
 	t.Logf("cam2: %d entries around the reload, longest gap between two %s", len(msgs), gap)
 	// The rebuilt cameras' seq goes on from where it was.
 	for _, id := range []string{"cam1", "cam4"} {
 		msgs := rc.Between(id, saved.Add(-3*time.Second), time.Now())
-		seqs := entrySeqs(t, msgs)
+		seqs := entrySeqs(t, id, msgs)
 		for i := 1; i < len(seqs); i++ {
 			if !assert.Greater(t, seqs[i], seqs[i-1], "%s: seq keeps rising across the rebuild", id) {
 				break
@@ -203,7 +203,7 @@ func TestLiveReloadInvalidKeepsRunning(t *testing.T) {
 		n := rc.CountBetween(id, saved, now)
 		assert.GreaterOrEqual(t, n, 25, "%s publishes after the rejected save (%s)", id, now.Sub(saved).Round(time.Millisecond))
 		msgs := rc.Between(id, saved.Add(-2*time.Second), now)
-		assert.Empty(t, seqGaps(entrySeqs(t, msgs)), "%s: seq continuous across the rejected save", id)
+		assert.Empty(t, seqGaps(entrySeqs(t, id, msgs)), "%s: seq continuous across the rejected save", id)
 	}
 	h = svc.health(t)
 	for _, id := range ids {
@@ -266,7 +266,7 @@ func TestLiveSIGHUPNoChange(t *testing.T) {
 		msgs := rc.Between(id, hup.Add(-3*time.Second), now)
 		around := now.Sub(hup.Add(-3 * time.Second))
 		assert.Greater(t, len(msgs), int(around.Seconds()*10*0.8), "%s entries in the %s around the SIGHUP", id, around.Round(time.Millisecond))
-		assert.Empty(t, seqGaps(entrySeqs(t, msgs)), "%s: seq continuous across the SIGHUP", id)
+		assert.Empty(t, seqGaps(entrySeqs(t, id, msgs)), "%s: seq continuous across the SIGHUP", id)
 		t.Logf("%s: %d entries around the SIGHUP, longest gap %s", id, len(msgs), maxEntryGap(t, msgs))
 	}
 	assert.Equal(t, started0, len(logged(svc.Output(), "camera started", "")), "no camera started again")
@@ -648,7 +648,7 @@ func TestLiveAddRemoveCycles(t *testing.T) {
 	}
 	// The camera added 200 times under one id: its seq goes on across the
 	// cycles (a re-added camera starting again at 1 would repeat frame_ids).
-	cyc := entrySeqs(t, rc.Between("cyc", cycStart, time.Now()))
+	cyc := entrySeqs(t, "cyc", rc.Between("cyc", cycStart, time.Now()))
 	require.NotEmpty(t, cyc)
 	for i := 1; i < len(cyc); i++ {
 		require.Greater(t, cyc[i], cyc[i-1], "cyc's seq goes on across its removals: entry %d", i)

@@ -18,7 +18,7 @@ import (
 )
 
 // TestRaceCapture runs a real capture against bin/gstcapture-race (built
-// with -race by `make e2e`): two cameras, every frame traced and exported
+// with -race by `make e2e`): two cameras (one with delivery shm), every frame traced and exported
 // over OTLP/HTTP, snapshot requests all along, and a Redis restart in the
 // middle, then live changes (a camera added, restarted and deleted through
 // the API, a file edit that rebuilds a camera), so the per-frame path, the
@@ -41,7 +41,10 @@ func TestRaceCapture(t *testing.T) {
 	raceDir := t.TempDir()
 	cfg := streamConfig(rd.URL, simCams(cs, 2)...)
 	cfg.SampleRatio = 1.0
-	svc := startServiceBin(t, "gstcapture-race", cfg,
+	// cam2's pixels go through shared memory: that path runs under the
+	// detector too.
+	cfg.Cameras[1].Delivery = "shm"
+	svc := startServiceBin(t, "gstcapture-race", cfg, "GSTCAPTURE_SHM__DIR="+shmDir(t),
 		"OTEL_EXPORTER_OTLP_ENDPOINT="+otlp.URL, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=", "OTEL_SDK_DISABLED=",
 		"GORACE=log_path="+filepath.Join(raceDir, "race")+" halt_on_error=0")
 	rc := openFrames(t, rd)

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gstcapture/client"
 	"gstcapture/internal/testenv"
 )
 
@@ -173,10 +173,11 @@ func TestRedisACL(t *testing.T) {
 			if err != nil || len(msgs) == 0 {
 				return "", 0
 			}
-			owner, _ := msgs[0].Values["owner"].(string)
-			ep, _ := msgs[0].Values["epoch"].(string)
-			n, _ := strconv.ParseUint(ep, 10, 64)
-			return owner, n
+			f, err := client.Parse(streamKey(cam), msgs[0].ID, msgs[0].Values)
+			if err != nil || f.Epoch < 0 {
+				return "", 0
+			}
+			return f.Owner, uint64(f.Epoch)
 		}
 		type fleetStatus struct {
 			Replicas []struct {

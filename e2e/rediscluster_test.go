@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gstcapture/client"
 	"gstcapture/internal/lease"
 	"gstcapture/internal/testenv"
 )
@@ -209,7 +210,7 @@ func TestRedisClusterFailover(t *testing.T) {
 	r.waitEntries(20, 60*time.Second)
 	v, ok := r.entryAfter(r.ids[0], time.Now().Add(-time.Second))
 	require.True(t, ok, "%s: an entry in the last second", r.ids[0])
-	checkEntry(t, r.ids[0], v.Values, clW, clH)
+	checkEntry(t, r.ids[0], v, clW, clH)
 	time.Sleep(2 * time.Second)
 
 	f := r.failover(r.ids[0])
@@ -217,7 +218,7 @@ func TestRedisClusterFailover(t *testing.T) {
 	for _, id := range f.hit {
 		v, ok := r.entryAfter(id, f.kill)
 		require.True(t, ok)
-		checkEntry(t, id, v.Values, clW, clH)
+		checkEntry(t, id, v, clW, clH)
 	}
 	time.Sleep(3 * time.Second)
 	h := svc.health(t)
@@ -318,7 +319,12 @@ func TestRedisClusterFleet(t *testing.T) {
 			if !ok {
 				return false
 			}
-			owners[id] = fmt.Sprint(e.Values["owner"])
+			f, err := client.Parse(streamKey(id), e.ID, e.Values)
+			if err != nil {
+				owners[id] = err.Error()
+				return false
+			}
+			owners[id] = f.Owner
 			seen[owners[id]] = true
 		}
 		return seen["c1"] && seen["c2"] && len(seen) == 2

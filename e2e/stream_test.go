@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gstcapture/client"
 	"gstcapture/internal/frame"
 	"gstcapture/internal/testenv"
 )
@@ -116,7 +116,7 @@ func TestStreamCorruptPackets(t *testing.T) {
 		require.NotEmpty(t, msgs, "%s published nothing during the fault: the decodable frames (keyframes and what follows them) must still get through", id)
 		t.Run("pictures/"+id, func(t *testing.T) {
 			for _, m := range msgs {
-				checkEntry(t, id, m.Values, 640, 360)
+				checkEntry(t, id, m, 640, 360)
 				if t.Failed() {
 					t.Fatalf("%s published a broken picture (entry %s of %d)", id, m.ID, len(msgs))
 				}
@@ -196,8 +196,9 @@ func TestStreamResolutionChange(t *testing.T) {
 		}
 		for _, id := range ids {
 			require.Eventually(t, func() bool {
-				v := rc.Latest(id)
-				return v["width"] == strconv.Itoa(w) && v["height"] == strconv.Itoa(h)
+				m := rc.Latest(id)
+				f, err := client.Parse(streamKey(id), m.ID, m.Values)
+				return err == nil && f.Width == w && f.Height == h
 			}, 20*time.Second, 100*time.Millisecond, "%s: no %dx%d entry after the switch; health: %+v", id, w, h, svc.health(t).camera(id))
 			t.Logf("%s: first %dx%d entry %.1f s after the switch request", id, w, h, time.Since(t0).Seconds())
 		}
@@ -214,13 +215,15 @@ func TestStreamResolutionChange(t *testing.T) {
 			require.NotEmpty(t, msgs)
 			switched := false
 			for _, m := range msgs {
-				ew, _ := strconv.Atoi(m.Values["width"].(string))
-				eh, _ := strconv.Atoi(m.Values["height"].(string))
+				f := parseEntry(t, id, m)
+				ew, eh := f.Width, f.Height
 				stride, sz, err := frame.Layout(frame.BGR, ew, eh)
 				require.NoError(t, err, "%s entry %s", id, m.ID)
-				assert.Equal(t, strconv.Itoa(stride), m.Values["stride"], "%s entry %s stride", id, m.ID)
-				assert.Equal(t, strconv.Itoa(sz), m.Values["size_bytes"], "%s entry %s size_bytes", id, m.ID)
-				assert.Len(t, m.Values["data"], sz, "%s entry %s data", id, m.ID)
+				assert.Equal(t, stride, f.Stride, "%s entry %s stride", id, m.ID)
+				assert.Equal(t, sz, f.SizeBytes, "%s entry %s size_bytes", id, m.ID)
+				assert.Len(t, f.Data, sz, "%s entry %s data", id, m.ID)
+				_, err = f.Planes()
+				assert.NoError(t, err, "%s entry %s: header and pixels of one size", id, m.ID)
 				if ew == w && eh == h {
 					switched = true
 				} else {

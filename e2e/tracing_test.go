@@ -21,6 +21,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"gstcapture/client"
 	"gstcapture/internal/testenv"
 )
 
@@ -303,24 +304,23 @@ func TestTracingReachesJaeger(t *testing.T) {
 
 	// A frame published a little after start, so its spans are not the
 	// first the exporter sends.
-	var entry map[string]any
+	var entry *client.Frame
 	require.Eventually(t, func() bool {
 		msgs, err := rc.XRevRangeN(ctx, "frames:"+camID, "+", "-", 1).Result()
 		if err != nil || len(msgs) == 0 {
 			return false
 		}
-		entry = msgs[0].Values
-		seq, _ := strconv.Atoi(fmt.Sprint(entry["seq"]))
-		return seq >= 5
+		entry, err = client.Parse("frames:"+camID, msgs[0].ID, msgs[0].Values)
+		return err == nil && entry.Seq >= 5
 	}, 60*time.Second, 200*time.Millisecond, "no frames published; health: %+v", svc.health(t))
 
-	tp, _ := entry["traceparent"].(string)
+	tp := entry.TraceParent
 	m := traceparentRE.FindStringSubmatch(tp)
 	require.NotNil(t, m, "entry traceparent %q is not W3C 00-<trace id>-<span id>-<flags>", tp)
 	traceID, captureSpanID, flags := m[1], m[2], m[3]
 	assert.Equal(t, "01", flags, "sample_ratio 1.0: the sampled flag is set")
-	seq := fmt.Sprint(entry["seq"])
-	t.Logf("frame %v seq %s: traceparent %s", entry["frame_id"], seq, tp)
+	seq := strconv.FormatUint(entry.Seq, 10)
+	t.Logf("frame %s seq %s: traceparent %s", entry.FrameID, seq, tp)
 
 	// Poll as a user would until the whole trace is there: capture,
 	// validate and enqueue are exported together, publish a batch later.

@@ -22,6 +22,7 @@ import (
 	"gstcapture/internal/membudget"
 	"gstcapture/internal/publish"
 	"gstcapture/internal/ring"
+	"gstcapture/internal/shm"
 	"gstcapture/internal/stats"
 	"gstcapture/internal/telemetry"
 	"gstcapture/internal/validate"
@@ -143,6 +144,10 @@ type Service struct {
 
 	shutdownTimeout atomic.Int64 // shutdown.timeout, live
 
+	instance string        // this process run: frame_id's and the shm segments' names
+	shmGID   int           // shm.group's id; -1: the process's group
+	shmN     atomic.Uint64 // numbers the shm segments of this run
+
 	metrics *telemetry.Metrics
 	tracer  *telemetry.Tracer
 
@@ -164,10 +169,11 @@ type running struct {
 // The camera's counters are the one writer of its accounting; each part on
 // a frame's way reports to them through an interface it declares.
 var (
-	_ ring.Reporter     = (*stats.Camera)(nil)
-	_ publish.Tally     = (*stats.Camera)(nil)
-	_ publish.Retention = (*stats.Camera)(nil)
-	_ gsthost.Ledger    = (*stats.Camera)(nil)
+	_ ring.Reporter       = (*stats.Camera)(nil)
+	_ publish.Tally       = (*stats.Camera)(nil)
+	_ publish.Retention   = (*stats.Camera)(nil)
+	_ publish.ShmReporter = (*stats.Camera)(nil)
+	_ gsthost.Ledger      = (*stats.Camera)(nil)
 )
 
 // camera is one camera's sink side, the handler of its appsink: each
@@ -185,6 +191,9 @@ type camera struct {
 	tracer    *telemetry.Tracer
 	snap      snapshotter
 	fit       ringFit
+	// shm puts the pixels into shared memory (delivery shm); nil: into the
+	// entries. The publish loop uses it, and stopCamera removes its segment.
+	shm *shm.Writer
 	// lost: the camera's fleet lease is gone, so its ring is discarded
 	// (dropped as fenced) when it stops, not flushed.
 	lost atomic.Bool
@@ -202,8 +211,11 @@ type ringFit struct {
 	share  int64         // frame bytes the camera may hold; 0 = no bound
 	shared *atomic.Int64 // the service's current share, nil: share is fixed
 	batch  int           // redis.batch
-	log    *slog.Logger
-	size   frame.SizeEstimate // the frame size the ring is sized for; sink goroutine only
+	// shmSlots, with delivery shm: the frames of the camera's segment,
+	// which its share holds besides the ring.
+	shmSlots int
+	log      *slog.Logger
+	size     frame.SizeEstimate // the frame size the ring is sized for; sink goroutine only
 }
 
 // New prepares a service: it renders every camera's pipeline and connects
@@ -236,6 +248,10 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 	}
 	s.limit = *limit
 	s.planMemory(cfg.Cameras)
+	s.instance = publish.NewInstanceID()
+	if err := s.prepareShm(cfg); err != nil {
+		return nil, err
+	}
 	s.metrics = telemetry.NewMetrics(s, nil, telemetry.BuildInfo{Version: opts.Version, GStreamer: gsthost.Version()})
 	var err error
 	s.tracer, err = telemetry.NewTracer(context.Background(), s.metrics, telemetry.TracingOptions{
@@ -254,7 +270,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		MemoryBudget: cfg.Redis.MemoryBudget,
 		Batch:        cfg.Redis.Batch,
 		Timeout:      cfg.Redis.Timeout,
-		Instance:     publish.NewInstanceID(),
+		Instance:     s.instance,
 		Fence:        opts.Fence,
 	}, log, s.metrics.PublishRecorder(s.tracer))
 
@@ -420,11 +436,18 @@ func (f *ringFit) current() int64 {
 // size when the share holds fewer than ring_size frames.
 func (c *camera) fitRing(sz int64, varying bool) {
 	ringSize := c.plan.Camera.Settings.RingSize
+	share, batch := c.fit.share, publish.BatchFrames(c.fit.batch, int(sz))
+	if c.fit.shmSlots > 0 {
+		batch = 0 // no pixels in flight: they are in the segment
+		if share > 0 {
+			share = max(share-shm.SegmentBytes(c.fit.shmSlots, int(sz)), 1)
+		}
+	}
 	size := membudget.SizeRing
 	if varying {
 		size = membudget.SizeRingVarying
 	}
-	r := size(c.fit.share, int(sz), ringSize, publish.BatchFrames(c.fit.batch, int(sz)))
+	r := size(share, int(sz), ringSize, batch)
 	c.ring.SetByteLimit(r.Bytes)
 	c.stats.SetRing(r.Frames, r.Bytes, r.Short)
 	if r.Short && c.fit.log != nil {
@@ -537,6 +560,7 @@ func (s *Service) Run(ctx context.Context) {
 			// Flush closes the ring: what it could not publish is counted
 			// there, and the ring counts what is pushed later itself.
 			flushed.Add(int64(s.pub.Flush(flushCtx, c.stats, c.ring)))
+			s.closeShm(c)
 		}()
 	}
 	wg.Wait()

@@ -12,6 +12,7 @@ import (
 	"gstcapture/internal/config"
 	"gstcapture/internal/gsthost"
 	"gstcapture/internal/membudget"
+	"gstcapture/internal/shm"
 	"gstcapture/internal/stats"
 )
 
@@ -176,6 +177,11 @@ func (s *Service) build(cc config.Camera, prev *camera) (*camera, error) {
 	st := s.reg.Add(cc.ID)
 	c := newCamera(plan, st, rules, s.metrics.AddCamera(cc.ID), s.tracer)
 	c.fit = ringFit{shared: &s.perCamera, batch: s.cfg.Redis.Batch, log: s.log}
+	if cc.Settings.Delivery == config.DeliveryShm {
+		c.fit.shmSlots = cc.Settings.ShmSlots
+		c.shm = shm.NewWriter(shm.WriterOptions{Dir: s.cfg.Shm.Dir, CameraID: cc.ID, Instance: s.instance,
+			Slots: cc.Settings.ShmSlots, GID: s.shmGID, Counter: &s.shmN})
+	}
 	switch n, retired := s.retired[cc.ID]; {
 	case prev != nil:
 		// Apply sets it again once prev has stopped.
@@ -211,12 +217,18 @@ func (s *Service) register(c *camera) {
 	cc := c.plan.Camera
 	c.stats.SetSource(cc.Source)
 	c.stats.SetRing(cc.Settings.RingSize, 0, false)
+	c.stats.SetDelivery(cc.Settings.Delivery)
 	if !cc.Enabled {
 		s.pub.RemoveCamera(cc.ID)
 		c.stats.SetState(stats.StateDisabled, "")
 		return
 	}
 	s.pub.AddCamera(c.stats, float64(cc.Settings.FPS))
+	if c.shm != nil {
+		s.pub.SetSlots(cc.ID, c.shm)
+	} else {
+		s.pub.SetSlots(cc.ID, nil)
+	}
 }
 
 // start runs camera c's supervisor and publisher when the service runs and
@@ -246,6 +258,7 @@ func (s *Service) stopCamera(c *camera) {
 		c.stopPub()
 		<-c.pubDone
 	}
+	defer s.closeShm(c)
 	if c.lost.Load() {
 		s.pub.Discard(c.stats, c.ring, stats.DropFenced)
 		return
@@ -253,6 +266,18 @@ func (s *Service) stopCamera(c *camera) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(s.shutdownTimeout.Load()))
 	defer cancel()
 	s.pub.Flush(ctx, c.stats, c.ring)
+}
+
+// closeShm removes camera c's shm segment, once its publisher is done:
+// the camera is gone (or rebuilt, and its new pipeline makes its own).
+func (s *Service) closeShm(c *camera) {
+	if c.shm == nil {
+		return
+	}
+	c.stats.SetShm("", 0)
+	if err := c.shm.Close(); err != nil {
+		s.log.Warn("delivery shm: removing the camera's segment failed", "camera_id", c.plan.Camera.ID, "err", err)
+	}
 }
 
 // Lost marks camera id's fleet lease as gone and stops its pipeline now,

@@ -39,6 +39,7 @@ type Config struct {
 	Log      Log      `koanf:"log"`
 	Memory   Memory   `koanf:"memory"`
 	Fleet    Fleet    `koanf:"fleet"`
+	Shm      Shm      `koanf:"shm"`
 	Defaults Settings `koanf:"defaults"`
 	// Cameras are decoded one at a time over Defaults (see fileConfig).
 	Cameras []Camera
@@ -128,6 +129,23 @@ type Fleet struct {
 	Key string `koanf:"key" check:"required"`
 }
 
+// Shm is where cameras with delivery shm put their pixels
+// (internal/shm, docs/redis-schema.md "Shared memory").
+type Shm struct {
+	// Dir holds the segment files: a tmpfs the consumers share
+	// (compose ipc / a Kubernetes emptyDir of medium Memory).
+	Dir string `koanf:"dir" check:"required"`
+	// Group, when set, owns the segment files (a name or a number); they
+	// are 0640, so its members may read them. "" = the process's group.
+	Group string `koanf:"group"`
+}
+
+// Delivery's values: pixels in the Redis entry, or in shared memory.
+const (
+	DeliveryRedis = "redis"
+	DeliveryShm   = "shm"
+)
+
 // Memory bounds the frames the process holds (docs/operations.md, "Sizing
 // the process").
 type Memory struct {
@@ -185,6 +203,12 @@ type Settings struct {
 	Decoder      string        `koanf:"decoder" oneof:"auto,gpu,cpu"`
 	Converter    string        `koanf:"converter" oneof:"auto,videoconvert"`
 	RingSize     int           `koanf:"ring_size" range:"[1,100000]"`
+	// Delivery is where the pixels go: into the Redis entry's data field,
+	// or into a segment under shm.dir that the entry names.
+	Delivery string `koanf:"delivery" oneof:"redis,shm"`
+	// ShmSlots is the frames a camera's shm segment holds: a reader has
+	// until the writer laps it (ShmSlots frames later) to use a frame.
+	ShmSlots int `koanf:"shm_slots" range:"[2,1024]"`
 	// ConvertThreads and DecoderThreads: 0 lets GStreamer pick.
 	ConvertThreads int `koanf:"convert_threads" range:"[0,256]"`
 	DecoderThreads int `koanf:"decoder_threads" range:"[0,256]"`
@@ -304,6 +328,7 @@ func defaults() Config {
 		Log:      Log{Level: "info", Format: "json"},
 		Memory:   Memory{Budget: BudgetAuto},
 		Fleet:    Fleet{Lease: 5 * time.Second, Key: "gstcapture:fleet"},
+		Shm:      Shm{Dir: "/dev/shm"},
 		Defaults: Settings{
 			FPS:            10,
 			Format:         frame.BGR,
@@ -315,6 +340,8 @@ func defaults() Config {
 			Decoder:        "auto",
 			Converter:      "auto",
 			RingSize:       32,
+			Delivery:       DeliveryRedis,
+			ShmSlots:       8,
 			ConvertThreads: 1,
 			DecoderThreads: 1,
 			MaxWidth:       4096,

@@ -75,10 +75,12 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, Health{MinReady: 1, MaxFrozen: 3}, cfg.Health)
 	assert.Equal(t, Shutdown{Timeout: 5 * time.Second}, cfg.Shutdown)
 	assert.Equal(t, Log{Level: "info", Format: "json"}, cfg.Log)
+	assert.Equal(t, Shm{Dir: "/dev/shm"}, cfg.Shm)
 	want := Settings{
 		FPS: 10, Format: frame.BGR, JPEGQuality: 85, Transport: "tcp", Latency: 200 * time.Millisecond,
 		Reconnect: Reconnect{Initial: time.Second, Max: 30 * time.Second}, StallTimeout: 5 * time.Second,
-		Decoder: "auto", Converter: "auto", RingSize: 32, ConvertThreads: 1, DecoderThreads: 1, MaxWidth: 4096, MaxHeight: 4096,
+		Decoder: "auto", Converter: "auto", RingSize: 32, Delivery: "redis", ShmSlots: 8,
+		ConvertThreads: 1, DecoderThreads: 1, MaxWidth: 4096, MaxHeight: 4096,
 		Validation: Validation{
 			Black:   BlackCheck{Action: validate.Drop, MaxLuma: 16},
 			Uniform: UniformCheck{Action: validate.Drop, MaxStddev: 2.0},

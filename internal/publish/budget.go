@@ -61,6 +61,9 @@ func allocClass(n int64) int64 {
 type Load struct {
 	FPS        float64
 	FrameBytes int64 // 0 until the camera's first frame
+	// Cap bounds the camera's MAXLEN besides redis.maxlen; 0 = none. A
+	// camera with delivery shm has shm_slots: older entries name lapped slots.
+	Cap int64
 }
 
 // Limit is one camera's share: its stream's MAXLEN and the history that
@@ -114,6 +117,9 @@ func Plan(loads map[string]Load, retention time.Duration, maxLen, budget int64, 
 		n = max(n, 1)
 		if maxLen > 0 && n > maxLen {
 			n, short = maxLen, false
+		}
+		if l.Cap > 0 && n > l.Cap {
+			n, short = l.Cap, false
 		}
 		out[id] = Limit{MaxLen: n, Retention: time.Duration(float64(n) / fps * float64(time.Second)), Shortened: short}
 	}
@@ -216,13 +222,25 @@ func (b *budget) remove(id string) {
 
 // resize records camera id's frame size.
 func (b *budget) resize(id string, frameBytes int64) {
+	b.update(id, func(l *Load) { l.FrameBytes = frameBytes })
+}
+
+// setCap records camera id's own MAXLEN cap (Load.Cap; 0 = none).
+func (b *budget) setCap(id string, n int64) { b.update(id, func(l *Load) { l.Cap = n }) }
+
+// update changes camera id's load with set and re-plans when it changed.
+func (b *budget) update(id string, set func(*Load)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	l, ok := b.loads[id]
-	if !ok || l.FrameBytes == frameBytes {
+	if !ok {
 		return
 	}
-	l.FrameBytes = frameBytes
+	old := l
+	set(&l)
+	if l == old {
+		return
+	}
 	b.loads[id] = l
 	b.replan()
 }

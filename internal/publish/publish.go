@@ -14,6 +14,7 @@ import (
 	"gstcapture/internal/backoff"
 	"gstcapture/internal/frame"
 	"gstcapture/internal/lease"
+	"gstcapture/internal/shm"
 	"gstcapture/internal/stats"
 )
 
@@ -70,6 +71,29 @@ type Fence interface {
 	// round trip from the camera's publish loop; must not block.
 	Renewed(cameraID string, epoch uint64, at time.Time)
 }
+
+// Slots is where a camera with delivery shm puts its frames' pixels
+// instead of the entry; internal/shm.Writer implements it. Only the
+// camera's loop uses it.
+type Slots interface {
+	// Put copies f's pixels into the next slot and says where they are.
+	Put(f *frame.Frame) (shm.Loc, error)
+	// Slots is the ring's length: an entry older than that names a
+	// lapped slot, so the stream's MAXLEN is capped at it.
+	Slots() int
+	// Segment names the current segment file and its size.
+	Segment() (name string, bytes int64)
+}
+
+// ShmReporter is told a camera's new shm segment; the camera's counters
+// implement it (*stats.Camera), and a Tally that does not is not told.
+type ShmReporter interface {
+	SetShm(segment string, bytes int64)
+}
+
+// shmEntryBytes is what the memory budget counts for an entry without
+// data: its fields and Redis's overhead per entry.
+const shmEntryBytes = 512
 
 // FenceToken is one held lease.
 type FenceToken struct {
@@ -143,6 +167,8 @@ type Publisher struct {
 	barrierWarn sync.Once
 	unsureMu    sync.Mutex
 	unsure      map[string]*unconfirmed // by camera id
+	slotsMu     sync.Mutex
+	slots       map[string]Slots // by camera id: the cameras with delivery shm
 }
 
 // New returns a Publisher. log and rec may be nil.
@@ -174,7 +200,7 @@ func New(client redis.UniversalClient, opts Options, log *slog.Logger, rec Recor
 		log.Warn("redis client has ContextTimeoutEnabled=false: publish timeout and shutdown deadline " +
 			"are bounded by the client's read/write timeouts instead; set it in the redis client options")
 	}
-	p := &Publisher{client: client, opts: opts, log: log, rec: rec, tracker: newConnTracker(), unsure: map[string]*unconfirmed{},
+	p := &Publisher{client: client, opts: opts, log: log, rec: rec, tracker: newConnTracker(), unsure: map[string]*unconfirmed{}, slots: map[string]Slots{},
 		budget: newBudget(opts.Retention, opts.MaxLen, opts.MemoryBudget, log)}
 	client.AddHook(p.tracker)
 	return p
@@ -210,6 +236,33 @@ func (p *Publisher) RemoveCamera(id string) {
 	p.unsureMu.Lock()
 	delete(p.unsure, id)
 	p.unsureMu.Unlock()
+	p.slotsMu.Lock()
+	delete(p.slots, id)
+	p.slotsMu.Unlock()
+}
+
+// SetSlots makes camera id's next Run or Flush put pixels into s (delivery
+// shm) instead of the entries, and caps its stream's MAXLEN at s's slots;
+// nil: into the entries. Call it after AddCamera, before Run.
+func (p *Publisher) SetSlots(id string, s Slots) {
+	p.slotsMu.Lock()
+	if s == nil {
+		delete(p.slots, id)
+	} else {
+		p.slots[id] = s
+	}
+	p.slotsMu.Unlock()
+	var n int64
+	if s != nil {
+		n = int64(s.Slots())
+	}
+	p.budget.setCap(id, n)
+}
+
+func (p *Publisher) slotsOf(id string) Slots {
+	p.slotsMu.Lock()
+	defer p.slotsMu.Unlock()
+	return p.slots[id]
 }
 
 // SetFleetShare makes the memory budget this replica's part of the
@@ -445,7 +498,8 @@ type worker struct {
 	shutdown uint64             // frames this worker counted as DropShutdown
 	limit    int                // frames per round trip: Options.Batch, fewer for big frames
 	maxLen   *atomic.Int64      // the camera's MAXLEN, kept by the budget
-	size     frame.SizeEstimate // the frame size told to the budget
+	size     frame.SizeEstimate // the camera's frame size (a JPEG camera's mean)
+	bytes    int64              // the entry size last told to the budget
 	unsure   *unconfirmed
 	fenced   bool // writes go through the camera's fleet lease
 	token    FenceToken
@@ -454,6 +508,10 @@ type worker struct {
 	frames   []*frame.Frame
 	args     []any
 	cmds     []*redis.Cmd
+	slots    Slots     // delivery shm; nil: pixels in the entries
+	locs     []shm.Loc // where each frame of the batch is, with slots
+	segment  string    // the segment last logged
+	shmErr   string    // the shm error last logged
 }
 
 // maxBatchBytes bounds the pixels of one pipelined round trip, so that a
@@ -473,23 +531,67 @@ func BatchFrames(batch, frameBytes int) int {
 
 // fitBatch sizes the next batches from the newest frame's size.
 func (w *worker) fitBatch(f *frame.Frame) {
+	if w.slots != nil {
+		return // the pixels do not travel
+	}
 	w.limit = BatchFrames(w.p.opts.Batch, len(f.Data))
 }
 
-// fitStream tells the budget the camera's frame size when the estimate
-// moved (raw frames: a new size; JPEG: the mean of the batch's frames, by an
-// eighth) and takes the camera's current MAXLEN for the next XADDs.
+// fitStream tells the budget the camera's entry size when it changed
+// (raw frames: a new size; JPEG: the running mean of the frames moved by
+// an eighth; delivery shm: entries without pixels) and takes the camera's
+// current MAXLEN for the next XADDs.
 func (w *worker) fitStream(batch []*frame.Frame) {
 	var sz int64
-	changed := false
 	for _, f := range batch {
-		n, ch := w.size.Observe(f)
-		sz, changed = n, changed || ch
+		sz, _ = w.size.Observe(f)
 	}
-	if changed {
+	if w.slots != nil {
+		sz = shmEntryBytes
+	}
+	if sz != w.bytes {
+		w.bytes = sz
 		w.p.budget.resize(w.id, sz)
 	}
 	w.enc.SetMaxLen(w.maxLen.Load())
+}
+
+// put copies the batch's pixels into the camera's segment (delivery shm)
+// and returns the frames that got a slot, their places in w.locs. A frame
+// without one is dropped (shm_error), and the error logged when it is new.
+func (w *worker) put(batch []*frame.Frame) []*frame.Frame {
+	kept := batch[:0]
+	w.locs = w.locs[:0]
+	for _, f := range batch {
+		loc, err := w.slots.Put(f)
+		if err != nil {
+			if msg := err.Error(); msg != w.shmErr {
+				w.shmErr = msg
+				w.p.log.Error("delivery shm: frames dropped (shm_error) until the camera's segment can be made",
+					"camera_id", w.id, "err", err)
+			}
+			f.Release()
+			w.drop(stats.DropShmError, 1)
+			continue
+		}
+		if w.shmErr != "" {
+			w.shmErr = ""
+			w.p.log.Info("delivery shm: the camera's segment works again", "camera_id", w.id)
+		}
+		if loc.Segment != w.segment {
+			w.segment = loc.Segment
+			_, size := w.slots.Segment()
+			if r, ok := w.cam.(ShmReporter); ok {
+				r.SetShm(loc.Segment, size)
+			}
+			w.p.log.Info("delivery shm: new segment", "camera_id", w.id, "segment", loc.Segment,
+				"bytes", size, "slots", w.slots.Slots(), "width", f.Width, "height", f.Height, "format", f.Format)
+		}
+		kept = append(kept, f)
+		w.locs = append(w.locs, loc)
+	}
+	clear(batch[len(kept):])
+	return kept
 }
 
 func (p *Publisher) newWorker(cam Tally) *worker {
@@ -506,6 +608,10 @@ func (p *Publisher) newWorker(cam Tally) *worker {
 		frames: make([]*frame.Frame, 0, p.opts.Batch),
 		args:   make([]any, 0, p.opts.Batch*ArgsPerEntry),
 		cmds:   make([]*redis.Cmd, 0, p.opts.Batch),
+		slots:  p.slotsOf(id),
+	}
+	if w.slots != nil {
+		w.locs = make([]shm.Loc, 0, p.opts.Batch)
 	}
 	if p.opts.Fence != nil {
 		w.fenced = true
@@ -547,12 +653,21 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 		w.drop(stats.DropFenced, uint64(len(batch)))
 		return 0, errFenced
 	}
+	if w.slots != nil {
+		if batch = w.put(batch); len(batch) == 0 {
+			return 0, nil
+		}
+	}
 	w.fitBatch(batch[len(batch)-1])
 	w.fitStream(batch)
 	args, cmds := w.args[:0], w.cmds[:0]
-	for _, f := range batch {
+	for i, f := range batch {
 		start := len(args)
-		args = w.enc.Append(args, f)
+		if w.slots != nil {
+			args = w.enc.AppendAt(args, f, &w.locs[i])
+		} else {
+			args = w.enc.Append(args, f)
+		}
 		// Full slice expression: each command owns exactly its arguments.
 		cmds = append(cmds, w.pipe.Do(ctx, args[start:len(args):len(args)]...))
 	}

@@ -9,6 +9,7 @@ import (
 
 	"gstcapture/internal/frame"
 	"gstcapture/internal/lease"
+	"gstcapture/internal/shm"
 )
 
 // SchemaVersion is the value of the "v" field of every entry.
@@ -36,6 +37,11 @@ const (
 	// field: the replica that captured the frame and its lease's epoch.
 	FieldOwner = "owner"
 	FieldEpoch = "epoch"
+	// Written instead of data by a camera with delivery shm, last: where
+	// the pixels are (internal/shm.Loc).
+	FieldShmSegment = "shm_segment"
+	FieldShmSlot    = "shm_slot"
+	FieldShmGen     = "shm_gen"
 )
 
 // CameraIDPlaceholder is replaced by the camera id in Options.Stream.
@@ -109,6 +115,9 @@ type entry struct {
 	flags       string
 	frameID     bytesArg
 	data        bytesArg
+	shmSegment  string
+	shmSlot     int
+	shmGen      uint64
 }
 
 // bytesArg lets go-redis write a byte slice held in reused storage.
@@ -145,11 +154,16 @@ func (e *Encoder) Fence(t FenceToken) {
 }
 
 // ArgsPerEntry is the most arguments Append adds for one frame.
-const ArgsPerEntry = 11 + 2*18
+const ArgsPerEntry = 11 + 2*21
 
 // Append appends "XADD <key> [MAXLEN ~ n] * <field> <value> ..." for f to
 // dst and returns the extended slice.
-func (e *Encoder) Append(dst []any, f *frame.Frame) []any {
+func (e *Encoder) Append(dst []any, f *frame.Frame) []any { return e.AppendAt(dst, f, nil) }
+
+// AppendAt is Append for a frame whose pixels are at loc in shared memory
+// (delivery shm): the entry has no data field and ends with shm_segment,
+// shm_slot and shm_gen. loc nil is Append.
+func (e *Encoder) AppendAt(dst []any, f *frame.Frame, loc *shm.Loc) []any {
 	if e.n == len(e.slots) {
 		e.slots = append(e.slots, &entry{})
 	}
@@ -199,8 +213,10 @@ func (e *Encoder) Append(dst []any, f *frame.Frame) []any {
 		FieldFormat, &s.format,
 		FieldStride, &s.stride,
 		FieldSizeBytes, &s.size,
-		FieldData, &s.data,
 	)
+	if loc == nil {
+		dst = append(dst, FieldData, &s.data)
+	}
 	if s.traceParent != "" {
 		dst = append(dst, FieldTraceParent, &s.traceParent)
 	}
@@ -214,6 +230,10 @@ func (e *Encoder) Append(dst []any, f *frame.Frame) []any {
 	if fc := e.fence; fc != nil {
 		dst = append(dst, FieldOwner, fc.owner, FieldEpoch, fc.epoch)
 	}
+	if loc != nil {
+		s.shmSegment, s.shmSlot, s.shmGen = loc.Segment, loc.Slot, loc.Gen
+		dst = append(dst, FieldShmSegment, &s.shmSegment, FieldShmSlot, &s.shmSlot, FieldShmGen, &s.shmGen)
+	}
 	return dst
 }
 
@@ -222,7 +242,7 @@ func (e *Encoder) Append(dst []any, f *frame.Frame) []any {
 func (e *Encoder) Reset() {
 	for _, s := range e.slots[:e.n] {
 		s.data.b = nil
-		s.traceParent, s.traceState, s.flags = "", "", ""
+		s.traceParent, s.traceState, s.flags, s.shmSegment = "", "", "", ""
 	}
 	e.n = 0
 }

@@ -26,10 +26,11 @@ const (
 	DropRedisOOM                       // XADD refused: Redis is at its maxmemory
 	DropOversize                       // out of the appsink, but larger than max_width x max_height
 	DropFenced                         // this replica no longer holds the camera's fleet lease: another one captures it
+	DropShmError                       // delivery shm: no segment for the frame (shm.dir full or not writable)
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error", "redis_oom", "oversize", "fenced"}
+var reasonNames = [numReasons]string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error", "shutdown", "handoff_overflow", "pull_error", "redis_oom", "oversize", "fenced", "shm_error"}
 
 // String returns the metric label value of the reason.
 func (r DropReason) String() string {
@@ -203,6 +204,9 @@ type Camera struct {
 	ringFrames   int
 	ringBytes    int64
 	ringShort    bool
+	delivery     string
+	shmSegment   string
+	shmBytes     int64
 	fps          fpsMeter
 	reconnectsBy map[ReconnectReason]uint64
 	errorsBy     map[ErrorType]uint64
@@ -236,6 +240,22 @@ func (c *Camera) SetRetention(maxLen int64, retention time.Duration, shortened b
 func (c *Camera) SetRing(frames int, bytesLimit int64, short bool) {
 	c.mu.Lock()
 	c.ringFrames, c.ringBytes, c.ringShort = frames, bytesLimit, short
+	c.mu.Unlock()
+}
+
+// SetDelivery records where the camera's pixels go: "redis" or "shm".
+func (c *Camera) SetDelivery(d string) {
+	c.mu.Lock()
+	c.delivery = d
+	c.mu.Unlock()
+}
+
+// SetShm records the camera's current shared-memory segment (delivery
+// shm) and its size; "" when it has none (before the first frame, and
+// once it is removed).
+func (c *Camera) SetShm(segment string, bytes int64) {
+	c.mu.Lock()
+	c.shmSegment, c.shmBytes = segment, bytes
 	c.mu.Unlock()
 }
 
@@ -407,6 +427,11 @@ type Snapshot struct {
 	RingFrames     int   `json:"ring_frames"`
 	RingBytesLimit int64 `json:"ring_bytes_limit"`
 	RingShortened  bool  `json:"ring_shortened"`
+	// Delivery is where the pixels go (redis or shm); with shm, the
+	// current segment file under shm.dir and its size.
+	Delivery   string `json:"delivery,omitempty"`
+	ShmSegment string `json:"shm_segment,omitempty"`
+	ShmBytes   int64  `json:"shm_bytes,omitempty"`
 }
 
 // Memory is how memory.budget is shared out, for /health.
@@ -453,6 +478,7 @@ func (c *Camera) Snapshot(now time.Time) Snapshot {
 	s.LastError, s.Codec, s.Decoder, s.LatencySource = c.lastError, c.codec, c.decoder, c.latencySrc
 	s.RedisMaxLen, s.RedisRetention, s.RetentionShortened = c.redisMaxLen, c.redisRet.Seconds(), c.retShort
 	s.RingFrames, s.RingBytesLimit, s.RingShortened = c.ringFrames, c.ringBytes, c.ringShort
+	s.Delivery, s.ShmSegment, s.ShmBytes = c.delivery, c.shmSegment, c.shmBytes
 	s.FPS = c.fps.rate(now)
 	c.mu.Unlock()
 	return s

@@ -58,7 +58,7 @@ func TestReasonNames(t *testing.T) {
 		names = append(names, r.String())
 	}
 	assert.Equal(t, []string{"black", "uniform", "frozen", "size", "corrupt", "ring_overflow", "redis_error",
-		"shutdown", "handoff_overflow", "pull_error", "redis_oom", "oversize", "fenced"}, names)
+		"shutdown", "handoff_overflow", "pull_error", "redis_oom", "oversize", "fenced", "shm_error"}, names)
 	assert.Equal(t, "unknown", DropReason(-1).String())
 	assert.Equal(t, "unknown", numReasons.String())
 	assert.Equal(t, "ring_overflow,oversize", ReasonSet(0).Add(DropOversize).Add(DropRingOverflow).String(), "label order")
