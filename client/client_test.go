@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"strconv"
 	"testing"
 	"time"
@@ -194,6 +195,55 @@ func TestImage(t *testing.T) {
 	n := read(entry{format: "NV12", w: 6, h: 4})
 	_, err = n.Image()
 	assert.ErrorContains(t, err, "use Planes")
+}
+
+// A JPEG entry decodes with image/jpeg; its bytes are there as they are.
+func TestImageJPEG(t *testing.T) {
+	rd := testenv.StartRedis(t)
+	c := rd.Client(t)
+	ctx := ctxT(t)
+	src := image.NewRGBA(image.Rect(0, 0, 48, 32))
+	for i := 0; i < len(src.Pix); i += 4 {
+		copy(src.Pix[i:], []byte{255, 0, 0, 255}) // red
+	}
+	var b bytes.Buffer
+	require.NoError(t, jpeg.Encode(&b, src, &jpeg.Options{Quality: 90}))
+	read := func(stream string, w, h int, data []byte) *Frame {
+		require.NoError(t, c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: []any{
+			"v", "1", "frame_id", "cam-1-run1-1", "camera_id", "cam-1", "seq", 1, "ts", time.Now().UnixNano(), "ts_source", "arrival", "pts", 0,
+			"width", w, "height", h, "format", "JPEG", "stride", 0, "size_bytes", len(data), "data", data,
+		}}).Err())
+		r, err := NewReader(c, Options{Stream: stream})
+		require.NoError(t, err)
+		f, err := r.Next(ctx)
+		require.NoError(t, err)
+		return f
+	}
+	f := read("frames:jpeg", 48, 32, b.Bytes())
+	assert.Equal(t, [3]any{FormatJPEG, 0, b.Len()}, [3]any{f.Format, f.Stride, f.SizeBytes})
+	raw, err := f.JPEG()
+	require.NoError(t, err)
+	assert.Equal(t, b.Bytes(), raw)
+	img, err := f.Image()
+	require.NoError(t, err)
+	assert.Equal(t, image.Rect(0, 0, 48, 32), img.Bounds())
+	r, g, bl, _ := img.At(20, 10).RGBA()
+	assert.Greater(t, r>>8, uint32(230))
+	assert.Less(t, g>>8, uint32(30))
+	assert.Less(t, bl>>8, uint32(30))
+	_, err = f.Planes()
+	assert.ErrorContains(t, err, "a JPEG frame has no planes: use Image to decode it, or JPEG for its bytes")
+
+	// The entry's size must be the JPEG's, and the bytes a JPEG.
+	_, err = read("frames:jpeg-size", 64, 32, b.Bytes()).Image()
+	assert.ErrorContains(t, err, "frames:jpeg-size entry")
+	assert.ErrorContains(t, err, "the JPEG is 48x32")
+	_, err = read("frames:jpeg-junk", 48, 32, []byte("not a picture")).Image()
+	assert.ErrorContains(t, err, "decode:")
+	bgr := read("frames:notjpeg", 1, 1, []byte{1, 2, 3, 0})
+	bgr.Format, bgr.Stride = "BGR", 4
+	_, err = bgr.JPEG()
+	assert.ErrorContains(t, err, "format BGR, not JPEG")
 }
 
 func TestEntryErrors(t *testing.T) {

@@ -7,9 +7,11 @@
 package client
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image"
+	"image/jpeg"
 	"strconv"
 	"strings"
 	"time"
@@ -74,11 +76,12 @@ type Frame struct {
 	PTS        int64 // ns, -1 unknown
 	Width      int
 	Height     int
-	Format     string // BGR, RGB, GRAY8, I420, NV12
-	Stride     int
+	Format     string // BGR, RGB, GRAY8, I420, NV12, JPEG
+	Stride     int    // 0 for JPEG
 	SizeBytes  int
-	// Data is the pixels, read-only: they share Redis's reply, or, for a
-	// shared-memory entry read by a Reader, the mapped slot (see Check).
+	// Data is the pixels (JPEG: the JPEG file), read-only: they share
+	// Redis's reply, or, for a shared-memory entry read by a Reader, the
+	// mapped slot (see Check).
 	Data        []byte
 	TraceParent string
 	TraceState  string
@@ -211,12 +214,20 @@ func (p Plane) Row(y int) []byte {
 
 func roundUp4(n int) int { return (n + 3) &^ 3 }
 
+// FormatJPEG is the format of entries that hold a JPEG file instead of
+// raw pixels (gstcapture's format: JPEG).
+const FormatJPEG = "JPEG"
+
 // Planes returns the frame's planes as slices of Data, following
 // GStreamer's default layout (each plane's rows padded to 4 bytes): one
 // for BGR, RGB and GRAY8; Y, U, V for I420; Y, UV (interleaved, U first)
-// for NV12. Chroma planes round up for odd sizes.
+// for NV12. Chroma planes round up for odd sizes. A JPEG frame has none:
+// use Image, or JPEG for its bytes.
 func (f *Frame) Planes() ([]Plane, error) {
 	w, h, s := f.Width, f.Height, f.Stride
+	if f.Format == FormatJPEG {
+		return nil, f.layoutErr("a JPEG frame has no planes: use Image to decode it, or JPEG for its bytes")
+	}
 	if w <= 0 || h <= 0 {
 		return nil, f.layoutErr("width and height must be positive")
 	}
@@ -257,8 +268,13 @@ func (f *Frame) layoutErr(format string, args ...any) error {
 
 // Image returns the frame as an image.Image over Data, without copying:
 // *image.Gray for GRAY8, *image.YCbCr (4:2:0) for I420, *Packed for BGR and
-// RGB. NV12's interleaved chroma has no such type: use Planes.
+// RGB. NV12's interleaved chroma has no such type: use Planes. A JPEG
+// frame is decoded (image/jpeg, into new memory: *image.YCbCr for colour,
+// *image.Gray for grey), and must be Width x Height.
 func (f *Frame) Image() (image.Image, error) {
+	if f.Format == FormatJPEG {
+		return f.decodeJPEG()
+	}
 	ps, err := f.Planes()
 	if err != nil {
 		return nil, err
@@ -274,6 +290,39 @@ func (f *Frame) Image() (image.Image, error) {
 		return &Packed{Pix: ps[0].Data, Stride: ps[0].Stride, Rect: r, BGR: f.Format == "BGR"}, nil
 	}
 	return nil, f.layoutErr("no image.Image for %s: use Planes", f.Format)
+}
+
+// JPEG returns a JPEG frame's bytes, the JPEG file as it is (a slice of
+// Data, read-only), for a consumer that decodes it itself or passes it on
+// (a shared-memory frame's: Check after using them).
+func (f *Frame) JPEG() ([]byte, error) {
+	if f.Format != FormatJPEG {
+		return nil, &EntryError{Stream: f.Stream, ID: f.ID, Err: fmt.Errorf("format %s, not JPEG: use Planes or Image", f.Format)}
+	}
+	if len(f.Data) != f.SizeBytes {
+		return nil, f.layoutErr("the entry has %d bytes, size_bytes says %d", len(f.Data), f.SizeBytes)
+	}
+	return f.Data, nil
+}
+
+// decodeJPEG decodes a JPEG frame into new memory; a shared-memory slot
+// lapped while it was read is an error (Check).
+func (f *Frame) decodeJPEG() (image.Image, error) {
+	b, err := f.JPEG()
+	if err != nil {
+		return nil, err
+	}
+	img, err := jpeg.Decode(bytes.NewReader(b))
+	if cerr := f.Check(); cerr != nil {
+		return nil, cerr
+	}
+	if err != nil {
+		return nil, f.layoutErr("decode: %v", err)
+	}
+	if got := img.Bounds(); got.Dx() != f.Width || got.Dy() != f.Height {
+		return nil, f.layoutErr("the JPEG is %dx%d", got.Dx(), got.Dy())
+	}
+	return img, nil
 }
 
 // Check reports whether Data still holds this frame: for a shared-memory

@@ -70,6 +70,9 @@ type benchRow struct {
 	RSS                           float64
 	In, Published, Dropped        uint64
 	P50Sink, P99Sink, P50E2E, P99 float64 // ms
+	// gstcapture rows: the mean size_bytes of the newest entries, and
+	// Redis's MEMORY USAGE of every camera's stream at the end of the run.
+	EntryBytes, RedisMB float64
 }
 
 func envInts(name string, def []int) []int {
@@ -113,13 +116,15 @@ func measure(t testing.TB, what string, pid, redisPid int, warmup, window time.D
 }
 
 // The gstcapture rows: the tool's name and the environment of its run
-// (delivery shm into a directory on /dev/shm for gstcapture-shm).
+// (delivery shm into a directory on /dev/shm for gstcapture-shm; every
+// camera at format JPEG for gstcapture-jpeg).
 var benchTools = []struct {
 	tool string
 	env  func(t *testing.T) []string
 }{
 	{"gstcapture", func(*testing.T) []string { return nil }},
 	{"gstcapture-shm", func(t *testing.T) []string { return shmEnv(shmDir(t), "", 8) }},
+	{"gstcapture-jpeg", func(*testing.T) []string { return []string{"GSTCAPTURE_DEFAULTS__FORMAT=JPEG"} }},
 }
 
 func TestMacroBenchmark(t *testing.T) {
@@ -144,6 +149,8 @@ func TestMacroBenchmark(t *testing.T) {
 
 			// 1. gstcapture publishing to Redis, with each delivery.
 			for _, bt := range benchTools {
+				// Each row's streams from empty: its Redis figures are its own.
+				streamWeight(t, rd, n, true)
 				svc := startService(t, benchConfig(rd.URL, cs, n), bt.env(t)...)
 				var h0, h1 healthReport
 				var m0 metrics
@@ -165,6 +172,7 @@ func TestMacroBenchmark(t *testing.T) {
 					row.Published += c.Published - c0.Published
 					row.Dropped += c.DroppedTotal() - c0.DroppedTotal()
 				}
+				row.EntryBytes, row.RedisMB = streamWeight(t, rd, n, false)
 				svc.Stop(10 * time.Second)
 				rows = append(rows, row)
 			}
@@ -178,7 +186,7 @@ func TestMacroBenchmark(t *testing.T) {
 				require.NoError(t, err)
 				// Element names must be unique within one gst-launch-1.0 process.
 				l := strings.TrimSpace(string(out))
-				for _, name := range []string{"src", "dec", "sink"} {
+				for _, name := range []string{"src", "dec", "enc", "sink"} {
 					l = strings.ReplaceAll(l, " name="+name+" ", fmt.Sprintf(" name=%s%d ", name, i))
 					l = strings.ReplaceAll(l, "name="+name+" ", fmt.Sprintf("name=%s%d ", name, i))
 				}
@@ -215,6 +223,35 @@ func TestMacroBenchmark(t *testing.T) {
 		require.NoError(t, os.MkdirAll(filepath.Dir(out), 0o755))
 		require.NoError(t, os.WriteFile(out, []byte(report), 0o644))
 	}
+}
+
+// streamWeight returns the mean size_bytes of the newest 20 entries of
+// cameras cam1..camN and Redis's MEMORY USAGE of their streams, in MB;
+// with del it deletes the streams instead.
+func streamWeight(t *testing.T, rd *testenv.Redis, n int, del bool) (entryBytes, redisMB float64) {
+	t.Helper()
+	rc := openFrames(t, rd)
+	var entries, bytes, mem int64
+	for i := 1; i <= n; i++ {
+		key := streamKey(fmt.Sprintf("cam%d", i))
+		if del {
+			require.NoError(t, rc.Del(rc.ctx(), key).Err())
+			continue
+		}
+		msgs, err := rc.XRevRangeN(rc.ctx(), key, "+", "-", 20).Result()
+		require.NoError(t, err)
+		for _, m := range msgs {
+			sz, _ := strconv.ParseInt(fmt.Sprint(m.Values["size_bytes"]), 10, 64)
+			entries, bytes = entries+1, bytes+sz
+		}
+		u, err := rc.MemoryUsage(rc.ctx(), key, 0).Result()
+		require.NoError(t, err)
+		mem += u
+	}
+	if entries > 0 {
+		entryBytes = float64(bytes) / float64(entries)
+	}
+	return entryBytes, float64(mem) / 1e6
 }
 
 // splitLaunch splits a launch string into argv words the way a shell would
@@ -266,8 +303,12 @@ func stopCmd(c *exec.Cmd) {
 
 func formatBench(rows []benchRow) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "\n%-9s %3s %-14s %9s %7s %7s %7s %7s %7s %6s %8s %8s %8s %8s %8s %8s %8s\n",
-		"size", "N", "tool", "cpu/cam-s", "cpu%", "redis%", "rss MB", "in", "publ", "drop", "p50sink", "p99sink", "p50e2e", "p99e2e", "x base", "x ffmpeg", "x base+r")
+	tw := 14 // the tool column: as wide as the longest name
+	for _, r := range rows {
+		tw = max(tw, len(r.Tool))
+	}
+	fmt.Fprintf(&b, "\n%-9s %3s %-*s %9s %7s %7s %7s %7s %7s %6s %8s %8s %8s %8s %8s %8s %8s\n",
+		"size", "N", tw, "tool", "cpu/cam-s", "cpu%", "redis%", "rss MB", "in", "publ", "drop", "p50sink", "p99sink", "p50e2e", "p99e2e", "x base", "x ffmpeg", "x base+r")
 	byKey := map[string]benchRow{}
 	for _, r := range rows {
 		byKey[fmt.Sprintf("%s/%d/%s", r.Size, r.N, r.Tool)] = r
@@ -302,12 +343,12 @@ func formatBench(rows []benchRow) string {
 					ratioFF = fmt.Sprintf("%.2f", r.CPUPerCamSec/ff.CPUPerCamSec)
 				}
 			}
-			fmt.Fprintf(&b, "%-9s %3d %-14s %9.4f %7.1f %7.1f %7.1f %7d %7d %6d %8.2f %8.2f %8.1f %8.1f %8s %8s %8s\n",
-				r.Size, r.N, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RedisCPUPct, r.RSS, r.In, r.Published, r.Dropped, r.P50Sink, r.P99Sink, r.P50E2E, r.P99, ratioBase, ratioFF, ratioRedis)
+			fmt.Fprintf(&b, "%-9s %3d %-*s %9.4f %7.1f %7.1f %7.1f %7d %7d %6d %8.2f %8.2f %8.1f %8.1f %8s %8s %8s\n",
+				r.Size, r.N, tw, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RedisCPUPct, r.RSS, r.In, r.Published, r.Dropped, r.P50Sink, r.P99Sink, r.P50E2E, r.P99, ratioBase, ratioFF, ratioRedis)
 			continue
 		}
-		fmt.Fprintf(&b, "%-9s %3d %-14s %9.4f %7.1f %7.1f %7.1f %7s %7s %6s %8s %8s %8s %8s\n",
-			r.Size, r.N, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RedisCPUPct, r.RSS, "", "", "", "", "", "", "")
+		fmt.Fprintf(&b, "%-9s %3d %-*s %9.4f %7.1f %7.1f %7.1f %7s %7s %6s %8s %8s %8s %8s\n",
+			r.Size, r.N, tw, r.Tool, r.CPUPerCamSec, r.CPUPct, r.RedisCPUPct, r.RSS, "", "", "", "", "", "", "")
 	}
 	// Scaling and ceiling, per size.
 	seen := map[string]bool{}
@@ -330,6 +371,15 @@ func formatBench(rows []benchRow) string {
 			}
 		}
 		fmt.Fprintf(&b, "%s ceiling: largest N with zero drops = %d\n", r.Size, ceiling)
+	}
+	// What JPEG saves: bytes an entry and Redis's memory, against BGR.
+	for _, r := range rows {
+		bgr, ok := byKey[fmt.Sprintf("%s/%d/gstcapture", r.Size, r.N)]
+		if r.Tool != "gstcapture-jpeg" || !ok || bgr.EntryBytes <= 0 || bgr.RedisMB <= 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "%s N=%d JPEG: %.1f KB an entry (BGR %.1f KB: x%.3f), Redis %.1f MB for the streams (BGR %.1f MB: x%.3f)\n",
+			r.Size, r.N, r.EntryBytes/1e3, bgr.EntryBytes/1e3, r.EntryBytes/bgr.EntryBytes, r.RedisMB, bgr.RedisMB, r.RedisMB/bgr.RedisMB)
 	}
 	for _, n := range notes {
 		fmt.Fprintln(&b, n)
@@ -437,10 +487,13 @@ func runtimeCores() int {
 }
 
 // The table withholds ratios where they would mislead: past the ceiling
-// (gstcapture dropping frames) and where the baseline did not decode.
+// (gstcapture dropping frames) and where the baseline did not decode. A
+// gstcapture-jpeg row has its ratios against the same baseline, a note of
+// what it saves against the BGR row, and the table stays aligned.
 func TestFormatBenchWithholdsMisleadingRatios(t *testing.T) {
 	rows := []benchRow{
-		{Size: "1920x1080", N: 8, Tool: "gstcapture", Expected: 2400, CPUPerCamSec: 0.1241, In: 2401, Published: 2401},
+		{Size: "1920x1080", N: 8, Tool: "gstcapture", Expected: 2400, CPUPerCamSec: 0.1241, In: 2401, Published: 2401, EntryBytes: 6220800, RedisMB: 5033},
+		{Size: "1920x1080", N: 8, Tool: "gstcapture-jpeg", Expected: 2400, CPUPerCamSec: 0.1500, In: 2400, Published: 2400, EntryBytes: 150000, RedisMB: 130},
 		{Size: "1920x1080", N: 8, Tool: "gst-launch", CPUPerCamSec: 0.0987},
 		{Size: "1920x1080", N: 8, Tool: "ffmpeg", CPUPerCamSec: 0.0970},
 		{Size: "1920x1080", N: 16, Tool: "gstcapture", Expected: 4800, CPUPerCamSec: 0.1007, In: 4246, Published: 974, Dropped: 3102},
@@ -452,17 +505,23 @@ func TestFormatBenchWithholdsMisleadingRatios(t *testing.T) {
 	}
 	out := formatBench(rows)
 	lines := strings.Split(out, "\n")
-	row := func(size string, n int) string {
+	rowOf := func(size string, n int, tool string) string {
 		for _, l := range lines {
 			f := strings.Fields(l)
-			if len(f) > 2 && f[0] == size && f[1] == strconv.Itoa(n) && f[2] == "gstcapture" {
+			if len(f) > 2 && f[0] == size && f[1] == strconv.Itoa(n) && f[2] == tool {
 				return l
 			}
 		}
-		t.Fatalf("no gstcapture row for %s N=%d in:\n%s", size, n, out)
+		t.Fatalf("no %s row for %s N=%d in:\n%s", tool, size, n, out)
 		return ""
 	}
+	row := func(size string, n int) string { return rowOf(size, n, "gstcapture") }
 	assert.True(t, strings.HasSuffix(row("1920x1080", 8), "1.26     1.28     1.26"), row("1920x1080", 8))
+	jpegRow := rowOf("1920x1080", 8, "gstcapture-jpeg")
+	assert.True(t, strings.HasSuffix(jpegRow, "1.52     1.55     1.52"), "against the same gst-launch and ffmpeg: %s", jpegRow)
+	assert.Len(t, jpegRow, len(lines[1]), "as wide as the header:\n%s\n%s", lines[1], jpegRow)
+	assert.Len(t, row("1920x1080", 8), len(lines[1]))
+	assert.Contains(t, out, "1920x1080 N=8 JPEG: 150.0 KB an entry (BGR 6220.8 KB: x0.024), Redis 130.0 MB for the streams (BGR 5033.0 MB: x0.026)")
 	assert.True(t, strings.HasSuffix(row("1920x1080", 16), "sat.     sat.     sat."), row("1920x1080", 16))
 	assert.True(t, strings.HasSuffix(row("1280x720", 4), "invalid  invalid  invalid"), row("1280x720", 4))
 	assert.Contains(t, out, "1280x720 N=4: gst-launch used 0.0056 CPU-s per camera-second")

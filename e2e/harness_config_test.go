@@ -63,6 +63,9 @@ type camCfg struct {
 	MaxHeight int    `yaml:"max_height,omitempty"`
 	FPS       int    `yaml:"fps,omitempty"`      // over defaults.fps
 	Delivery  string `yaml:"delivery,omitempty"` // redis (default) or shm; shm.dir from the environment (shmEnv)
+	Format    string `yaml:"format,omitempty"`
+	Width     int    `yaml:"width,omitempty"`
+	Height    int    `yaml:"height,omitempty"`
 }
 
 // simCams is cameras cam1..camN of one camsim, with codec h264.

@@ -25,6 +25,7 @@ var templates = template.Must(template.New("pipelines").
 const (
 	SourceName  = "src"
 	DecoderName = "dec"
+	EncoderName = "enc" // the JPEG encoder, with format JPEG only
 	SinkName    = "sink"
 )
 
@@ -52,6 +53,21 @@ type Decoder struct {
 	Props   []Prop
 }
 
+// Encoder is the JPEG encoder element of a camera with format JPEG
+// (ChooseEncoder); the zero Encoder for the raw formats.
+type Encoder struct {
+	Element string
+	GPU     bool
+}
+
+// JPEG encoders, best first for a camera decoding on the GPU. Both take
+// system-memory I420 (nvjpegenc uploads it) and have a quality property
+// of 1-100. nvjpegenc is in GStreamer's nvcodec plugin from 1.24.
+const (
+	EncoderNV   = "nvjpegenc"
+	EncoderJPEG = "jpegenc"
+)
+
 // Params are the typed parameters of one camera's pipeline.
 type Params struct {
 	Codec          string        // h264 | h265: which template
@@ -63,6 +79,8 @@ type Params struct {
 	Decoder        Decoder
 	FPS            int    // upper bound; a slower camera is not padded
 	Format         string // frame.Format name
+	Encoder        Encoder
+	JPEGQuality    int    // the encoder's quality, 1-100; with Encoder only
 	Width, Height  int    // 0, 0 = keep the camera's size
 	Converter      string // ConverterSws or ConverterVideoconvert, see ChooseConverter
 	ConvertThreads int    // videoconvert/videoscale n-threads, 0 = auto
@@ -172,7 +190,11 @@ func (p Params) checkRest() error {
 	if p.FPS < 1 || p.FPS > frameRateCeiling {
 		return fmt.Errorf("fps %d: must be between 1 and %d", p.FPS, frameRateCeiling)
 	}
-	if _, err := frame.ParseFormat(p.Format); err != nil {
+	f, err := frame.ParseFormat(p.Format)
+	if err != nil {
+		return err
+	}
+	if err := p.checkEncoder(f); err != nil {
 		return err
 	}
 	if p.Width < 0 || p.Height < 0 || (p.Width == 0) != (p.Height == 0) {
@@ -189,6 +211,22 @@ func (p Params) checkRest() error {
 	}
 	if p.Sink != SinkAppsink && p.Sink != SinkFakesink {
 		return fmt.Errorf("sink %q: want appsink or fakesink", p.Sink)
+	}
+	return nil
+}
+
+// checkEncoder checks that format f has the encoder it needs: a JPEG
+// encoder and its quality for JPEG, none for a raw format.
+func (p Params) checkEncoder(f frame.Format) error {
+	switch {
+	case f != frame.JPEG && p.Encoder.Element != "":
+		return fmt.Errorf("encoder %s: format %s is raw, it takes no encoder", p.Encoder.Element, f)
+	case f != frame.JPEG:
+		return nil
+	case p.Encoder.Element != EncoderJPEG && p.Encoder.Element != EncoderNV:
+		return fmt.Errorf("format JPEG: encoder %q: want %s or %s", p.Encoder.Element, EncoderJPEG, EncoderNV)
+	case p.JPEGQuality < 1 || p.JPEGQuality > 100:
+		return fmt.Errorf("jpeg quality %d: must be between 1 and 100", p.JPEGQuality)
 	}
 	return nil
 }
@@ -287,6 +325,27 @@ func decoderProps(element string, threads int) []Prop {
 	return nil
 }
 
+// ChooseEncoder picks the encoder of a camera publishing format: none for
+// a raw format; for JPEG, nvjpegenc when the camera decodes on the GPU
+// (dec.GPU) and GStreamer has it, else jpegenc. have reports whether
+// GStreamer has an element.
+func ChooseEncoder(format string, dec Decoder, have func(element string) bool) (Encoder, error) {
+	if format != string(frame.JPEG) {
+		return Encoder{}, nil
+	}
+	looked := []string{EncoderJPEG}
+	if dec.GPU {
+		if have(EncoderNV) {
+			return Encoder{Element: EncoderNV, GPU: true}, nil
+		}
+		looked = []string{EncoderNV, EncoderJPEG}
+	}
+	if have(EncoderJPEG) {
+		return Encoder{Element: EncoderJPEG}, nil
+	}
+	return Encoder{}, fmt.Errorf("format JPEG: no JPEG encoder found (looked for %s; install gstreamer1.0-plugins-good for jpegenc)", strings.Join(looked, ", "))
+}
+
 // Colour converters: gstcapture's swsconvert element (libswscale, in
 // internal/gsthost) or GStreamer's videoconvert.
 const (
@@ -300,7 +359,9 @@ var swsFormats = map[string]bool{string(frame.BGR): true, string(frame.RGB): tru
 // ChooseConverter picks the colour converter for a published format.
 // preference auto takes swsconvert for BGR and RGB: libswscale's SIMD
 // YUV->RGB is 4.6x cheaper than videoconvert's (docs/performance.md);
-// planar and grey outputs are cheap for videoconvert and stay with it.
+// planar and grey outputs are cheap for videoconvert and stay with it, and
+// so does JPEG's I420 in front of the encoder (no conversion at all for a
+// decoder's I420).
 func ChooseConverter(format, preference string) string {
 	if preference == "auto" && swsFormats[format] {
 		return ConverterSws
@@ -322,8 +383,9 @@ func ProtocolsFor(transport string) string {
 	}
 }
 
-// ForCamera builds the Params of cam's pipeline from its effective settings.
-func ForCamera(cam config.Camera, dec Decoder) Params {
+// ForCamera builds the Params of cam's pipeline from its effective
+// settings, with its decoder and encoder (ChooseDecoder, ChooseEncoder).
+func ForCamera(cam config.Camera, dec Decoder, enc Encoder) Params {
 	s := cam.Settings
 	return Params{
 		Codec:          cam.Codec,
@@ -335,6 +397,8 @@ func ForCamera(cam config.Camera, dec Decoder) Params {
 		Decoder:        dec,
 		FPS:            s.FPS,
 		Format:         string(s.Format),
+		Encoder:        enc,
+		JPEGQuality:    s.JPEGQuality,
 		Width:          s.Width,
 		Height:         s.Height,
 		Converter:      ChooseConverter(string(s.Format), s.Converter),

@@ -82,6 +82,104 @@ func TestRenderGolden(t *testing.T) {
 	assert.Equal(t, goldenH265Scaled, got)
 }
 
+// format JPEG: I420 after the rate limit (and the scaling), the encoder
+// named enc with its quality, image/jpeg caps, the sink.
+const goldenH264JPEG = `rtspsrc name=src location="rtsp://192.168.1.10:554/Streaming/Channels/101" protocols=tcp latency=200` +
+	` drop-on-latency=false do-rtcp=true add-reference-timestamp-meta=true buffer-mode=slave ntp-sync=false` +
+	` tcp-timeout=5000000 timeout=2500000` +
+	` ! application/x-rtp,media=video,encoding-name=H264` +
+	` ! rtph264depay request-keyframe=true` +
+	` ! h264parse` +
+	` ! avdec_h264 name=dec output-corrupt="false" max-threads="1"` +
+	` ! capssetter caps="video/x-raw,framerate=(fraction)120/1"` +
+	` ! videorate drop-only=true max-rate=10` +
+	` ! videoscale n-threads=1` +
+	` ! videoconvert n-threads=1` +
+	` ! video/x-raw,format=I420,width=640,height=360` +
+	` ! jpegenc name=enc quality=85` +
+	` ! image/jpeg` +
+	` ! appsink name=sink sync=false max-buffers=2 drop=true enable-last-sample=false emit-signals=false qos=false wait-on-eos=false`
+
+func jpegParams() Params {
+	p := base()
+	p.Format = "JPEG"
+	p.Converter = ConverterVideoconvert
+	p.Encoder = Encoder{Element: EncoderJPEG}
+	p.JPEGQuality = 85
+	p.Width, p.Height = 640, 360
+	return p
+}
+
+func TestRenderJPEG(t *testing.T) {
+	got, err := Render(jpegParams())
+	require.NoError(t, err)
+	assert.Equal(t, goldenH264JPEG, got)
+
+	// The GPU path: nvjpegenc takes the decoder's system-memory frames
+	// converted to I420, like jpegenc; unscaled, no videoscale.
+	p := jpegParams()
+	p.Codec = "h265"
+	p.Decoder = Decoder{Element: "nvh265dec", GPU: true}
+	p.Encoder = Encoder{Element: EncoderNV, GPU: true}
+	p.JPEGQuality = 1
+	p.Width, p.Height = 0, 0
+	p.Sink = SinkFakesink
+	got, err = Render(p)
+	require.NoError(t, err)
+	elements, _ := launchTokens(t, got)
+	assert.Equal(t, []string{"rtspsrc", "application/x-rtp,media=video,encoding-name=H265", "rtph265depay", "h265parse", "nvh265dec",
+		"capssetter", "videorate", "videoconvert", "video/x-raw,format=I420", "nvjpegenc", "image/jpeg", "fakesink"}, elements)
+	assert.Contains(t, got, " ! nvh265dec name=dec ! capssetter ")
+	assert.Contains(t, got, " ! nvjpegenc name=enc quality=1 ! image/jpeg ! fakesink ")
+
+	for _, tc := range []struct {
+		name   string
+		modify func(*Params)
+		want   string
+	}{
+		{"no encoder", func(p *Params) { p.Encoder = Encoder{} }, `format JPEG: encoder "": want jpegenc or nvjpegenc`},
+		{"other encoder", func(p *Params) { p.Encoder.Element = "avenc_mjpeg" }, `format JPEG: encoder "avenc_mjpeg"`},
+		{"quality 0", func(p *Params) { p.JPEGQuality = 0 }, "jpeg quality 0: must be between 1 and 100"},
+		{"quality 101", func(p *Params) { p.JPEGQuality = 101 }, "jpeg quality 101"},
+		{"encoder with a raw format", func(p *Params) { p.Format = "I420" }, "encoder jpegenc: format I420 is raw, it takes no encoder"},
+		{"swsconvert", func(p *Params) { p.Converter = ConverterSws }, "converter swsconvert cannot output JPEG"},
+	} {
+		p := jpegParams()
+		tc.modify(&p)
+		_, err := Render(p)
+		assert.ErrorContains(t, err, tc.want, tc.name)
+	}
+}
+
+// nvjpegenc when the camera decodes on the GPU and GStreamer has it;
+// jpegenc otherwise; nothing for a raw format.
+func TestChooseEncoder(t *testing.T) {
+	gpu, cpu := Decoder{Element: "nvh264dec", GPU: true}, avdec("1")
+	for _, tc := range []struct {
+		name   string
+		format string
+		dec    Decoder
+		have   func(string) bool
+		want   Encoder
+		err    string
+	}{
+		{"raw", "BGR", gpu, haveOnly(), Encoder{}, ""},
+		{"GPU decoder, nvjpegenc present", "JPEG", gpu, haveOnly(EncoderNV, EncoderJPEG), Encoder{Element: EncoderNV, GPU: true}, ""},
+		{"GPU decoder, GStreamer before 1.24", "JPEG", gpu, haveOnly(EncoderJPEG), Encoder{Element: EncoderJPEG}, ""},
+		{"CPU decoder", "JPEG", cpu, haveOnly(EncoderNV, EncoderJPEG), Encoder{Element: EncoderJPEG}, ""},
+		{"none, CPU", "JPEG", cpu, haveOnly(EncoderNV), Encoder{}, "format JPEG: no JPEG encoder found (looked for jpegenc; install gstreamer1.0-plugins-good for jpegenc)"},
+		{"none, GPU", "JPEG", gpu, haveOnly(), Encoder{}, "looked for nvjpegenc, jpegenc;"},
+	} {
+		got, err := ChooseEncoder(tc.format, tc.dec, tc.have)
+		if tc.err != "" {
+			assert.ErrorContains(t, err, tc.err, tc.name)
+			continue
+		}
+		require.NoError(t, err, tc.name)
+		assert.Equal(t, tc.want, got, tc.name)
+	}
+}
+
 func TestRenderSinks(t *testing.T) {
 	for _, sink := range []string{"", SinkAppsink} {
 		p := base()
@@ -320,7 +418,7 @@ func TestForCamera(t *testing.T) {
 	}
 	dec, err := ChooseDecoder(cam.Codec, "cpu", cam.Settings.DecoderThreads, haveOnly("avdec_h265"))
 	require.NoError(t, err)
-	p := ForCamera(cam, dec)
+	p := ForCamera(cam, dec, Encoder{})
 	assert.Equal(t, Params{
 		Codec: "h265", Location: "rtsp://10.0.0.5:554/live", Protocols: "udp+tcp", LatencyMS: 150,
 		TCPTimeout: 6 * time.Second, UDPTimeout: 3 * time.Second, Decoder: dec,
@@ -328,7 +426,7 @@ func TestForCamera(t *testing.T) {
 	}, p)
 
 	cam.Settings.StallTimeout = time.Second
-	assert.Equal(t, time.Second, ForCamera(cam, dec).UDPTimeout, "UDP timeout never below 1s")
+	assert.Equal(t, time.Second, ForCamera(cam, dec, Encoder{}).UDPTimeout, "UDP timeout never below 1s")
 
 	line, err := Render(p)
 	require.NoError(t, err)
@@ -336,6 +434,15 @@ func TestForCamera(t *testing.T) {
 	assert.NotContains(t, line, "admin")
 	assert.Contains(t, line, `avdec_h265 name=dec output-corrupt="false" max-threads="4"`)
 	assert.Contains(t, line, "max-rate=5 ! videoscale n-threads=2 ! videoconvert n-threads=2 ! video/x-raw,format=GRAY8,width=320,height=240")
+
+	cam.Settings.Format, cam.Settings.JPEGQuality = frame.JPEG, 70
+	cam.Settings.Converter = "auto"
+	enc := Encoder{Element: EncoderJPEG}
+	p = ForCamera(cam, dec, enc)
+	assert.Equal(t, [4]any{"JPEG", enc, 70, ConverterVideoconvert}, [4]any{p.Format, p.Encoder, p.JPEGQuality, p.Converter})
+	line, err = Render(p)
+	require.NoError(t, err)
+	assert.Contains(t, line, "max-rate=5 ! videoscale n-threads=2 ! videoconvert n-threads=2 ! video/x-raw,format=I420,width=320,height=240 ! jpegenc name=enc quality=70 ! image/jpeg ! appsink")
 }
 
 // Every format and size the config accepts renders.
@@ -343,7 +450,10 @@ func TestForCameraRendersEveryFormat(t *testing.T) {
 	for _, f := range frame.Formats {
 		for _, conv := range config.Choices("converter") {
 			cam := config.Camera{Codec: "h264", Location: "rtsp://h/x", Settings: config.Settings{FPS: 120, Format: f, Transport: "tcp", StallTimeout: time.Second, Converter: conv}}
-			_, err := Render(ForCamera(cam, avdec("1")))
+			enc, err := ChooseEncoder(string(f), avdec("1"), haveOnly(EncoderJPEG))
+			require.NoError(t, err)
+			cam.Settings.JPEGQuality = 85
+			_, err = Render(ForCamera(cam, avdec("1"), enc))
 			assert.NoError(t, err, "%s %s", f, conv)
 		}
 	}

@@ -160,7 +160,7 @@ func cmdRender(args []string) int {
 		for _, p := range plans {
 			launch := p.Launch
 			if *sink != pipelines.SinkAppsink {
-				params := pipelines.ForCamera(p.Camera, p.Decoder)
+				params := pipelines.ForCamera(p.Camera, p.Decoder, p.Encoder)
 				params.Sink = *sink
 				if launch, err = pipelines.Render(params); err != nil {
 					fmt.Fprintf(os.Stderr, "camera %s: %v\n", cam.ID, err)
@@ -171,7 +171,11 @@ func cmdRender(args []string) int {
 				fmt.Println(launch)
 				continue
 			}
-			fmt.Printf("# camera %s: codec %s, decoder %s (credentials are set as user-id/user-pw at run time, never printed)\n%s\n\n", cam.ID, p.Camera.Codec, p.Decoder.Element, launch)
+			encoder := ""
+			if p.Encoder.Element != "" {
+				encoder = ", encoder " + p.Encoder.Element
+			}
+			fmt.Printf("# camera %s: codec %s, decoder %s%s (credentials are set as user-id/user-pw at run time, never printed)\n%s\n\n", cam.ID, p.Camera.Codec, p.Decoder.Element, encoder, launch)
 		}
 	}
 	if !found {

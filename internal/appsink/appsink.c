@@ -115,9 +115,35 @@ static GstCaps *ntp_caps(void)
 	return caps;
 }
 
-int gc_take(gc_queue *q, gc_frame *f)
+/* The format name of JPEG frames (frame.JPEG), static like GStreamer's. */
+static const gchar jpeg_format[] = "JPEG";
+
+/* frame_geometry reads the size, first stride and format of raw video
+   caps, or the size of image/jpeg caps (stride 0: a JPEG has no rows in
+   the buffer); FALSE for anything else. */
+static gboolean frame_geometry(GstCaps *caps, gc_frame *f)
 {
 	GstVideoInfo info;
+	GstStructure *st = gst_caps_get_structure(caps, 0);
+
+	if (st != NULL && gst_structure_has_name(st, "image/jpeg")) {
+		if (!gst_structure_get_int(st, "width", &f->width) || !gst_structure_get_int(st, "height", &f->height))
+			return FALSE;
+		f->stride = 0;
+		f->format = jpeg_format;
+		return TRUE;
+	}
+	if (!gst_video_info_from_caps(&info, caps))
+		return FALSE;
+	f->width = GST_VIDEO_INFO_WIDTH(&info);
+	f->height = GST_VIDEO_INFO_HEIGHT(&info);
+	f->stride = GST_VIDEO_INFO_PLANE_STRIDE(&info, 0);
+	f->format = gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info));
+	return TRUE;
+}
+
+int gc_take(gc_queue *q, gc_frame *f)
+{
 	GstCaps *caps;
 	GstVideoMeta *vmeta;
 	GstReferenceTimestampMeta *ref;
@@ -135,7 +161,7 @@ int gc_take(gc_queue *q, gc_frame *f)
 		return 1;
 	f->buffer = gst_sample_get_buffer(f->sample);
 	caps = gst_sample_get_caps(f->sample);
-	if (f->buffer == NULL || caps == NULL || !gst_video_info_from_caps(&info, caps)) {
+	if (f->buffer == NULL || caps == NULL || !frame_geometry(caps, f)) {
 		gst_sample_unref(f->sample);
 		f->sample = NULL;
 		return 2;
@@ -146,12 +172,8 @@ int gc_take(gc_queue *q, gc_frame *f)
 		return 3;
 	}
 	f->mapped = 1;
-	f->width = GST_VIDEO_INFO_WIDTH(&info);
-	f->height = GST_VIDEO_INFO_HEIGHT(&info);
-	f->stride = GST_VIDEO_INFO_PLANE_STRIDE(&info, 0);
-	f->format = gst_video_format_to_string(GST_VIDEO_INFO_FORMAT(&info));
 	/* A producer may lay planes out with its own strides (video meta). */
-	vmeta = gst_buffer_get_video_meta(f->buffer);
+	vmeta = f->stride > 0 ? gst_buffer_get_video_meta(f->buffer) : NULL;
 	if (vmeta != NULL)
 		f->stride = vmeta->stride[0];
 	f->pts = GST_BUFFER_PTS_IS_VALID(f->buffer) ? (gint64)GST_BUFFER_PTS(f->buffer) : -1;

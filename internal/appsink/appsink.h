@@ -32,8 +32,9 @@ gc_queue *gc_attach(GstAppSink *sink);
 int gc_queue_fd(gc_queue *q);
 void gc_detach(GstAppSink *sink);
 /* gc_take returns 0 on success, 1 when the queue is empty, 2 when caps are
-   not raw video, 3 when the buffer cannot be mapped. On non-zero nothing is
-   held. */
+   neither raw video nor image/jpeg with a size, 3 when the buffer cannot be
+   mapped. On non-zero nothing is held. A JPEG sample has stride 0 and
+   format "JPEG". */
 int gc_take(gc_queue *q, gc_frame *f);
 /* gc_queue_overflow counts samples dropped because the queue was full. */
 guint64 gc_queue_overflow(gc_queue *q);

@@ -1,6 +1,9 @@
 package appsink
 
 import (
+	"bytes"
+	"image"
+	"image/jpeg"
 	"os"
 	"runtime"
 	"strconv"
@@ -86,6 +89,34 @@ func TestFrameFields(t *testing.T) {
 		assert.Equal(t, time.Duration(i)*40*time.Millisecond, f.PTS)
 		assert.Equal(t, frame.SourceArrival, f.CaptureSource)
 		assert.False(t, f.Corrupt)
+		f.Release()
+		assert.Nil(t, f.Data)
+	}
+}
+
+// A JPEG sample (image/jpeg caps) is a frame of format JPEG with the caps'
+// size, stride 0, and the encoder's bytes as they are: a whole JPEG file.
+func TestJPEGFrame(t *testing.T) {
+	var got []*frame.Frame
+	run(t, "videotestsrc num-buffers=2 pattern=solid-color foreground-color=0xffff0000 ! video/x-raw,format=I420,width=322,height=240,framerate=25/1 ! jpegenc quality=90 ! image/jpeg ! appsink name=sink sync=false", func(f *frame.Frame) {
+		got = append(got, f)
+	})
+	require.Len(t, got, 2)
+	for i, f := range got {
+		assert.False(t, f.PullError)
+		assert.Equal(t, frame.JPEG, f.Format)
+		assert.Equal(t, [3]int{322, 240, 0}, [3]int{f.Width, f.Height, f.Stride})
+		assert.Equal(t, time.Duration(i)*40*time.Millisecond, f.PTS)
+		require.Greater(t, len(f.Data), 4)
+		assert.Equal(t, []byte{0xff, 0xd8}, f.Data[:2], "SOI")
+		assert.Equal(t, []byte{0xff, 0xd9}, f.Data[len(f.Data)-2:], "EOI")
+		img, err := jpeg.Decode(bytes.NewReader(f.Data))
+		require.NoError(t, err)
+		assert.Equal(t, image.Rect(0, 0, 322, 240), img.Bounds())
+		r, g, b, _ := img.At(100, 100).RGBA()
+		assert.Greater(t, r>>8, uint32(225), "red, through limited-range I420")
+		assert.Less(t, g>>8, uint32(30), "red")
+		assert.Less(t, b>>8, uint32(30), "red")
 		f.Release()
 		assert.Nil(t, f.Data)
 	}

@@ -29,10 +29,12 @@ import (
 	"gstcapture/pipelines"
 )
 
-// Plan is what a camera will run: its decoder and launch string.
+// Plan is what a camera will run: its decoder, its encoder (format JPEG)
+// and launch string.
 type Plan struct {
 	Camera  config.Camera
 	Decoder pipelines.Decoder
+	Encoder pipelines.Encoder
 	Launch  string
 	// With codec auto, Decoder and Launch are empty: Auto holds a plan per
 	// codec the camera may announce, and ProbeLaunch reads its SDP.
@@ -40,9 +42,10 @@ type Plan struct {
 	ProbeLaunch string
 }
 
-// PlanCamera chooses the decoder for cam (using have to test which element
-// factories exist) and renders its launch string; with codec auto, one for
-// each codec that has a decoder, and the SDP probe.
+// PlanCamera chooses the decoder for cam, and the encoder for format JPEG
+// (using have to test which element factories exist), and renders its
+// launch string; with codec auto, one for each codec that has a decoder,
+// and the SDP probe.
 func PlanCamera(cam config.Camera, have func(string) bool) (Plan, error) {
 	if cam.Codec == config.CodecAuto {
 		return planAuto(cam, have)
@@ -52,11 +55,15 @@ func PlanCamera(cam config.Camera, have func(string) bool) (Plan, error) {
 	if err != nil {
 		return Plan{}, fmt.Errorf("camera %s: %w", cam.ID, err)
 	}
-	launch, err := pipelines.Render(pipelines.ForCamera(cam, dec))
+	enc, err := pipelines.ChooseEncoder(string(s.Format), dec, have)
+	if err != nil {
+		return Plan{}, fmt.Errorf("camera %s: %w", cam.ID, err)
+	}
+	launch, err := pipelines.Render(pipelines.ForCamera(cam, dec, enc))
 	if err != nil {
 		return Plan{}, fmt.Errorf("camera %s: render pipeline: %w", cam.ID, err)
 	}
-	return Plan{Camera: cam, Decoder: dec, Launch: launch}, nil
+	return Plan{Camera: cam, Decoder: dec, Encoder: enc, Launch: launch}, nil
 }
 
 func planAuto(cam config.Camera, have func(string) bool) (Plan, error) {
@@ -75,7 +82,7 @@ func planAuto(cam config.Camera, have func(string) bool) (Plan, error) {
 	if len(plan.Auto) == 0 {
 		return Plan{}, fmt.Errorf("codec auto: no codec can be decoded: %s", strings.Join(errs, "; "))
 	}
-	probe, err := pipelines.RenderProbe(pipelines.ForCamera(cam, pipelines.Decoder{}))
+	probe, err := pipelines.RenderProbe(pipelines.ForCamera(cam, pipelines.Decoder{}, pipelines.Encoder{}))
 	if err != nil {
 		return Plan{}, fmt.Errorf("camera %s: render codec auto probe: %w", cam.ID, err)
 	}
@@ -198,7 +205,8 @@ type camera struct {
 
 // ringFit sizes a camera's ring in bytes within its share of memory.budget
 // whenever its frame size or its share changes (the first frame, a new
-// resolution, a camera added or removed).
+// resolution, a JPEG frame size that moved by an eighth, a camera added or
+// removed).
 type ringFit struct {
 	share  int64         // frame bytes the camera may hold; 0 = no bound
 	shared *atomic.Int64 // the service's current share, nil: share is fixed
@@ -207,7 +215,7 @@ type ringFit struct {
 	// which its share holds besides the ring.
 	shmSlots int
 	log      *slog.Logger
-	bytes    int64 // frame size the ring is sized for; sink goroutine only
+	size     frame.SizeEstimate // the frame size the ring is sized for; sink goroutine only
 }
 
 // New prepares a service: it renders every camera's pipeline and connects
@@ -394,9 +402,10 @@ func (c *camera) onFrame(f *frame.Frame) {
 		span.Flag(f.Flags)
 	}
 	c.snap.offer(f)
-	if sz, share := int64(len(f.Data)), c.fit.current(); sz != c.fit.bytes || share != c.fit.share {
+	sz, changed := c.fit.size.Observe(f)
+	if share := c.fit.current(); changed || share != c.fit.share {
 		c.fit.share = share
-		c.fitRing(sz)
+		c.fitRing(sz, f.Format.Compressed())
 	}
 	// The publisher owns f from here and may already have released it, and
 	// its pool reused it: below this line f is not read (span holds the
@@ -422,11 +431,10 @@ func (f *ringFit) current() int64 {
 	return f.shared.Load()
 }
 
-// fitRing sizes the ring for frames of sz bytes within the camera's share
-// of memory.budget, and says so once per size when the share holds fewer
-// than ring_size frames.
-func (c *camera) fitRing(sz int64) {
-	c.fit.bytes = sz
+// fitRing sizes the ring for frames of sz bytes (the mean of varying ones,
+// JPEG) within the camera's share of memory.budget, and says so once per
+// size when the share holds fewer than ring_size frames.
+func (c *camera) fitRing(sz int64, varying bool) {
 	ringSize := c.plan.Camera.Settings.RingSize
 	share, batch := c.fit.share, publish.BatchFrames(c.fit.batch, int(sz))
 	if c.fit.shmSlots > 0 {
@@ -435,7 +443,11 @@ func (c *camera) fitRing(sz int64) {
 			share = max(share-shm.SegmentBytes(c.fit.shmSlots, int(sz)), 1)
 		}
 	}
-	r := membudget.SizeRing(share, int(sz), ringSize, batch)
+	size := membudget.SizeRing
+	if varying {
+		size = membudget.SizeRingVarying
+	}
+	r := size(share, int(sz), ringSize, batch)
 	c.ring.SetByteLimit(r.Bytes)
 	c.stats.SetRing(r.Frames, r.Bytes, r.Short)
 	if r.Short && c.fit.log != nil {

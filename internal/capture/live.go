@@ -5,6 +5,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,8 +169,13 @@ func (s *Service) build(cc config.Camera, prev *camera) (*camera, error) {
 	if err != nil {
 		return nil, err
 	}
+	rules := Rules(cc.Settings.Validation)
+	if skipped := rules.PixelRulesSkipped(cc.Settings.Format); len(skipped) > 0 {
+		s.log.Warn("format JPEG: validation."+strings.Join(skipped, " and validation.")+" do not run on JPEG frames (they read pixels, and the frames are compressed); set them off to silence this",
+			"camera_id", cc.ID, "rules", strings.Join(skipped, ","))
+	}
 	st := s.reg.Add(cc.ID)
-	c := newCamera(plan, st, Rules(cc.Settings.Validation), s.metrics.AddCamera(cc.ID), s.tracer)
+	c := newCamera(plan, st, rules, s.metrics.AddCamera(cc.ID), s.tracer)
 	c.fit = ringFit{shared: &s.perCamera, batch: s.cfg.Redis.Batch, log: s.log}
 	if cc.Settings.Delivery == config.DeliveryShm {
 		c.fit.shmSlots = cc.Settings.ShmSlots

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
+
+	"gstcapture/internal/frame"
 )
 
 // cameras decodes each entry of the file's cameras list over a copy of the
@@ -72,6 +74,11 @@ func (r *reader) camera(base string, item map[string]any, defaults Settings) Cam
 	s := e.Settings
 	if len(r.probs) == before && (s.Width != defaults.Width || s.Height != defaults.Height || s.Reconnect != defaults.Reconnect) {
 		r.crossCheck(base, s)
+	}
+	if q := join(base, "jpeg_quality"); set[q] && !r.failed[q] && s.Format != frame.JPEG {
+		// In defaults it may serve the cameras that set format JPEG; a
+		// camera's own jpeg_quality with another format is a mistake.
+		r.add(q, "applies only with format JPEG; this camera's format is %s (set format: JPEG, or remove jpeg_quality)", s.Format)
 	}
 	r.credentials(base, &e, set)
 	return e.Camera

@@ -189,8 +189,11 @@ type Log struct {
 // file's defaults section; Camera.Settings is the effective result after
 // that camera's overrides.
 type Settings struct {
-	FPS          int           `koanf:"fps" range:"[1,120]"`
-	Format       frame.Format  `koanf:"format"`
+	FPS    int          `koanf:"fps" range:"[1,120]"`
+	Format frame.Format `koanf:"format"`
+	// JPEGQuality is the JPEG encoder's quality with format JPEG; a camera
+	// entry that sets it with another format is a configuration problem.
+	JPEGQuality  int           `koanf:"jpeg_quality" range:"[1,100]"`
 	Width        int           `koanf:"width" range:"[0,8192]"` // 0, 0 = the camera's own size
 	Height       int           `koanf:"height" range:"[0,8192]"`
 	Transport    string        `koanf:"transport" oneof:"tcp,udp,auto"`
@@ -329,6 +332,7 @@ func defaults() Config {
 		Defaults: Settings{
 			FPS:            10,
 			Format:         frame.BGR,
+			JPEGQuality:    85,
 			Transport:      "tcp",
 			Latency:        200 * time.Millisecond,
 			Reconnect:      Reconnect{Initial: time.Second, Max: 30 * time.Second},

@@ -53,6 +53,15 @@ func problems(t *testing.T, yml string, env ...string) Problems {
 	return *ps
 }
 
+// byPath is each problem's message by its path.
+func (ps Problems) byPath() map[string]string {
+	out := make(map[string]string, len(ps))
+	for _, p := range ps {
+		out[p.Path] = p.Msg
+	}
+	return out
+}
+
 // Variables of other tools that share the prefix are not settings.
 func TestEnvOfOtherToolsIgnored(t *testing.T) {
 	cfg := mustLoad(t, oneCamera, "GSTCAPTURE_SOAK=5m", "GSTCAPTURE_BENCH_N=4", "GSTCAPTURE_FAULT_WEDGE_TEARDOWN=cam1")
@@ -68,7 +77,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, Log{Level: "info", Format: "json"}, cfg.Log)
 	assert.Equal(t, Shm{Dir: "/dev/shm"}, cfg.Shm)
 	want := Settings{
-		FPS: 10, Format: frame.BGR, Transport: "tcp", Latency: 200 * time.Millisecond,
+		FPS: 10, Format: frame.BGR, JPEGQuality: 85, Transport: "tcp", Latency: 200 * time.Millisecond,
 		Reconnect: Reconnect{Initial: time.Second, Max: 30 * time.Second}, StallTimeout: 5 * time.Second,
 		Decoder: "auto", Converter: "auto", RingSize: 32, Delivery: "redis", ShmSlots: 8,
 		ConvertThreads: 1, DecoderThreads: 1, MaxWidth: 4096, MaxHeight: 4096,
@@ -194,6 +203,49 @@ cameras:
 	// The defaults themselves are untouched by a camera's overrides.
 	assert.Equal(t, 10, cfg.Defaults.FPS)
 	assert.Equal(t, validate.Drop, cfg.Defaults.Validation.Black.Action)
+}
+
+// format JPEG and jpeg_quality: the quality in defaults serves the cameras
+// that choose JPEG; a camera that sets it with another format is told.
+func TestJPEGQuality(t *testing.T) {
+	cfg := mustLoad(t, `
+defaults:
+  jpeg_quality: 70
+cameras:
+  - {id: a, url: rtsp://10.0.0.1/a, codec: h264}
+  - {id: b, url: rtsp://10.0.0.2/b, codec: h264, format: JPEG}
+  - {id: c, url: rtsp://10.0.0.3/c, codec: h264, format: JPEG, jpeg_quality: 95}
+`)
+	a, b, c := cfg.Cameras[0].Settings, cfg.Cameras[1].Settings, cfg.Cameras[2].Settings
+	assert.Equal(t, [2]any{frame.BGR, 70}, [2]any{a.Format, a.JPEGQuality})
+	assert.Equal(t, [2]any{frame.JPEG, 70}, [2]any{b.Format, b.JPEGQuality})
+	assert.Equal(t, [2]any{frame.JPEG, 95}, [2]any{c.Format, c.JPEGQuality})
+
+	ps := problems(t, `
+defaults:
+  jpeg_quality: 0
+cameras:
+  - {id: a, url: rtsp://10.0.0.1/a, codec: h264, jpeg_quality: 90}
+  - {id: b, url: rtsp://10.0.0.2/b, codec: h264, format: JPEG, jpeg_quality: 101}
+  - {id: c, url: rtsp://10.0.0.3/c, codec: h264, format: jpeg}
+`)
+	assert.Equal(t, map[string]string{
+		"defaults.jpeg_quality":   "must be between 1 and 100, got 0",
+		"cameras[0].jpeg_quality": "applies only with format JPEG; this camera's format is BGR (set format: JPEG, or remove jpeg_quality)",
+		"cameras[1].jpeg_quality": "must be between 1 and 100, got 101",
+		"cameras[2].format":       `unknown format "jpeg" (want one of BGR, RGB, I420, NV12, GRAY8, JPEG)`,
+	}, ps.byPath())
+
+	// The camera API's entries follow the same rule, at their own keys.
+	cfg = mustLoad(t, oneCamera)
+	_, probs := cfg.ParseCamera("cam9", map[string]any{"url": "rtsp://10.0.0.9/s", "codec": "h264", "format": "GRAY8", "jpeg_quality": 50.0})
+	assert.Equal(t, map[string]string{"jpeg_quality": "applies only with format JPEG; this camera's format is GRAY8 (set format: JPEG, or remove jpeg_quality)"}, probs.byPath())
+	cam, probs := cfg.ParseCamera("cam9", map[string]any{"url": "rtsp://10.0.0.9/s", "codec": "h264", "format": "JPEG", "jpeg_quality": 50.0})
+	require.Empty(t, probs)
+	assert.Equal(t, 50, cam.Settings.JPEGQuality)
+	// From the environment, for every camera.
+	cfg = mustLoad(t, oneCamera, "GSTCAPTURE_DEFAULTS__FORMAT=JPEG", "GSTCAPTURE_DEFAULTS__JPEG_QUALITY=60")
+	assert.Equal(t, [2]any{frame.JPEG, 60}, [2]any{cfg.Cameras[0].Settings.Format, cfg.Cameras[0].Settings.JPEGQuality})
 }
 
 func TestEnvOverrideBeatsFile(t *testing.T) {

@@ -67,3 +67,57 @@ func TestReleaseLetsGoBeforeGivingBack(t *testing.T) {
 	f.Release() // the next sample's release function must still be set
 	assert.True(t, secondRelease)
 }
+
+func TestJPEGFormat(t *testing.T) {
+	f, err := ParseFormat("JPEG")
+	require.NoError(t, err)
+	assert.Equal(t, JPEG, f)
+	assert.True(t, JPEG.Compressed())
+	assert.False(t, BGR.Compressed())
+	_, _, err = Layout(JPEG, 640, 360)
+	assert.ErrorContains(t, err, "compressed")
+	_, err = ParseFormat("jpeg")
+	assert.ErrorContains(t, err, "GRAY8, JPEG")
+}
+
+// A raw frame's size is taken as it is; a JPEG frame's is a running mean
+// that is reported again only once it moves by more than an eighth.
+func TestSizeEstimate(t *testing.T) {
+	var e SizeEstimate
+	obs := func(f Format, w, n int) (int64, bool) {
+		return e.Observe(&Frame{Format: f, Width: w, Height: 10, Data: make([]byte, n)})
+	}
+	n, ch := obs(BGR, 10, 300)
+	assert.Equal(t, [2]any{int64(300), true}, [2]any{n, ch})
+	n, ch = obs(BGR, 10, 300)
+	assert.Equal(t, [2]any{int64(300), false}, [2]any{n, ch})
+	n, ch = obs(BGR, 20, 600)
+	assert.Equal(t, [2]any{int64(600), true}, [2]any{n, ch}, "a raw size change is exact at once")
+
+	// Another format starts again from its first frame.
+	n, ch = obs(JPEG, 20, 1000)
+	assert.Equal(t, [2]any{int64(1000), true}, [2]any{n, ch})
+	// Frames within a few percent: the estimate stays where it was.
+	reports := 0
+	for i := range 200 {
+		if _, ch := obs(JPEG, 20, 960+(i%5)*20); ch {
+			reports++
+		}
+	}
+	assert.Zero(t, reports, "sizes within 4%% of the estimate report nothing")
+	// The picture gets busier: sizes double; the estimate follows in a
+	// few steps, not once per frame.
+	var last int64
+	for range 100 {
+		if n, ch := obs(JPEG, 20, 2000); ch {
+			reports++
+			last = n
+		}
+	}
+	assert.InDelta(t, 2000, last, 2000/8, "the estimate reached the new mean")
+	assert.Less(t, reports, 10, "reported in steps of 1/8")
+	assert.Positive(t, reports)
+	// A new picture size restarts the estimate.
+	n, ch = obs(JPEG, 40, 5000)
+	assert.Equal(t, [2]any{int64(5000), true}, [2]any{n, ch})
+}

@@ -46,6 +46,27 @@ func TestRenderedLaunchRoundTrip(t *testing.T) {
 	}
 }
 
+// A format JPEG line parses, with the encoder ChooseEncoder found here
+// named enc, its quality set.
+func TestRenderedJPEGLaunchParses(t *testing.T) {
+	dec, err := pipelines.ChooseDecoder("h264", "cpu", 1, HasElement)
+	require.NoError(t, err)
+	enc, err := pipelines.ChooseEncoder("JPEG", dec, HasElement)
+	require.NoError(t, err)
+	launch, err := pipelines.Render(pipelines.Params{Codec: "h264", Location: "rtsp://10.0.0.1/x", Protocols: "tcp", LatencyMS: 200, TCPTimeout: 5 * time.Second, UDPTimeout: 2 * time.Second,
+		Decoder: dec, FPS: 10, Format: "JPEG", Width: 320, Height: 240, Encoder: enc, JPEGQuality: 42, Converter: pipelines.ConverterVideoconvert, ConvertThreads: 1})
+	require.NoError(t, err)
+	p, err := gst.NewPipelineFromString(launch)
+	require.NoError(t, err, "launch: %s", launch)
+	keep(t, p)
+	el, err := p.GetElementByName(pipelines.EncoderName)
+	require.NoError(t, err)
+	assert.Equal(t, enc.Element, el.GetFactory().GetName())
+	q, err := el.GetProperty("quality")
+	require.NoError(t, err)
+	assert.EqualValues(t, 42, q)
+}
+
 func TestLastLine(t *testing.T) {
 	assert.Equal(t, "Failed to connect. (Generic error)",
 		lastLine("../gst/rtsp/gstrtspsrc.c(8336): gst_rtspsrc_retrieve_sdp (): /GstPipeline:pipeline6/GstRTSPSrc:src:\nFailed to connect. (Generic error)"))

@@ -35,6 +35,13 @@ struct gh_watch {
 	guint64 joining; // skipped before the first keyframe: not counted as lost
 	// Rate gate, touched only by videorate's sink-pad streaming thread.
 	GstClockTime interval, next;
+	// Corrupt carry across "enc" (format JPEG): the PTS of the CORRUPTED
+	// frames the encoder took and has not output yet, oldest first, under
+	// lock; corrupt_pending counts them, so a clean stream's output probe
+	// takes no lock.
+	GstClockTime corrupt_pts[8];
+	guint corrupt_n;
+	gint corrupt_pending;
 };
 
 // A camera that never sends a keyframe (periodic intra refresh) must not be
@@ -235,6 +242,63 @@ static GstPadProbeReturn gh_rate_in(GstPad *pad, GstPadProbeInfo *info, gpointer
 	return GST_PAD_PROBE_OK;
 }
 
+// The encoder's sink pad: remember the PTS of a frame the decoder flagged
+// CORRUPTED. A GstVideoEncoder outputs a new buffer per frame, without
+// the flag, which validation.corrupt needs on what reaches the sink.
+static GstPadProbeReturn gh_enc_in(GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+	gh_watch *w = data;
+	GstBuffer *b = GST_PAD_PROBE_INFO_BUFFER(info);
+	const guint max = G_N_ELEMENTS(w->corrupt_pts);
+
+	if (!GST_BUFFER_FLAG_IS_SET(b, GST_BUFFER_FLAG_CORRUPTED))
+		return GST_PAD_PROBE_OK;
+	g_mutex_lock(&w->lock);
+	if (w->corrupt_n == max) {
+		// Never output (the encoder dropped them): forget the oldest.
+		memmove(w->corrupt_pts, w->corrupt_pts + 1, (max - 1) * sizeof w->corrupt_pts[0]);
+		w->corrupt_n--;
+	}
+	w->corrupt_pts[w->corrupt_n++] = GST_BUFFER_PTS(b);
+	g_atomic_int_set(&w->corrupt_pending, (gint)w->corrupt_n);
+	g_mutex_unlock(&w->lock);
+	return GST_PAD_PROBE_OK;
+}
+
+// The encoder's source pad: the encoded frame of a remembered PTS gets the
+// CORRUPTED flag back. JPEG encoders output frames in order, so the
+// remembered PTS before this one belong to frames that were never output.
+static GstPadProbeReturn gh_enc_out(GstPad *pad, GstPadProbeInfo *info, gpointer data)
+{
+	gh_watch *w = data;
+	GstBuffer *b;
+	GstClockTime pts;
+	gboolean corrupt = FALSE;
+	guint i, keep = 0;
+
+	if (g_atomic_int_get(&w->corrupt_pending) == 0)
+		return GST_PAD_PROBE_OK;
+	b = GST_PAD_PROBE_INFO_BUFFER(info);
+	pts = GST_BUFFER_PTS(b);
+	g_mutex_lock(&w->lock);
+	for (i = 0; i < w->corrupt_n; i++) {
+		GstClockTime c = w->corrupt_pts[i];
+		if (c == pts)
+			corrupt = TRUE;
+		else if (!GST_CLOCK_TIME_IS_VALID(pts) || !GST_CLOCK_TIME_IS_VALID(c) || c > pts)
+			w->corrupt_pts[keep++] = c;
+	}
+	w->corrupt_n = keep;
+	g_atomic_int_set(&w->corrupt_pending, (gint)keep);
+	g_mutex_unlock(&w->lock);
+	if (corrupt) {
+		b = gst_buffer_make_writable(b); // shares the memory, copies the header
+		GST_BUFFER_FLAG_SET(b, GST_BUFFER_FLAG_CORRUPTED);
+		GST_PAD_PROBE_INFO_DATA(info) = b;
+	}
+	return GST_PAD_PROBE_OK;
+}
+
 static void gh_probe(GstElement *el, const char *pad_name, GstPadProbeType mask, GstPadProbeCallback cb, gh_watch *w)
 {
 	GstPad *pad = gst_element_get_static_pad(el, pad_name);
@@ -256,14 +320,14 @@ static gboolean gh_accept_certificate(GstElement *src, GTlsConnection *conn, GTl
 }
 
 // gh_watch_attach watches the pipeline's "src" (when it is an rtspsrc),
-// "dec" and videorate elements; any may be missing. expected is the SDP
+// "dec", videorate and "enc" elements; any may be missing. expected is the SDP
 // encoding name the configuration wants, NULL for none. describe_only
 // (codec auto's probe) refuses every stream once the SDP is in, so rtspsrc
 // stops after DESCRIBE. The caller owns the returned reference.
 gh_watch *gh_watch_attach(GstElement *pipeline, const char *expected, const char *codec, int describe_only)
 {
 	gh_watch *w = g_new0(gh_watch, 1);
-	GstElement *src, *dec;
+	GstElement *src, *dec, *enc;
 
 	w->refs = 1;
 	g_mutex_init(&w->lock);
@@ -305,6 +369,12 @@ gh_watch *gh_watch_attach(GstElement *pipeline, const char *expected, const char
 		gh_probe(dec, "sink", GST_PAD_PROBE_TYPE_BUFFER | GST_PAD_PROBE_TYPE_EVENT_DOWNSTREAM, gh_dec_in, w);
 		gh_probe(dec, "src", GST_PAD_PROBE_TYPE_BUFFER, gh_dec_out, w);
 		gst_object_unref(dec);
+	}
+	enc = gst_bin_get_by_name(GST_BIN(pipeline), "enc");
+	if (enc != NULL) {
+		gh_probe(enc, "sink", GST_PAD_PROBE_TYPE_BUFFER, gh_enc_in, w);
+		gh_probe(enc, "src", GST_PAD_PROBE_TYPE_BUFFER, gh_enc_out, w);
+		gst_object_unref(enc);
 	}
 	return w;
 }

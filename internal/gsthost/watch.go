@@ -19,7 +19,8 @@ import (
 
 // streamWatch is the Go handle of one pipeline's gh_watch: the SDP check
 // and stream selection on rtspsrc, the keyframe gate and decoder counts on
-// the decoder. See gh_watch_attach.
+// the decoder, the rate gate, and the decoder's CORRUPTED flag carried
+// across the JPEG encoder. See gh_watch_attach.
 type streamWatch struct {
 	c *C.gh_watch
 	// Counts already reported to the Ledger.

@@ -5,11 +5,12 @@
 
 /* One pipeline's stream watch (watch.c): SDP check and stream selection on
    rtspsrc, keyframe gate and decoder counts on "dec", rate gate on
-   videorate. Reference counted: every probe and signal handler holds one. */
+   videorate, the CORRUPTED flag carried across the JPEG encoder "enc".
+   Reference counted: every probe and signal handler holds one. */
 typedef struct gh_watch gh_watch;
 
-/* Watches the pipeline's "src", "dec" and videorate elements (any may be
-   missing). expected is the SDP encoding name wanted ("H264"), NULL for
+/* Watches the pipeline's "src", "dec", videorate and "enc" elements (any
+   may be missing). expected is the SDP encoding name wanted ("H264"), NULL for
    none; codec is the configured codec as written, for messages;
    describe_only refuses every stream once the SDP is in. The caller owns
    the returned reference. */

@@ -29,6 +29,18 @@ const (
 // that reaches the sink, with the camera stats the watch synced into.
 func pushThrough(t *testing.T, middle string, bufs []in) ([]time.Duration, *stats.Camera) {
 	t.Helper()
+	out, cam := pushThroughFlags(t, middle, bufs)
+	pts := make([]time.Duration, len(out))
+	for i, o := range out {
+		pts[i] = o.pts
+	}
+	return pts, cam
+}
+
+// pushThroughFlags is pushThrough returning each output buffer's PTS and
+// flags.
+func pushThroughFlags(t *testing.T, middle string, bufs []in) ([]in, *stats.Camera) {
+	t.Helper()
 	p, err := gst.NewPipelineFromString("appsrc name=src format=time caps=video/x-raw,format=GRAY8,width=8,height=8,framerate=25/1 ! " +
 		middle + " ! appsink name=sink sync=false")
 	require.NoError(t, err)
@@ -43,7 +55,7 @@ func pushThrough(t *testing.T, middle string, bufs []in) ([]time.Duration, *stat
 	require.NoError(t, p.SetState(gst.StatePlaying))
 	defer func() { _ = p.SetState(gst.StateNull) }()
 
-	var out []time.Duration
+	var out []in
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -52,7 +64,8 @@ func pushThrough(t *testing.T, middle string, bufs []in) ([]time.Duration, *stat
 			if s == nil {
 				return // EOS (or stuck: the caller's count check fails)
 			}
-			out = append(out, time.Duration(s.GetBuffer().PresentationTimestamp()))
+			b := s.GetBuffer()
+			out = append(out, in{time.Duration(b.PresentationTimestamp()), b.GetFlags()})
 		}
 	}()
 	for _, b := range bufs {
@@ -132,6 +145,26 @@ func TestDecoderDiscardCount(t *testing.T) {
 	assert.EqualValues(t, len(out), dout)
 	assert.EqualValues(t, 200-len(out), s.DiscardedByDecoder)
 	assert.Positive(t, s.DiscardedByDecoder)
+}
+
+// The decoder's CORRUPTED flag survives the JPEG encoder "enc" (which makes
+// a new buffer per frame without it), on the frames that had it only;
+// an encoder in the pipeline changes nothing else.
+func TestCorruptFlagCrossesTheEncoder(t *testing.T) {
+	const corrupt = gst.BufferFlagCorrupted
+	bufs := []in{{ms(0), 0}, {ms(40), corrupt}, {ms(80), 0}, {ms(120), corrupt}, {ms(160), corrupt}, {ms(200), 0}}
+	out, _ := pushThroughFlags(t, "jpegenc name=enc ! image/jpeg", bufs)
+	require.Len(t, out, len(bufs))
+	for i, o := range out {
+		assert.Equal(t, bufs[i].pts, o.pts)
+		assert.Equal(t, bufs[i].flags&corrupt != 0, o.flags&corrupt != 0, "frame at %s: CORRUPTED", o.pts)
+	}
+	// Without the watch's "enc" the flag is lost: what the probes are for.
+	out, _ = pushThroughFlags(t, "jpegenc name=other ! image/jpeg", bufs)
+	require.Len(t, out, len(bufs))
+	for _, o := range out {
+		assert.Zero(t, o.flags&corrupt, "jpegenc alone drops the flag (frame at %s)", o.pts)
+	}
 }
 
 // The rate gate keeps videorate's 25 -> 10 fps pattern, and after a gap it

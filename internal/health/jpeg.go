@@ -10,8 +10,13 @@ import (
 	"gstcapture/internal/frame"
 )
 
-// EncodeJPEG turns a raw picture in any format gstcapture emits into a JPEG.
+// EncodeJPEG turns a raw picture in any format gstcapture emits into a
+// JPEG. A JPEG picture (format JPEG) is one already: its bytes are served
+// as they are, not decoded and encoded again.
 func EncodeJPEG(p *frame.Picture, quality int) ([]byte, error) {
+	if p.Format == frame.JPEG {
+		return p.Data, nil
+	}
 	img, err := toImage(p)
 	if err != nil {
 		return nil, err

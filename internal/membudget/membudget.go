@@ -170,3 +170,17 @@ func SizeRing(perCamera int64, frameBytes int, ringSize, batchFrames int) Ring {
 	r.Bytes = int64(r.Frames) * sz
 	return r
 }
+
+// SizeRingVarying is SizeRing for frames whose size varies around
+// meanBytes (JPEG; frame.SizeEstimate): the same number of frames, but the
+// byte limit is all the room the share leaves the ring, so that frames a
+// little above the mean do not push a ring that fits ring_size below it,
+// while a run of large frames still cannot take more than the share.
+func SizeRingVarying(perCamera int64, meanBytes int, ringSize, batchFrames int) Ring {
+	r := SizeRing(perCamera, meanBytes, ringSize, batchFrames)
+	if r.Bytes > 0 {
+		room := perCamera - int64(PreRingFrames+batchFrames)*int64(meanBytes)
+		r.Bytes = max(r.Bytes, room)
+	}
+	return r
+}

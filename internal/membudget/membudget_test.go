@@ -104,3 +104,16 @@ func TestSizeRing(t *testing.T) {
 	assert.Equal(t, Ring{Frames: 32}, SizeRing(0, hd, 32, 2), "no bound")
 	assert.Equal(t, Ring{Frames: 32}, SizeRing(1<<20, 0, 32, 2), "size not known yet")
 }
+
+// For JPEG the frame count is SizeRing's, and the byte limit the ring's
+// whole room in the share.
+func TestSizeRingVarying(t *testing.T) {
+	const jpeg = 100_000
+	r := SizeRingVarying(54<<20, jpeg, 32, 16)
+	assert.Equal(t, Ring{Bytes: 54<<20 - 26*jpeg, Frames: 32}, r, "room for ring_size, bytes to spare")
+	r = SizeRingVarying(4<<20, jpeg, 32, 16)
+	assert.Equal(t, Ring{Bytes: 4<<20 - 26*jpeg, Frames: 15, Short: true}, r)
+	r = SizeRingVarying(1<<20, jpeg, 32, 16)
+	assert.Equal(t, Ring{Bytes: jpeg, Frames: 1, Short: true}, r, "never below one frame")
+	assert.Equal(t, Ring{Frames: 32}, SizeRingVarying(0, jpeg, 32, 16), "no bound")
+}

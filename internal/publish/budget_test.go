@@ -187,3 +187,46 @@ func (l limitsOf) SetRetention(maxLen int64, retention time.Duration, shortened 
 	l.got(Limit{MaxLen: maxLen, Retention: retention, Shortened: shortened})
 	l.Camera.SetRetention(maxLen, retention, shortened)
 }
+
+// JPEG frames vary in size: the budget plans with their running mean
+// (frame.SizeEstimate), so MAXLEN is what the mean gives, not what the
+// last frame happened to weigh; the entries say JPEG, stride 0 and their
+// own size.
+func TestBudgetWithJPEGFrames(t *testing.T) {
+	rs := testenv.StartRedis(t)
+	c := rs.Client(t)
+	p := New(c, Options{Batch: 8, Retention: 10 * time.Second, MemoryBudget: 4 << 20}, testLogger(), nil)
+	cam := stats.NewCamera("jpeg")
+	p.AddCamera(cam, 10)
+	ring := newTestRing(400, cam)
+	fs := newFrames(t)
+	var sizes []int
+	for i := range 300 {
+		n := 100_000 + []int{0, 5000, -5000, 8000, -8000}[i%5]
+		sizes = append(sizes, n)
+		ring.Push(fs.NewJPEG(cam.ID, 1280, 720, n))
+	}
+	require.Equal(t, 300, p.Flush(ctxTimeout(t, 20*time.Second), cam, ring))
+	// (4 MiB - 2 entries) / (10 fps x EntryCost(100000)) = 3.44 s: 34 entries.
+	const wantMaxLen = 34
+	require.Equal(t, int64(114688+512), EntryCost(100_000))
+	s := cam.Snapshot(time.Now())
+	assert.Equal(t, int64(wantMaxLen), s.RedisMaxLen)
+	assert.True(t, s.RetentionShortened)
+	key := StreamKey(DefaultStream, cam.ID)
+	n, err := c.XLen(ctxTimeout(t, time.Second), key).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(wantMaxLen), n, "one entry per stream node: trimmed exactly")
+	msgs, err := c.XRevRangeN(ctxTimeout(t, time.Second), key, "+", "-", 5).Result()
+	require.NoError(t, err)
+	for i, m := range msgs {
+		want := sizes[len(sizes)-1-i]
+		assert.Equal(t, "JPEG", m.Values[FieldFormat])
+		assert.Equal(t, "0", m.Values[FieldStride])
+		assert.Equal(t, strconv.Itoa(want), m.Values[FieldSizeBytes])
+		assert.Len(t, m.Values[FieldData], want)
+		assert.Equal(t, [2]string{"1280", "720"}, [2]string{m.Values[FieldWidth].(string), m.Values[FieldHeight].(string)})
+	}
+	fs.assertReleasedOnce(0)
+	assertIdentity(t, cam, 0)
+}

@@ -495,10 +495,11 @@ type worker struct {
 	p        *Publisher
 	cam      Tally
 	id       string
-	shutdown uint64        // frames this worker counted as DropShutdown
-	limit    int           // frames per round trip: Options.Batch, fewer for big frames
-	maxLen   *atomic.Int64 // the camera's MAXLEN, kept by the budget
-	bytes    int           // frame size last told to the budget
+	shutdown uint64             // frames this worker counted as DropShutdown
+	limit    int                // frames per round trip: Options.Batch, fewer for big frames
+	maxLen   *atomic.Int64      // the camera's MAXLEN, kept by the budget
+	size     frame.SizeEstimate // the camera's frame size (a JPEG camera's mean)
+	bytes    int64              // the entry size last told to the budget
 	unsure   *unconfirmed
 	fenced   bool // writes go through the camera's fleet lease
 	token    FenceToken
@@ -536,16 +537,21 @@ func (w *worker) fitBatch(f *frame.Frame) {
 	w.limit = BatchFrames(w.p.opts.Batch, len(f.Data))
 }
 
-// fitStream tells the budget the newest frame's size and takes the
-// camera's current MAXLEN for the next XADDs.
-func (w *worker) fitStream(f *frame.Frame) {
-	sz := len(f.Data)
+// fitStream tells the budget the camera's entry size when it changed
+// (raw frames: a new size; JPEG: the running mean of the frames moved by
+// an eighth; delivery shm: entries without pixels) and takes the camera's
+// current MAXLEN for the next XADDs.
+func (w *worker) fitStream(batch []*frame.Frame) {
+	var sz int64
+	for _, f := range batch {
+		sz, _ = w.size.Observe(f)
+	}
 	if w.slots != nil {
 		sz = shmEntryBytes
 	}
 	if sz != w.bytes {
 		w.bytes = sz
-		w.p.budget.resize(w.id, int64(sz))
+		w.p.budget.resize(w.id, sz)
 	}
 	w.enc.SetMaxLen(w.maxLen.Load())
 }
@@ -653,7 +659,7 @@ func (w *worker) send(parent context.Context, batch []*frame.Frame) (int, error)
 		}
 	}
 	w.fitBatch(batch[len(batch)-1])
-	w.fitStream(batch[len(batch)-1])
+	w.fitStream(batch)
 	args, cmds := w.args[:0], w.cmds[:0]
 	for i, f := range batch {
 		start := len(args)

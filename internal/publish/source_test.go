@@ -108,6 +108,21 @@ func (fs *frames) New(cameraID string, w, h int, format frame.Format) *frame.Fra
 	return f
 }
 
+// NewJPEG returns a JPEG frame of n bytes (SOI, filler, EOI: the publisher
+// does not read them).
+func (fs *frames) NewJPEG(cameraID string, w, h, n int) *frame.Frame {
+	f := fs.New(cameraID, 8, 8, frame.GRAY8)
+	data := make([]byte, n)
+	copy(data, []byte{0xFF, 0xD8})
+	copy(data[n-2:], []byte{0xFF, 0xD9})
+	fs.mu.Lock()
+	tf := fs.all[len(fs.all)-1]
+	fs.mu.Unlock()
+	f.Format, f.Width, f.Height, f.Stride, f.Data = frame.JPEG, w, h, 0, data
+	tf.want = append([]byte(nil), data...)
+	return f
+}
+
 // assertReleasedOnce checks every frame made so far, except the ones still
 // waiting in the ring, was released exactly once.
 func (fs *frames) assertReleasedOnce(left int) {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"gstcapture/internal/frame"
 )
 
 // Action says what happens to a frame that fails a rule.
@@ -66,7 +68,7 @@ func (a *Action) UnmarshalText(b []byte) error {
 }
 
 // BlackRule fails frames whose mean luma is at most MaxLuma and whose luma
-// spread is at most BlackMaxStddev.
+// spread is at most BlackMaxStddev. It does not run on JPEG frames.
 type BlackRule struct {
 	Action  Action
 	MaxLuma int // 0..255
@@ -74,20 +76,22 @@ type BlackRule struct {
 
 // UniformRule fails frames whose luma standard deviation is at most
 // MaxStddev: flat grey or green pictures that decoders emit on corruption.
+// It does not run on JPEG frames.
 type UniformRule struct {
 	Action    Action
 	MaxStddev float64
 }
 
-// FrozenRule fails frames whose sampled content has not changed for After.
-// After == 0 disables the rule.
+// FrozenRule fails frames whose sampled content (a JPEG frame's bytes) has
+// not changed for After. After == 0 disables the rule.
 type FrozenRule struct {
 	Action Action
 	After  time.Duration
 }
 
 // SizeRule fails frames whose buffer is smaller than their caps imply or
-// whose width, height or format are invalid.
+// whose width, height or format are invalid; a JPEG frame, when its buffer
+// is not one whole JPEG of its width and height.
 type SizeRule struct {
 	Action Action
 }
@@ -112,6 +116,23 @@ type Rules struct {
 // (a lamp, a lit window, an edge, texture) goes well past this, so it is not
 // dropped as black however low its mean.
 const BlackMaxStddev = 6.0
+
+// PixelRulesSkipped names the rules of r that are configured (not Off) but
+// do not run on frames of format f: black and uniform on JPEG. Empty for
+// raw formats.
+func (r Rules) PixelRulesSkipped(f frame.Format) []string {
+	if f != frame.JPEG {
+		return nil
+	}
+	var out []string
+	if r.Black.Action != Off {
+		out = append(out, "black")
+	}
+	if r.Uniform.Action != Off {
+		out = append(out, "uniform")
+	}
+	return out
+}
 
 // DefaultRules returns the rules used when the config says nothing.
 func DefaultRules() Rules {

@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"hash/maphash"
 	"math"
 	"math/bits"
 	"time"
@@ -31,6 +32,7 @@ type Result struct {
 // appsink Sink goroutine calls it).
 type Validator struct {
 	rules Rules
+	seed  maphash.Seed // for JPEG frames' bytes
 
 	seen  bool
 	hash  uint64    // hash of the last sampled picture
@@ -39,7 +41,7 @@ type Validator struct {
 
 // New returns a Validator applying r. Check the rules with Rules.Validate
 // first; New does not.
-func New(r Rules) *Validator { return &Validator{rules: r} }
+func New(r Rules) *Validator { return &Validator{rules: r, seed: maphash.MakeSeed()} }
 
 // Check applies the rules in order corrupt, size, black, uniform, frozen.
 // The first rule that triggers with action Drop ends the check; one with
@@ -49,12 +51,30 @@ func New(r Rules) *Validator { return &Validator{rules: r} }
 // lasts, frozen). now is the frame's arrival time; the frozen rule measures
 // how long the picture has been unchanged against it. Check never
 // allocates.
+//
+// A JPEG frame's pixels are compressed, so black and uniform, which read
+// them, do not run; size checks that Data is one whole JPEG of the frame's
+// size (checkJPEG), and frozen that its bytes changed: the encoders are
+// deterministic, so an unchanged picture gives the same bytes.
 func (v *Validator) Check(f *frame.Frame, now time.Time) Result {
 	var res Result
 	if f.Corrupt && v.rules.Corrupt.Action != Off {
 		if res.fail(stats.DropCorrupt, v.rules.Corrupt.Action) {
 			return res
 		}
+	}
+	if f.Format == frame.JPEG {
+		if !wholeJPEG(f) {
+			if v.rules.Size.Action != Off {
+				res.fail(stats.DropSize, v.rules.Size.Action)
+			}
+			return res
+		}
+		unchanged := v.unchangedFor(maphash.Bytes(v.seed, f.Data), now)
+		if v.rules.Frozen.Action != Off && v.rules.Frozen.After > 0 && unchanged >= v.rules.Frozen.After {
+			res.fail(stats.DropFrozen, v.rules.Frozen.Action)
+		}
+		return res
 	}
 	g, ok := newGrid(f)
 	if !ok {
@@ -274,4 +294,71 @@ func avalanche(h uint64) uint64 {
 	h *= prime3
 	h ^= h >> 32
 	return h
+}
+
+// JPEG markers (ITU T.81, B.1.1.3).
+const (
+	markerSOI = 0xD8
+	markerEOI = 0xD9
+	markerSOS = 0xDA
+	// jpegHeadroom is what a JPEG of a picture may hold beyond 3 bytes a
+	// pixel (the raw BGR size, which compressed pixels do not reach):
+	// tables, EXIF, comments.
+	jpegHeadroom = 64 << 10
+	// jpegSegments bounds the marker segments read before the frame header.
+	jpegSegments = 64
+)
+
+// wholeJPEG reports whether f.Data is one whole JPEG file of f's size: SOI
+// first, EOI last, a frame header (SOFn) before the first scan whose
+// width and height are f's, and no more than 3 bytes a pixel plus
+// jpegHeadroom. It reads only the headers.
+func wholeJPEG(f *frame.Frame) bool {
+	d := f.Data
+	if f.Width <= 0 || f.Height <= 0 || f.Width > maxDim || f.Height > maxDim ||
+		len(d) < 4 || len(d) > 3*f.Width*f.Height+jpegHeadroom ||
+		d[0] != 0xFF || d[1] != markerSOI || d[len(d)-2] != 0xFF || d[len(d)-1] != markerEOI {
+		return false
+	}
+	i := 2
+	for range jpegSegments {
+		if i+1 >= len(d) || d[i] != 0xFF {
+			return false
+		}
+		for i < len(d) && d[i] == 0xFF { // fill bytes before a marker
+			i++
+		}
+		if i+2 >= len(d) {
+			return false
+		}
+		m := d[i]
+		i++
+		switch {
+		case m == markerSOS || m == markerEOI || m == 0:
+			return false // a scan (or the end) before any frame header
+		case m == 0x01 || (m >= 0xD0 && m <= 0xD7):
+			continue // TEM, RSTn: no length
+		}
+		n := int(d[i])<<8 | int(d[i+1]) // the segment's length, itself included
+		if n < 2 || i+n > len(d) {
+			return false
+		}
+		if isSOF(m) {
+			// Lf(2) P(1) Y(2) X(2)
+			if n < 8 {
+				return false
+			}
+			h := int(d[i+3])<<8 | int(d[i+4])
+			w := int(d[i+5])<<8 | int(d[i+6])
+			return w == f.Width && h == f.Height
+		}
+		i += n
+	}
+	return false
+}
+
+// isSOF reports whether marker m starts a frame header: SOF0-SOF15 less
+// DHT (C4), JPG (C8) and DAC (CC).
+func isSOF(m byte) bool {
+	return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC
 }

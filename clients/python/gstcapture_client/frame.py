@@ -247,19 +247,28 @@ class Frame:
         if self.format == JPEG:
             if self._jpeg_image is None:
                 try:
-                    self._jpeg_image = _decode_jpeg(self.jpeg)
+                    img = _decode_jpeg(self.jpeg)
                 except DecoderMissing as e:
                     raise DecoderMissing(f"{self.stream} entry {self.id}: {e}") from None
+                except (ValueError, OSError) as e:  # OpenCV's None, Pillow's UnidentifiedImageError
+                    raise LayoutError(self.stream, self.id, f"JPEG: {e}") from None
+                if img.shape[:2] != (self.height, self.width):
+                    raise LayoutError(self.stream, self.id,
+                                      f"JPEG is {img.shape[1]}x{img.shape[0]}, the entry says {self.width}x{self.height}")
+                self._jpeg_image = img
             return self._jpeg_image
         planes = self.planes
         return planes[0] if len(planes) == 1 else planes
 
     @property
     def jpeg(self):
-        """The compressed bytes of a JPEG frame."""
+        """The compressed bytes of a JPEG frame: the JPEG file as it is."""
         if self.format != JPEG:
             raise ValueError(f"{self.stream} entry {self.id}: format {self.format}, not JPEG")
-        return self.data
+        data = self.data
+        if len(data) != self.size_bytes:
+            raise LayoutError(self.stream, self.id, f"JPEG of {len(data)} bytes, size_bytes {self.size_bytes}")
+        return data
 
     # Time.
 

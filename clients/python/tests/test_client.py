@@ -196,30 +196,55 @@ def _jpeg_decoder():
     return None
 
 
-def test_jpeg(r):
+def _red_jpeg(w, h):
+    """A w x h red JPEG made with what is importable; None without either."""
     decoder = _jpeg_decoder()
     if decoder == "PIL":
         import io
         from PIL import Image
         buf = io.BytesIO()
-        Image.new("RGB", (8, 4), (255, 0, 0)).save(buf, "JPEG")
-        data = buf.getvalue()
-    elif decoder == "cv2":
+        Image.new("RGB", (w, h), (255, 0, 0)).save(buf, "JPEG")
+        return buf.getvalue()
+    if decoder == "cv2":
         import cv2
-        data = cv2.imencode(".jpg", np.full((4, 8, 3), (0, 0, 255), np.uint8))[1].tobytes()
-    else:
-        data = b"\xff\xd8\xff\xe0 not really a picture \xff\xd9"
+        return cv2.imencode(".jpg", np.full((h, w, 3), (0, 0, 255), np.uint8))[1].tobytes()
+    return None
+
+
+def test_jpeg(r):
+    data = _red_jpeg(8, 4) or b"\xff\xd8\xff\xe0 not really a picture \xff\xd9"
     xadd_frame(r, KEY, fmt="JPEG", width=8, height=4, stride=0, data=data)
     with gc.FrameStream(r, camera="cam1") as frames:
         f = frames.read(2)
     assert f.jpeg == data
-    if decoder is None:
+    if _jpeg_decoder() is None:
         with pytest.raises(gc.DecoderMissing, match="OpenCV.*Pillow"):
             f.image
     else:
         img = f.image
         assert img.shape == (4, 8, 3)
         assert img[..., 2].mean() > 200 and img[..., 0].mean() < 50  # red, in BGR order
+        assert f.planes == (img,)
+
+
+@pytest.mark.skipif(_jpeg_decoder() is None, reason="neither OpenCV nor Pillow to decode with")
+def test_jpeg_that_does_not_match_its_entry(r):
+    xadd_frame(r, KEY, seq=1, fmt="JPEG", width=16, height=4, stride=0, data=_red_jpeg(8, 4))
+    xadd_frame(r, KEY, seq=2, fmt="JPEG", width=8, height=4, stride=0, data=b"\xff\xd8 junk \xff\xd9")
+    with gc.FrameStream(r, camera="cam1", group="g", start="0") as frames:
+        wrong, junk = frames.read(2), frames.read(2)
+    with pytest.raises(gc.LayoutError, match=r"JPEG is 8x4, the entry says 16x4"):
+        wrong.image
+    with pytest.raises(gc.LayoutError, match=r"JPEG: "):
+        junk.image
+    with pytest.raises(ValueError, match="format BGR, not JPEG"):
+        _bgr_frame(r).jpeg
+
+
+def _bgr_frame(r):
+    xadd_frame(r, "frames:bgr", camera="bgr")
+    with gc.FrameStream(r, camera="bgr") as frames:
+        return frames.read(2)
 
 
 def test_group_ack_and_pending(r):
