@@ -75,6 +75,12 @@ bench: build
 	$(GO) test -run '^$$' -bench ServeCPU -benchtime 10x ./cmd/camsim/
 	GSTCAPTURE_BENCH=1 GSTCAPTURE_BENCH_SECONDS=$(or $(BENCH_SECONDS),30) GSTCAPTURE_BENCH_OUT=$(CURDIR)/bench-results/macro.txt $(GO) test -count=1 -timeout 90m -run TestMacroBenchmark -v ./e2e/
 
+# The GPU check kit (docs/gpu-kit.md): bin/gpu-kit/ and bin/gpu-kit.tar.gz,
+# at most 60 MiB; cached, so a second run with no input changed does nothing.
+.PHONY: gpu-kit
+gpu-kit: build
+	@scripts/gpu-kit.sh --no-build
+
 # Container image (docker/Dockerfile): Docker when an engine answers, else
 # buildah on locally made base images. IMAGE_TARGET=full for gst-libav.
 .PHONY: image image-test compose-test

@@ -391,8 +391,11 @@ func parseHeader(name string, mem []byte) (*Segment, error) {
 			Stride: int(le.Uint32(mem[offStride:])), Bytes: int(le.Uint32(mem[offFrameBytes:])),
 		},
 	}
-	if s.slots < 1 || s.slots > MaxSlots || s.slotBytes < 1 ||
-		s.data < TableOffset+int64(s.slots)*SlotHeaderBytes || s.data+int64(s.slots)*s.slotBytes > int64(len(mem)) {
+	// Each bound before the next is computed from it: a hostile header
+	// must not overflow the sums into a pass.
+	size := int64(len(mem))
+	if s.slots < 1 || s.slots > MaxSlots || s.slotBytes < 1 || s.slotBytes > size || s.data < 0 || s.data > size ||
+		s.data < TableOffset+int64(s.slots)*SlotHeaderBytes || int64(s.slots)*s.slotBytes > size-s.data {
 		return nil, fmt.Errorf("header does not fit the file: %d slots of %d bytes from %d in %d bytes",
 			s.slots, s.slotBytes, s.data, len(mem))
 	}

@@ -2,6 +2,7 @@ package shm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -290,4 +291,20 @@ func TestVariableSizeFramesShareASegment(t *testing.T) {
 	assert.Equal(t, bytes.Repeat([]byte{4}, 9000), got)
 	_, err = seg.View(d, 13500)
 	assert.NoError(t, err, "grown by half: 13500 bytes fit a slot of 16384")
+}
+
+// TestOpenRejectsOverflowingHeader: slots x slot_bytes that overflow int64
+// must not pass the bounds check (a reader would slice out of range).
+func TestOpenRejectsOverflowingHeader(t *testing.T) {
+	dir := t.TempDir()
+	w := newWriter(t, dir, 2)
+	loc, err := w.Put(testFrame(1, 2, 2, 0))
+	require.NoError(t, err)
+	b, err := os.ReadFile(filepath.Join(dir, loc.Segment))
+	require.NoError(t, err)
+	binary.LittleEndian.PutUint64(b[offSlotBytes:], 0x6000000000000000)
+	name := Name("evil", "i", 1)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, name), b, 0o640))
+	_, err = Open(dir, name)
+	assert.ErrorContains(t, err, "header does not fit the file")
 }

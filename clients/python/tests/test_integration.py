@@ -57,15 +57,16 @@ class Proc:
 
 @contextlib.contextmanager
 def _capture(work, env=()):
-    """redis-server, camsim (cam1, cam2: 320x240 h264 at 10 fps) and a
-    gstcapture capturing both, its environment overlaid with env; yields
-    the Redis URL and a client once both streams have frames."""
+    """redis-server, camsim (cam1, cam2, cam3: 320x240 h264 at 10 fps) and a
+    gstcapture capturing them, cam3 with format JPEG, its environment
+    overlaid with env; yields the Redis URL and a client once cam1's and
+    cam2's streams have frames."""
     srv = RedisServer(work)
     srv.start()
     procs = []
     try:
         rtsp = f"127.0.0.1:{free_port()}"
-        sim = Proc("camsim", [str(BIN / "camsim"), "--listen", rtsp, "--cameras", "2",
+        sim = Proc("camsim", [str(BIN / "camsim"), "--listen", rtsp, "--cameras", "3",
                               "--size", f"{W}x{H}", "--fps", "10"], work)
         procs.append(sim)
         deadline = time.monotonic() + 60
@@ -77,7 +78,9 @@ def _capture(work, env=()):
         config = work / "config.yaml"
         config.write_text(
             f"redis:\n  url: \"{srv.url}\"\nlog:\n  format: json\ncameras:\n"
-            + "".join(f"  - id: cam{n}\n    url: rtsp://{rtsp}/cam{n}\n    codec: h264\n" for n in (1, 2)))
+            + "".join(f"  - id: cam{n}\n    url: rtsp://{rtsp}/cam{n}\n    codec: h264\n" for n in (1, 2))
+            + f"  - id: cam3\n    url: rtsp://{rtsp}/cam3\n    codec: h264\n    format: JPEG\n"
+            + "    validation: {black: {action: off}, uniform: {action: off}}\n")
         env = dict(os.environ, GSTCAPTURE_HTTP__LISTEN=f"127.0.0.1:{free_port()}", **dict(env))
         svc = Proc("gstcapture", [str(BIN / "gstcapture"), "run", "--config", str(config)], work, env)
         procs.append(svc)
@@ -317,3 +320,23 @@ def test_shm_segment_as_documented(shm_capture):
     except gc.SlotLapped:
         return  # written again since it was read: file and view may differ
     assert same, f"slot {f.shm_slot} of {f.shm_segment}: header ({gen}, {seq}, {size}) or pixels differ"
+
+
+def test_jpeg_frames(capture):
+    """cam3 publishes JPEG: the entry is a JPEG file, far smaller than BGR,
+    and f.image decodes it (OpenCV or Pillow) to camsim's bars."""
+    url, _ = capture
+    with gc.FrameStream(url, camera="cam3", mode="latest", timeout=15) as frames:
+        f = frames.read()
+    assert f is not None
+    assert (f.format, f.width, f.height, f.stride) == ("JPEG", W, H, 0)
+    assert f.jpeg[:2] == b"\xff\xd8" and f.jpeg[-2:] == b"\xff\xd9" and len(f.jpeg) == f.size_bytes
+    assert f.size_bytes < 3 * W * H / 10, f"a {W}x{H} JPEG of {f.size_bytes} bytes: not 10x smaller than BGR"
+    try:
+        img = f.image
+    except gc.DecoderMissing:
+        if os.environ.get("GSTCAPTURE_INTEGRATION") == "1":
+            raise  # make python-test installs Pillow (scripts/deps.sh)
+        pytest.skip("neither OpenCV nor Pillow to decode with")
+    assert img.shape == (H, W, 3)
+    assert_smpte(img, f"{f.stream} {f.id} (JPEG)")
