@@ -14,6 +14,7 @@ PACKAGES=(
   prometheus  # prometheus and promtool: e2e tests of monitoring/ (alert rules, dashboard queries)
   ffmpeg      # ffprobe/ffmpeg as independent RTSP clients in camsim tests; the comparison in make bench
   python3-numpy python3-redis python3-pytest python3-venv python3-pip python3-setuptools python3-wheel  # clients/python: make python-test
+  chromium    # the operator console's browser tests (e2e TestConsole*, driven by chromedp)
   python3-pil  # clients/python decodes JPEG frames with it (optional for users; make python-test checks the decoding)
 )
 PACKAGES+=("$@")

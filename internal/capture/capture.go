@@ -149,6 +149,7 @@ type Service struct {
 	shmN     atomic.Uint64 // numbers the shm segments of this run
 
 	metrics *telemetry.Metrics
+	history *stats.History // the console's charts
 	tracer  *telemetry.Tracer
 
 	applyMu  sync.Mutex        // one change of the camera set at a time; Run's shutdown takes it too
@@ -253,6 +254,7 @@ func New(cfg *config.Config, log *slog.Logger, opts Options) (*Service, error) {
 		return nil, err
 	}
 	s.metrics = telemetry.NewMetrics(s, nil, telemetry.BuildInfo{Version: opts.Version, GStreamer: gsthost.Version()})
+	s.history = stats.NewHistory(s.reg, s.metrics, 0, 0)
 	var err error
 	s.tracer, err = telemetry.NewTracer(context.Background(), s.metrics, telemetry.TracingOptions{
 		SampleRatio: cfg.Tracing.SampleRatio,
@@ -520,6 +522,8 @@ func (s *Service) Run(ctx context.Context) {
 	var watch sync.WaitGroup
 	watch.Add(1)
 	go func() { defer watch.Done(); s.pub.WatchMemory(pubCtx) }()
+	watch.Add(1)
+	go func() { defer watch.Done(); s.history.Run(pubCtx) }()
 	s.applyMu.Lock()
 	s.mu.Lock()
 	s.run = &running{ctx: ctx, pubCtx: pubCtx}

@@ -111,3 +111,11 @@ func TestCameraWriteErrors(t *testing.T) {
 	none := adminServer(nil)
 	assert.Equal(t, http.StatusServiceUnavailable, do(none, "PUT", "/api/v1/cameras/c1", adminTok, "{}").Code)
 }
+
+func (f *fakeAdmin) CameraEntry(_ context.Context, id string) (map[string]any, error) {
+	f.calls = append(f.calls, "entry "+id)
+	if f.err != nil {
+		return nil, f.err
+	}
+	return map[string]any{"url": "rtsp://host/" + id, "fps": 5}, nil
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gstcapture/internal/frame"
+	"gstcapture/internal/stats"
 )
 
 // Route is one HTTP route the server registers ("GET", "/api/v1/cameras/{id}");
@@ -39,7 +40,8 @@ func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
 // handle registers a route behind the access its path asks for.
 func (s *Server) handle(pattern string, h func(http.ResponseWriter, *http.Request)) {
 	method, path, _ := strings.Cut(pattern, " ")
-	s.routes = append(s.routes, Route{method, path})
+	// "/{$}" is the mux's way to say "/ and nothing under it".
+	s.routes = append(s.routes, Route{method, strings.TrimSuffix(path, "{$}")})
 	s.mux.HandleFunc(pattern, s.auth.wrap(s.auth.access(method, path), h))
 }
 
@@ -61,6 +63,19 @@ type CameraAdmin interface {
 	PutCamera(ctx context.Context, id string, body []byte, dryRun bool) (created bool, err error)
 	DeleteCamera(ctx context.Context, id string) error
 	RestartCamera(id string) error
+	// CameraEntry returns the camera API's stored entry of camera id (the
+	// console's edit form); a camera of the file is refused (409).
+	CameraEntry(ctx context.Context, id string) (map[string]any, error)
+}
+
+// CameraPages answers the console's camera page (*capture.Service); an
+// unknown id is an error.
+type CameraPages interface {
+	// Pipelines returns the camera's rendered launch strings, redacted.
+	Pipelines(id string) ([]stats.Pipeline, error)
+	// History returns the last minutes of fps, latency p99 and drops, and
+	// the newest state changes.
+	History(id string) (stats.CameraHistory, error)
 }
 
 // CameraError is a CameraAdmin's refusal: the HTTP status, the message and,
@@ -91,6 +106,11 @@ type ServerOptions struct {
 	// Fleet answers GET /api/v1/fleet; nil: this process is no replica of
 	// a fleet (fleet.enabled false).
 	Fleet FleetView
+	// Pages answers a camera's pipeline and history; nil: 404 there.
+	Pages CameraPages
+	// Console serves the operator console at / and /console/{file}
+	// (console.Handler); nil: 404 there.
+	Console http.Handler
 }
 
 // FleetView is the fleet this replica belongs to (*fleet.Fleet).
@@ -141,6 +161,60 @@ func NewServer(api API, c *Checker, o ServerOptions) *Server {
 	mux.handle("GET /openapi.yaml", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(o.OpenAPI)
+	})
+	console := o.Console
+	if console == nil {
+		console = http.NotFoundHandler()
+	}
+	mux.handle("GET /{$}", console.ServeHTTP)
+	mux.handle("GET /console/{file}", console.ServeHTTP)
+	mux.handle("GET /api/v1/session", func(w http.ResponseWriter, r *http.Request) {
+		scope := "admin"
+		if s.auth.Enabled() {
+			if got, _, _ := s.auth.scopeOf(r); got < Admin {
+				scope = "read"
+			}
+		}
+		WriteJSON(w, http.StatusOK, map[string]any{"scope": scope, "auth": s.auth.Enabled()})
+	})
+	mux.handle("GET /api/v1/cameras/{id}/pipeline", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		var p []stats.Pipeline
+		err := errors.New("no pipelines here")
+		if o.Pages != nil {
+			p, err = o.Pages.Pipelines(id)
+		}
+		if err != nil {
+			notFound(w, "unknown camera "+strconv.Quote(id))
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]any{"id": id, "pipelines": p})
+	})
+	mux.handle("GET /api/v1/cameras/{id}/history", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		var h stats.CameraHistory
+		err := errors.New("no history here")
+		if o.Pages != nil {
+			h, err = o.Pages.History(id)
+		}
+		if err != nil {
+			notFound(w, "unknown camera "+strconv.Quote(id))
+			return
+		}
+		WriteJSON(w, http.StatusOK, h)
+	})
+	mux.handle("GET /api/v1/cameras/{id}/entry", func(w http.ResponseWriter, r *http.Request) {
+		if o.Cameras == nil {
+			writeCameraError(w, nil)
+			return
+		}
+		id := r.PathValue("id")
+		entry, err := o.Cameras.CameraEntry(r.Context(), id)
+		if err != nil {
+			writeCameraError(w, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, map[string]any{"id": id, "source": "api", "entry": entry})
 	})
 	mux.handle("GET /api/v1/fleet", func(w http.ResponseWriter, r *http.Request) {
 		if o.Fleet == nil {

@@ -135,17 +135,19 @@ func (a *Auth) wrap(need Access, h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// access is the level each route asks for: the probes and the API
-// description are open, /metrics is open unless http.auth.metrics is
-// read, a change (any method but GET) needs admin, everything else needs
-// read.
+// access is the level each route asks for: the probes, the API
+// description and the console's files are open, /metrics is open unless
+// http.auth.metrics is read, a change (any method but GET) and a camera's
+// stored entry need admin, everything else needs read.
 func (a *Auth) access(method, path string) Access {
 	if method != http.MethodGet && method != http.MethodHead {
 		return Admin
 	}
 	switch path {
-	case "/healthz", "/readyz", "/openapi.yaml":
+	case "/healthz", "/readyz", "/openapi.yaml", "/{$}", "/console/{file}":
 		return Open
+	case "/api/v1/cameras/{id}/entry":
+		return Admin
 	case "/metrics":
 		if a == nil {
 			return Open

@@ -494,6 +494,25 @@ func (c *Controller) DeleteCamera(ctx context.Context, id string) error {
 	return nil
 }
 
+// CameraEntry implements health.CameraAdmin: the camera API's entry of
+// camera id as stored (the camera API refuses a clear password, so it
+// holds none), for the console's edit form.
+func (c *Controller) CameraEntry(ctx context.Context, id string) (map[string]any, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.fileCamera(id); err != nil {
+		return nil, err
+	}
+	if err := c.loadAPI(ctx); err != nil {
+		return nil, unavailable("read the camera API's cameras", err)
+	}
+	entry, ok := c.api[id]
+	if !ok {
+		return nil, &health.CameraError{Status: http.StatusNotFound, Message: fmt.Sprintf("unknown camera %q", id)}
+	}
+	return maps.Clone(entry), nil
+}
+
 // stored tells Options.Stored that the hash changed.
 func (c *Controller) stored() {
 	if c.opts.Stored != nil {

@@ -210,7 +210,23 @@ type Camera struct {
 	fps          fpsMeter
 	reconnectsBy map[ReconnectReason]uint64
 	errorsBy     map[ErrorType]uint64
+	// changes are the camera's newest state changes, oldest first, at most
+	// maxTransitions (the console's camera page).
+	changes []Transition
 }
+
+// Transition is one change of a camera's state and the error text (already
+// redacted) that caused it; "" when none did (a first frame, a restart).
+type Transition struct {
+	At     time.Time `json:"at"`
+	From   State     `json:"from"`
+	To     State     `json:"to"`
+	Reason string    `json:"reason"`
+}
+
+// maxTransitions bounds what a camera keeps of its state changes: a camera
+// that fails every retry changes state twice a retry, for months.
+const maxTransitions = 32
 
 // NewCamera returns counters for camera id in the starting state.
 func NewCamera(id string) *Camera {
@@ -365,13 +381,25 @@ func (c *Camera) SetState(s State, errText string) bool {
 	defer c.mu.Unlock()
 	changed := c.state != s
 	if changed {
+		now := time.Now()
+		if len(c.changes) == maxTransitions {
+			c.changes = append(c.changes[:0], c.changes[1:]...)
+		}
+		c.changes = append(c.changes, Transition{At: now, From: c.state, To: s, Reason: errText})
 		c.state = s
-		c.since = time.Now()
+		c.since = now
 	}
 	if errText != "" || s == StateStreaming {
 		c.lastError = errText
 	}
 	return changed
+}
+
+// Transitions returns the camera's newest state changes, oldest first.
+func (c *Camera) Transitions() []Transition {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Transition{}, c.changes...)
 }
 
 // SetDecoder records which codec and decoder element the camera runs, and

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	dto "github.com/prometheus/client_model/go"
 
 	"gstcapture/internal/frame"
 	"gstcapture/internal/stats"
@@ -156,6 +157,25 @@ func (m *Metrics) forget(id string) {
 	for _, v := range []*prometheus.HistogramVec{m.processing, m.latency, m.sinkLat} {
 		v.DeletePartialMatch(prometheus.Labels{"camera_id": id})
 	}
+}
+
+// LatencyBuckets implements stats.LatencySource with camera id's
+// rtsp_frame_latency_seconds histogram, for the in-process history.
+func (m *Metrics) LatencyBuckets(id string) (bounds []float64, cumulative []uint64, total uint64, ok bool) {
+	o := m.Camera(id)
+	if o == nil {
+		return nil, nil, 0, false
+	}
+	metric, isMetric := o.Latency.(prometheus.Metric)
+	var d dto.Metric
+	if !isMetric || metric.Write(&d) != nil || d.Histogram == nil {
+		return nil, nil, 0, false
+	}
+	for _, b := range d.Histogram.GetBucket() {
+		bounds = append(bounds, b.GetUpperBound())
+		cumulative = append(cumulative, b.GetCumulativeCount())
+	}
+	return bounds, cumulative, d.Histogram.GetSampleCount(), true
 }
 
 // Registry is what /metrics serves.

@@ -316,3 +316,22 @@ func TestReloadedMetrics(t *testing.T) {
 	assert.Equal(t, 0.0, count(ReloadApplied))
 	assert.GreaterOrEqual(t, gatherValue(t, m, "rtsp_config_last_reload_success_timestamp_seconds", nil), start)
 }
+
+func TestLatencyBuckets(t *testing.T) {
+	src := fakeSource{reg: newRegistry("cam-1")}
+	m := NewMetrics(src, []string{"cam-1"}, BuildInfo{})
+	_, _, _, ok := m.LatencyBuckets("nope")
+	assert.False(t, ok, "an unknown camera")
+	o := m.Camera("cam-1")
+	for _, v := range []float64{0.0005, 0.003, 0.003, 100} {
+		o.Latency.Observe(v)
+	}
+	bounds, cum, total, ok := m.LatencyBuckets("cam-1")
+	require.True(t, ok)
+	require.Len(t, cum, len(bounds))
+	assert.Equal(t, uint64(4), total, "the +Inf bucket counts the 100 s one")
+	assert.Equal(t, 0.001, bounds[0])
+	assert.Equal(t, uint64(1), cum[0], "0.5 ms is under 1 ms")
+	assert.Equal(t, uint64(3), cum[2], "3 ms is under 4 ms")
+	assert.Equal(t, uint64(3), cum[len(cum)-1], "100 s is past the last bound")
+}
