@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +78,25 @@ func TestDemo(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode, "the printed command works")
 	assert.Equal(t, "healthy", report.Status)
+
+	// The console it prints is served, and its admin token is one.
+	console := regexp.MustCompile(`Console: +(http://\S+/) +\(sign in with (\S+),`).FindStringSubmatch(out)
+	require.NotNil(t, console, "demo prints the console's address and admin token")
+	resp, err = rawHTTP.Get(console[1])
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Contains(t, string(page), "/console/app.js", "the console's page")
+	req, err = http.NewRequest("GET", strings.TrimSuffix(console[1], "/")+"/api/v1/session", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+console[2])
+	resp, err = rawHTTP.Do(req)
+	require.NoError(t, err)
+	var session struct{ Scope string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&session))
+	resp.Body.Close()
+	assert.Equal(t, "admin", session.Scope, "the printed console token may change cameras")
 
 	// Ctrl-C: the terminal sends SIGINT to the whole foreground group.
 	require.NoError(t, syscall.Kill(-pgid, syscall.SIGINT))

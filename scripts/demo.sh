@@ -28,9 +28,11 @@ grep -q "camsim ready" "$WORK/camsim.log" || { echo "demo: camsim did not start:
 export CAMSIM_ADDR="127.0.0.1:$RTSP_PORT"
 export GSTCAPTURE_REDIS__URL="redis://127.0.0.1:$REDIS_PORT/0"
 export GSTCAPTURE_HTTP__LISTEN="127.0.0.1:$HTTP_PORT"
-# The API wants a bearer token (http.auth): one read token for the demo.
+# The API wants a bearer token (http.auth): a read token for curl and an
+# admin token for the console's camera changes.
 TOKEN="demo-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-echo "read $TOKEN" >"$WORK/tokens"
+ADMIN_TOKEN="demo-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+printf 'read %s\nadmin %s\n' "$TOKEN" "$ADMIN_TOKEN" >"$WORK/tokens"
 chmod 600 "$WORK/tokens"
 export GSTCAPTURE_HTTP__AUTH__TOKENS_FILE="$WORK/tokens"
 bin/gstcapture run --config configs/demo.yaml 2>"$WORK/gstcapture.log" &
@@ -41,6 +43,7 @@ cat <<MSG
 gstcapture demo is running (logs in $WORK).
 
   Cameras (camsim):   rtsp://127.0.0.1:$RTSP_PORT/cam1 .. cam4   (control: http://127.0.0.1:$CONTROL_PORT/status)
+  Console:            http://127.0.0.1:$HTTP_PORT/   (sign in with $ADMIN_TOKEN, or the read token below to only look)
   Health:             curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$HTTP_PORT/health
   Readiness:          curl -si http://127.0.0.1:$HTTP_PORT/readyz
   Frames in Redis:    redis-cli -p $REDIS_PORT XLEN frames:cam1
