@@ -25,6 +25,7 @@ import (
 	"gstcapture/docs"
 	"gstcapture/internal/capture"
 	"gstcapture/internal/config"
+	"gstcapture/internal/console"
 	"gstcapture/internal/fleet"
 	"gstcapture/internal/gsthost"
 	"gstcapture/internal/health"
@@ -363,6 +364,8 @@ func cmdRun(args []string) int {
 		Auth:    auth,
 		Cameras: ctrl,
 		Fleet:   fleetView,
+		Pages:   svc,
+		Console: console.Handler(),
 	})
 	svc.Registry().OnRemove(handler.ForgetCamera)
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)

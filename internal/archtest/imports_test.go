@@ -67,6 +67,12 @@ var rules = []rule{
 		except: []string{"internal/gsthost", "internal/appsink"},
 		forbid: []string{goGst},
 	},
+	{
+		says:       "the console is files: it imports no gstcapture package, and talks to the service only over /api/v1",
+		pkgs:       []string{"internal/console"},
+		forbid:     []string{module},
+		transitive: true,
+	},
 }
 
 // pkg is the part of `go list -json` output the rules read.
