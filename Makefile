@@ -73,7 +73,7 @@ clean:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/ring/ ./internal/validate/ ./internal/publish/ ./internal/appsink/
 	$(GO) test -run '^$$' -bench ServeCPU -benchtime 10x ./cmd/camsim/
-	GSTCAPTURE_BENCH=1 GSTCAPTURE_BENCH_SECONDS=$(or $(BENCH_SECONDS),30) GSTCAPTURE_BENCH_OUT=$(CURDIR)/bench-results/macro.txt $(GO) test -count=1 -timeout 90m -run TestMacroBenchmark -v ./e2e/
+	GSTCAPTURE_BENCH=1 GSTCAPTURE_BENCH_SECONDS=$(or $(BENCH_SECONDS),30) GSTCAPTURE_BENCH_OUT=$(CURDIR)/bench-results/macro.txt $(GO) test -count=1 -timeout 90m -run 'TestMacroBenchmark|TestConsoleViewersBenchmark' -v ./e2e/
 
 # The GPU check kit (docs/gpu-kit.md): bin/gpu-kit/ and bin/gpu-kit.tar.gz,
 # at most 60 MiB; cached, so a second run with no input changed does nothing.
