@@ -202,3 +202,18 @@ func waitPublishing(t *testing.T, relay *proc, path string) {
 	require.Eventually(t, func() bool { return strings.Contains(relay.Output(), "rtsprelay publishing /"+path) },
 		30*time.Second, 50*time.Millisecond, "ffmpeg did not publish %s: %s", path, relay.Output())
 }
+
+// publishLoop has ffmpeg publish to the relay, at path, a 4 s H.264 clip
+// with B-frames (one keyframe a second) of the lavfi source src (e.g.
+// "testsrc2=size=640x360") at fps, looped, and waits until the relay has
+// it.
+func publishLoop(t *testing.T, relay string, relayProc *proc, path, src string, fps int) {
+	t.Helper()
+	clip := filepath.Join(t.TempDir(), path+".mp4")
+	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", fmt.Sprintf("%s:rate=%d", src, fps),
+		"-t", "4", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-bf", "2", "-g", fmt.Sprint(fps), clip).CombinedOutput()
+	require.NoError(t, err, "encode the relay's clip: %s", out)
+	start(t, nil, "ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
+		"-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", relay+"/"+path)
+	waitPublishing(t, relayProc, path)
+}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -120,13 +119,7 @@ func TestJPEGRelay(t *testing.T) {
 	const w, h = 320, 180
 	rd := testenv.StartRedis(t)
 	relay, relayProc := startRelay(t)
-	clip := filepath.Join(t.TempDir(), "bars.mp4")
-	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "smptebars=size=1280x720:rate=25",
-		"-t", "4", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-bf", "2", "-g", "25", clip).CombinedOutput()
-	require.NoError(t, err, "encode the relay's clip: %s", out)
-	start(t, nil, "ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
-		"-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", relay+"/bars")
-	waitPublishing(t, relayProc, "bars")
+	publishLoop(t, relay, relayProc, "bars", "smptebars=size=1280x720", 25)
 	svc := startService(t, streamConfig(rd.URL, camCfg{ID: "relayjpeg", URL: relay + "/bars", Format: "JPEG", Width: w, Height: h}))
 	rc := openFrames(t, rd)
 	rc.WaitPublished(svc, 40*time.Second, 5, "relayjpeg")

@@ -2,8 +2,6 @@ package e2e
 
 import (
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -27,13 +25,7 @@ func TestLiveRelayCamera(t *testing.T) {
 	rd := testenv.StartRedis(t)
 	rc := openFrames(t, rd)
 	relay, relayProc := startRelay(t)
-	clip := filepath.Join(t.TempDir(), "relay.mp4")
-	out, err := exec.Command("ffmpeg", "-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25",
-		"-t", "4", "-pix_fmt", "yuv420p", "-c:v", "libx264", "-bf", "2", "-g", "25", clip).CombinedOutput()
-	require.NoError(t, err, "encode the relay's clip: %s", out)
-	start(t, nil, "ffmpeg", "-nostdin", "-v", "error", "-re", "-stream_loop", "-1", "-i", clip,
-		"-c", "copy", "-f", "rtsp", "-rtsp_transport", "tcp", relay+"/live1")
-	waitPublishing(t, relayProc, "live1")
+	publishLoop(t, relay, relayProc, "live1", "testsrc2=size=640x360", 25)
 
 	sim := liveSim(t, 1)
 	cfg := liveConfig(rd.URL, simCams(sim, 1)...)
