@@ -134,11 +134,6 @@ func TestConsole(t *testing.T) {
 	sim := startCamsim(t, camsimOpts{Cameras: 4, Codec: "h264", Size: "320x240", FPS: 10, Control: true})
 	cfg := liveConfig(rd.URL, simCams(sim, 4)...)
 	cfg.StallTimeout = consoleStall.String()
-	// The default backoff (reconnect.initial 1s): a rebuild after the stall
-	// waits 0.5-1 s, while the card shows stalled. (camsim primes a new
-	// session of a stalled camera with one frame, so the camera is
-	// streaming again for one stall_timeout after each rebuild.)
-	cfg.Reconnect = reconnect{}
 	svc := startService(t, cfg)
 
 	// The camera the form adds streams from mediamtx's library (gortsplib)
@@ -187,6 +182,18 @@ func TestConsole(t *testing.T) {
 	stalled := time.Now()
 	within(t, ctx, consoleStall+2*time.Second, "cam2 stalled within stall_timeout + 2 s", waitJS(cardState("cam2")+` === 'stalled'`))
 	t.Logf("console: cam2's card stalled %s after the stall", time.Since(stalled).Round(100*time.Millisecond))
+	// It stays stalled across the rebuilds (backoff 0.5 s): camsim answers
+	// each new session of a stalled camera with one frame, and one frame is
+	// not a stream. The page records every state the card shows.
+	eval[bool](t, ctx, `(() => { window.cam2States = new Set();
+		window.cam2Watch = setInterval(() => window.cam2States.add(`+cardState("cam2")+`), 50); return true; })()`)
+	rebuilds0 := svc.metrics(t).mustValue(t, "rtsp_reconnects_total", "camera_id", "cam2", "reason", "stall")
+	time.Sleep(2*consoleStall + time.Second)
+	shown := eval[[]string](t, ctx, `(() => { clearInterval(window.cam2Watch); return [...window.cam2States]; })()`)
+	rebuilt := svc.metrics(t).mustValue(t, "rtsp_reconnects_total", "camera_id", "cam2", "reason", "stall") - rebuilds0
+	t.Logf("console: over %s of the stall, %v stall rebuilds, cam2's card showed %v", 2*consoleStall+time.Second, rebuilt, shown)
+	assert.GreaterOrEqual(t, rebuilt, 1.0, "the stalled camera was rebuilt while watched")
+	assert.Equal(t, []string{"stalled"}, shown, "cam2's card across its rebuilds while stalled")
 	sim.Do(2, "resume")
 	within(t, ctx, 30*time.Second, "cam2 streaming again", waitJS(cardState("cam2")+` === 'streaming'`))
 

@@ -83,6 +83,8 @@ type Ledger interface {
 	StreamCounts(skipped, decoderIn, decoderOut uint64)
 	// LastFrame is when the handler last took a frame (zero before one).
 	LastFrame() time.Time
+	// Captured counts the frames out of the appsink, handled or dropped.
+	Captured() uint64
 }
 
 // Supervisor owns one camera's pipeline: one goroutine (Run) builds it,
@@ -284,12 +286,20 @@ func (s *Supervisor) oversized(v uint64) outcome {
 // pollInterval is how often the owner reads the bus and checks frame age.
 const pollInterval = 50 * time.Millisecond
 
+// streamingFrames is how many frames a pipeline must deliver before its
+// camera is streaming and the backoff starts over. One frame is not a
+// stream: a camera (or relay) that answers every new session with a cached
+// keyframe and then hangs stayed "stalled" only for the backoff, showed
+// "streaming" for a stall_timeout after each rebuild, and was rebuilt at
+// the initial backoff for ever.
+const streamingFrames = 2
+
 // runOnce builds, plays and watches one pipeline until it fails or ctx ends.
 func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 	s.oversize.Store(0)
 	// The previous pipeline's frames were all handled when its teardown
 	// detached the sink: a newer frame is this pipeline's.
-	before := s.cam.LastFrame()
+	before, capturedBefore := s.cam.LastFrame(), s.cam.Captured()
 	launch, codec, out, ok := s.resolveLaunch(ctx)
 	if !ok {
 		return false, out
@@ -345,9 +355,9 @@ func (s *Supervisor) runOnce(ctx context.Context) (streamed bool, out outcome) {
 			return false, outcome{reason: stats.ReconnectNoFrames, state: stats.StateStalled, errType: stats.ErrStall,
 				text: fmt.Sprintf("no frame within %s of starting the pipeline", s.spec.firstFrameAllowance())}
 		case framed && now.Sub(laterOf(last, gatedAt)) > s.spec.StallTimeout:
-			return true, outcome{reason: stats.ReconnectStall, state: stats.StateStalled, errType: stats.ErrStall,
+			return streamed, outcome{reason: stats.ReconnectStall, state: stats.StateStalled, errType: stats.ErrStall,
 				text: fmt.Sprintf("no frame for %s (stall_timeout)", s.spec.StallTimeout)}
-		case framed && !streamed:
+		case framed && !streamed && s.cam.Captured()-capturedBefore >= streamingFrames:
 			streamed = true
 			s.setState(stats.StateStreaming, "")
 		}

@@ -125,6 +125,16 @@ func TestSupervisorWatchdog(t *testing.T) {
 	t.Logf("stall detected after %s (stall_timeout 1s)", elapsed)
 	assert.Less(t, elapsed, 3*time.Second)
 	assert.Equal(t, stats.StateStalled, cam.State())
+
+	// Every rebuilt pipeline delivers its first frame at once, then nothing:
+	// one frame a session is not a stream, so the camera stays stalled
+	// across rebuilds instead of showing streaming for a stall_timeout each.
+	require.Eventually(t, func() bool { return cam.ReconnectsByReason()["stall"] >= 3 }, 15*time.Second, 20*time.Millisecond)
+	assert.GreaterOrEqual(t, cam.Captured(), uint64(3), "each rebuilt pipeline delivered its first frame")
+	for _, tr := range cam.Transitions() {
+		assert.NotEqual(t, stats.StateStreaming, tr.To, "one frame a session turned the camera streaming: %+v", tr)
+	}
+	assert.Equal(t, stats.StateStalled, cam.State())
 }
 
 // A teardown that misses its deadline is abandoned and counted as frozen,
